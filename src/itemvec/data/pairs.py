@@ -1,0 +1,228 @@
+"""Id maps, weighted symmetric pairs from relation mentions, and the seeded train/validation/test split.
+
+Memory: the mentions are three flat arrays (int32 source, int32 target, uint8 relation), 9 bytes per
+mention; building the pairs sorts one int64 key per mention. Nothing here grows with the raw input size.
+"""
+
+from __future__ import annotations
+
+from array import array
+from dataclasses import dataclass
+
+import numpy as np
+
+from itemvec.errors import ConfigError
+
+# The reference study's weights: a pair's weight is the sum over the relation types that link it.
+DEFAULT_WEIGHTS = {"bought_together": 1.2, "also_bought": 1.0, "also_viewed": 0.5}
+DEFAULT_SPLIT = (0.667, 0.167, 0.166)
+
+
+class IdMap:
+    """Original string ids ↔ dense int32 ids, in order of first appearance.
+
+    A plain dict is the map: Python dicts keep insertion order, so the string of id ``i`` is the ``i``-th key.
+    """
+
+    def __init__(self, keys: list[str] | None = None) -> None:
+        self.index: dict[str, int] = {}
+        for key in keys or []:
+            self.index.setdefault(key, len(self.index))
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def add(self, key: str) -> int:
+        return self.index.setdefault(key, len(self.index))
+
+    def add_many(self, keys: list[str]) -> list[int]:
+        index = self.index
+        # len(index) is evaluated before the insertion, so a new key gets the next id.
+        return [index.setdefault(key, len(index)) for key in keys]
+
+    def keys(self) -> list[str]:
+        return list(self.index)
+
+    def lookup(self, keys: list[str]) -> np.ndarray:
+        """Dense ids of ``keys``; -1 for a key not in the map."""
+        get = self.index.get
+        return np.fromiter((get(k, -1) for k in keys), dtype=np.int64, count=len(keys))
+
+
+class MentionLog:
+    """Directed relation mentions ``(source, target, relation)`` appended while streaming."""
+
+    def __init__(self) -> None:
+        self.source = array("i")
+        self.target = array("i")
+        self.relation = array("B")
+        self.relation_names: list[str] = []
+        self._relation_code: dict[str, int] = {}
+
+    def code(self, name: str) -> int:
+        code = self._relation_code.get(name)
+        if code is None:
+            if len(self.relation_names) >= 16:
+                raise ConfigError(f"too many relation types (over 16): {self.relation_names + [name]}")
+            code = self._relation_code[name] = len(self.relation_names)
+            self.relation_names.append(name)
+        return code
+
+    def add(self, source: int, targets: list[int], relation: str) -> None:
+        n = len(targets)
+        if n == 0:
+            return
+        self.target.extend(targets)
+        self.source.extend(array("i", [source]) * n)
+        self.relation.extend(array("B", [self.code(relation)]) * n)
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return (
+            np.frombuffer(self.source, dtype=np.int32),
+            np.frombuffer(self.target, dtype=np.int32),
+            np.frombuffer(self.relation, dtype=np.uint8),
+        )
+
+
+@dataclass
+class Pairs:
+    """Unique undirected pairs: ``item_a < item_b`` (int32), summed ``weight`` and a ``relations`` bitmask
+    (bit ``k`` set when relation ``relation_names[k]`` links the pair)."""
+
+    item_a: np.ndarray
+    item_b: np.ndarray
+    weight: np.ndarray
+    relations: np.ndarray
+    relation_names: list[str]
+
+    def __len__(self) -> int:
+        return len(self.item_a)
+
+    def take(self, index: np.ndarray) -> Pairs:
+        return Pairs(self.item_a[index], self.item_b[index], self.weight[index], self.relations[index],
+                     self.relation_names)
+
+
+@dataclass
+class PairStats:
+    self_pairs_dropped: int
+    mentions_per_relation: dict[str, int]
+    unique_pairs_per_relation: dict[str, int]
+    pairs_per_relation: dict[str, int]
+
+
+def pair_keys(a: np.ndarray, b: np.ndarray, n_items: int) -> np.ndarray:
+    """One int64 key per unordered pair: ``min * n_items + max``."""
+    lo = np.minimum(a, b).astype(np.int64)
+    hi = np.maximum(a, b).astype(np.int64)
+    return lo * np.int64(n_items) + hi
+
+
+def build_pairs(
+    source: np.ndarray,
+    target: np.ndarray,
+    relation: np.ndarray,
+    relation_names: list[str],
+    n_items: int,
+    weights: dict[str, float],
+    pair_weight: np.ndarray | None = None,
+) -> tuple[Pairs, PairStats]:
+    """Merge directed mentions into unique weighted undirected pairs.
+
+    A relation links a pair once, however many times and in whichever direction it is mentioned (a product
+    listed twice, or two products listing each other, is not double counted). A pair's weight is the sum of
+    the weights of the relation types that link it; types without a weight (or weight 0) make no pairs but are
+    counted. Self pairs are dropped and counted. ``pair_weight`` (edge lists) replaces the type weight with a
+    per-mention weight; duplicates of one pair then keep the largest.
+    """
+    n_types = max(len(relation_names), 1)
+    is_self = source == target
+    keep = ~is_self
+    source, target, relation = source[keep], target[keep], relation[keep]
+    mentions = {name: int(c) for name, c in zip(relation_names, np.bincount(relation, minlength=n_types))}
+    keys = pair_keys(source, target, n_items)
+    combo = keys * np.int64(n_types) + relation.astype(np.int64)
+    if pair_weight is not None:
+        mention_weight = pair_weight[keep].astype(np.float64)
+        order = np.lexsort((-mention_weight, combo))
+        combo_sorted = combo[order]
+        first = np.ones(len(combo_sorted), dtype=bool)
+        first[1:] = combo_sorted[1:] != combo_sorted[:-1]
+        combo_unique = combo_sorted[first]
+        combo_weight = mention_weight[order][first]
+    else:
+        combo_unique = np.unique(combo)
+        type_weight = np.array([float(weights.get(name, 0.0)) for name in relation_names] or [0.0])
+        combo_weight = type_weight[combo_unique % n_types]
+    del combo, keys
+    rel_unique = (combo_unique % n_types).astype(np.int64)
+    unique_per_relation = {name: int(c) for name, c in
+                           zip(relation_names, np.bincount(rel_unique, minlength=n_types))}
+    weighted = combo_weight > 0
+    combo_unique, rel_unique, combo_weight = combo_unique[weighted], rel_unique[weighted], combo_weight[weighted]
+    key_unique = combo_unique // n_types
+    starts = np.flatnonzero(np.r_[True, key_unique[1:] != key_unique[:-1]]) if len(key_unique) else np.array([], int)
+    pair_key = key_unique[starts]
+    weight = np.add.reduceat(combo_weight, starts) if len(starts) else np.array([], np.float64)
+    bits = np.left_shift(np.uint16(1), rel_unique.astype(np.uint16))
+    relations = np.bitwise_or.reduceat(bits, starts) if len(starts) else np.array([], np.uint16)
+    pairs = Pairs(
+        item_a=(pair_key // n_items).astype(np.int32),
+        item_b=(pair_key % n_items).astype(np.int32),
+        weight=weight.astype(np.float32),
+        relations=relations.astype(np.uint16),
+        relation_names=list(relation_names),
+    )
+    per_relation = {name: int(np.count_nonzero(pairs.relations & (1 << k)))
+                    for k, name in enumerate(relation_names)}
+    stats = PairStats(int(is_self.sum()), mentions, unique_per_relation, per_relation)
+    return pairs, stats
+
+
+def parse_weights(text: str | None) -> dict[str, float]:
+    """``"bought_together=1.2,also_bought=1.0"`` → dict; None → the reference study's defaults."""
+    if text is None or not text.strip():
+        return dict(DEFAULT_WEIGHTS)
+    from itemvec.data.amazon import RELATION_ALIASES
+
+    weights: dict[str, float] = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        name = RELATION_ALIASES.get(name.strip(), name.strip())
+        try:
+            weights[name] = float(value)
+        except ValueError:
+            raise ConfigError(f"--weights: expected NAME=NUMBER, got {part.strip()!r}") from None
+        if not sep or not name:
+            raise ConfigError(f"--weights: expected NAME=NUMBER, got {part.strip()!r}")
+        if weights[name] < 0:
+            raise ConfigError(f"--weights: {name} must not be negative")
+    return weights
+
+
+def parse_split(text: str | None) -> tuple[float, float, float]:
+    """``"0.667,0.167,0.166"`` → fractions summing to 1 (within 1e-3; then normalised)."""
+    if text is None or not text.strip():
+        return DEFAULT_SPLIT
+    try:
+        parts = tuple(float(p) for p in text.split(","))
+    except ValueError:
+        raise ConfigError(f"--split: expected TRAIN,VAL,TEST fractions, got {text!r}") from None
+    if len(parts) != 3 or any(p < 0 for p in parts) or parts[0] <= 0 or abs(sum(parts) - 1) > 1e-3:
+        raise ConfigError(f"--split: expected three non-negative fractions summing to 1, got {text!r}")
+    total = sum(parts)
+    return (parts[0] / total, parts[1] / total, parts[2] / total)
+
+
+def split_indices(n_pairs: int, fractions: tuple[float, float, float], seed: int) -> list[np.ndarray]:
+    """A seeded random partition of ``range(n_pairs)`` into train / validation / test (each sorted)."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(n_pairs)
+    n_train = int(round(n_pairs * fractions[0]))
+    n_val = int(round(n_pairs * fractions[1]))
+    n_val = min(n_val, n_pairs - n_train)
+    parts = [order[:n_train], order[n_train:n_train + n_val], order[n_train + n_val:]]
+    return [np.sort(p) for p in parts]

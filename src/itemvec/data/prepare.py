@@ -1,0 +1,379 @@
+"""`itemvec prepare`: raw files → DATA_DIR (products, weighted pairs, seeded split with negatives, manifest).
+
+Memory held while streaming: the id map (one dict entry per product), the metadata columns of products that
+have a line, and 9 bytes per relation mention; the raw input is never held (it is read in 1 MB chunks).
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+from itemvec.data.amazon import RELATION_TYPES, RecordError, detect_format, parse_line
+from itemvec.data.io import LineReader, atomic_directory
+from itemvec.data.pairs import (
+    DEFAULT_SPLIT,
+    DEFAULT_WEIGHTS,
+    IdMap,
+    MentionLog,
+    Pairs,
+    build_pairs,
+    pair_keys,
+    split_indices,
+)
+from itemvec.data.sampling import degree_matched_negatives, uniform_negatives
+from itemvec.data.store import write_json, write_negatives, write_pairs
+from itemvec.errors import InputError
+
+EXAMPLES_PER_REASON = 5
+DEFAULT_MAX_BAD_FRACTION = 0.01
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MB (Linux reports ru_maxrss in KB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+@dataclass
+class ReadReport:
+    """What reading the inputs did; becomes part of manifest.json. records_read = parsed + rejected."""
+
+    files: list[dict] = field(default_factory=list)
+    lines_read: int = 0
+    blank_lines: int = 0
+    records_read: int = 0
+    records_parsed: int = 0
+    rejected: Counter = field(default_factory=Counter)
+    rejected_examples: dict[str, list[str]] = field(default_factory=dict)
+    duplicate_records: int = 0
+    truncated_files: list[dict] = field(default_factory=list)
+
+    def reject(self, reason: str, where: str, detail: str) -> None:
+        self.rejected[reason] += 1
+        examples = self.rejected_examples.setdefault(reason, [])
+        if len(examples) < EXAMPLES_PER_REASON:
+            examples.append(f"{where}: {detail}")
+
+    @property
+    def records_rejected(self) -> int:
+        return sum(self.rejected.values())
+
+    def check(self, max_bad_fraction: float) -> None:
+        if self.records_read == 0:
+            names = ", ".join(f["path"] for f in self.files)
+            raise InputError(f"{names}: no records found (only blank lines)")
+        bad = self.records_rejected
+        if bad > max_bad_fraction * self.records_read:
+            reason, _ = self.rejected.most_common(1)[0]
+            first = self.rejected_examples[reason][0]
+            raise InputError(
+                f"{bad} of {self.records_read} records rejected ({bad / self.records_read:.1%}, over "
+                f"--max-bad-fraction {max_bad_fraction:.1%}); most common: {reason}, first at {first}")
+
+    def as_dict(self) -> dict:
+        return {
+            "files": self.files,
+            "lines_read": self.lines_read,
+            "blank_lines": self.blank_lines,
+            "records_read": self.records_read,
+            "records_parsed": self.records_parsed,
+            "records_rejected": self.records_rejected,
+            "rejected_by_reason": dict(self.rejected),
+            "rejected_examples": self.rejected_examples,
+            "duplicate_records_merged": self.duplicate_records,
+            "truncated_files": self.truncated_files,
+        }
+
+
+def _read_lines(paths: Sequence[Path], report: ReadReport, progress: bool, log: Callable[[str], None]):
+    """Yield ``(where, line)`` over all files; records truncation and per-file counts in ``report``."""
+    readers = [LineReader(Path(p)) for p in paths]
+    total = sum(r.size_bytes for r in readers)
+    with tqdm(total=total, unit="B", unit_scale=True, desc="reading", disable=not progress,
+              file=sys.stderr, mininterval=0.5) as bar:
+        for reader in readers:
+            reader.on_bytes = bar.update
+            before = report.records_read
+            for number, line in reader:
+                report.lines_read += 1
+                if not line.strip():
+                    report.blank_lines += 1
+                    continue
+                report.records_read += 1
+                yield reader, f"{reader.path}:{number}", line
+            info = {"path": str(reader.path), "gzip": reader.compressed, "lines": reader.lines_read,
+                    "records": report.records_read - before}
+            if reader.truncated:
+                where = f"{reader.path}:{reader.truncated_after_line + 1}"
+                message = (f"warning: {reader.path}: {reader.truncation_reason}; kept the "
+                           f"{reader.truncated_after_line} complete lines before line {reader.truncated_after_line + 1}")
+                log(message)
+                info["truncated"] = reader.truncation_reason
+                report.truncated_files.append({"path": str(reader.path), "reason": reader.truncation_reason,
+                                               "complete_lines": reader.truncated_after_line})
+                if reader.partial_last_line.strip():
+                    # The cut line is a record we saw but could not read: count it, never drop it silently.
+                    report.lines_read += 1
+                    report.records_read += 1
+                    info["records"] += 1
+                    report.reject("truncated_line", where, "line cut off by the end of the compressed stream")
+            report.files.append(info)
+
+
+class _MetadataColumns:
+    """Columns of the products that have a metadata line, merged across duplicate lines."""
+
+    NAMES = ("title", "brand", "categories", "price", "sales_rank", "sales_rank_category", "description")
+
+    def __init__(self) -> None:
+        self.item: list[int] = []
+        self.row_of: dict[int, int] = {}
+        self.columns: dict[str, list] = {name: [] for name in self.NAMES}
+
+    def add(self, item: int, product) -> bool:
+        """Store a product's fields; returns True when the item already had a line (fields merge: first wins)."""
+        row = self.row_of.get(item)
+        if row is None:
+            self.row_of[item] = len(self.item)
+            self.item.append(item)
+            for name in self.NAMES:
+                self.columns[name].append(getattr(product, name))
+            return False
+        for name in self.NAMES:
+            if self.columns[name][row] is None:
+                self.columns[name][row] = getattr(product, name)
+        return True
+
+    def table(self, asins: list[str]) -> pa.Table:
+        n = len(asins)
+        rows = np.full(n, -1, dtype=np.int64)
+        rows[np.asarray(self.item, dtype=np.int64)] = np.arange(len(self.item))
+        take = pa.array(rows, mask=rows < 0)
+        types = {"title": pa.string(), "brand": pa.string(), "categories": pa.list_(pa.list_(pa.string())),
+                 "price": pa.float64(), "sales_rank": pa.int64(), "sales_rank_category": pa.string(),
+                 "description": pa.string()}
+        data = {
+            "id": pa.array(np.arange(n, dtype=np.int32)),
+            "asin": pa.array(asins, pa.string()),
+            "has_metadata": pa.array(rows >= 0),
+        }
+        for name in self.NAMES:
+            data[name] = pa.array(self.columns[name], types[name]).take(take) if n else pa.array([], types[name])
+        return pa.table(data)
+
+
+def read_amazon(paths: Sequence[Path], *, progress: bool = True, log: Callable[[str], None] = _stderr):
+    """Stream Amazon metadata files into (IdMap, MentionLog, metadata columns, ReadReport)."""
+    ids = IdMap()
+    mentions = MentionLog()
+    for name in RELATION_TYPES:  # fixed bit order for the standard types
+        mentions.code(name)
+    meta = _MetadataColumns()
+    report = ReadReport()
+    formats: dict[str, str] = {}  # per file, from its first record
+    for reader, where, line in _read_lines(paths, report, progress, log):
+        fmt = formats.get(str(reader.path))
+        if fmt is None:
+            fmt = formats[str(reader.path)] = detect_format(line)
+        try:
+            product = parse_line(line, fmt)
+        except RecordError as exc:
+            report.reject(exc.reason, where, str(exc))
+            continue
+        report.records_parsed += 1
+        item = ids.add(product.asin)
+        if meta.add(item, product):
+            report.duplicate_records += 1
+        for relation, partners in product.related.items():
+            mentions.add(item, ids.add_many(partners), relation)
+    for info in report.files:
+        info["format"] = formats.get(info["path"])
+    return ids, mentions, meta, report
+
+
+def read_edges(paths: Sequence[Path], *, progress: bool = True, log: Callable[[str], None] = _stderr):
+    """Stream plain edge lists (``a b [weight]`` per line, ``#`` comments, as the SNAP graphs)."""
+    ids = IdMap()
+    source: list[int] = []
+    target: list[int] = []
+    weight: list[float] = []
+    report = ReadReport()
+    for _reader, where, line in _read_lines(paths, report, progress, log):
+        if line.lstrip().startswith(b"#"):
+            report.records_read -= 1
+            report.blank_lines += 1  # comments count as non-records, like blank lines
+            continue
+        fields = line.split()
+        if len(fields) not in (2, 3):
+            report.reject("bad_fields", where, f"expected 2 or 3 fields (a b [weight]), found {len(fields)}")
+            continue
+        w = 1.0
+        if len(fields) == 3:
+            try:
+                w = float(fields[2])
+            except ValueError:
+                report.reject("bad_weight", where, f"weight {fields[2][:20]!r} is not a number")
+                continue
+            if not np.isfinite(w) or w <= 0:
+                report.reject("bad_weight", where, f"weight {w} must be a positive number")
+                continue
+        try:
+            a, b = fields[0].decode("utf-8"), fields[1].decode("utf-8")
+        except UnicodeDecodeError:
+            report.reject("bad_encoding", where, "ids are not UTF-8")
+            continue
+        report.records_parsed += 1
+        source.append(ids.add(a))
+        target.append(ids.add(b))
+        weight.append(w)
+    return ids, np.asarray(source, np.int32), np.asarray(target, np.int32), np.asarray(weight), report
+
+
+def _split_and_negatives(pairs: Pairs, n_items: int, fractions, seed: int) -> dict:
+    """Split the pairs and draw validation/test negatives; returns the parts as arrays."""
+    rng = np.random.default_rng(seed + 1)  # the split uses `seed`; negatives a stream of their own
+    train_idx, val_idx, test_idx = split_indices(len(pairs), fractions, seed)
+    known = np.sort(pair_keys(pairs.item_a, pairs.item_b, n_items))
+    degree = np.bincount(np.concatenate([pairs.item_a, pairs.item_b]), minlength=n_items)
+    nodes = np.flatnonzero(degree > 0)
+    endpoints = np.concatenate([pairs.item_a, pairs.item_b])
+    parts = {"train": pairs.take(train_idx), "validation": pairs.take(val_idx), "test": pairs.take(test_idx)}
+    negatives = {}
+    uniform_a, uniform_b = uniform_negatives(len(val_idx) + len(test_idx), nodes, known, n_items, rng)
+    negatives["validation_negatives"] = (uniform_a[:len(val_idx)], uniform_b[:len(val_idx)])
+    negatives["test_negatives"] = (uniform_a[len(val_idx):], uniform_b[len(val_idx):])
+    val = parts["validation"]
+    da, db = degree_matched_negatives(val.item_a, val.item_b, endpoints, known, n_items, rng)
+    negatives["validation_negatives_degree"] = (da, db)
+    test = parts["test"]
+    ta, tb = degree_matched_negatives(test.item_a, test.item_b, endpoints, known, n_items, rng,
+                                      exclude_sorted=np.sort(pair_keys(da, db, n_items)))
+    negatives["test_negatives_degree"] = (ta, tb)
+    return {"parts": parts, "negatives": negatives, "nodes": len(nodes)}
+
+
+def _write_data_dir(out: Path, *, products: pa.Table, asins: list[str], pairs: Pairs, fractions, seed: int,
+                    manifest: dict, started: float, progress: bool) -> dict:
+    split = _split_and_negatives(pairs, len(asins), fractions, seed)
+    with atomic_directory(out) as tmp:
+        (tmp / "split").mkdir()
+        pq.write_table(products, tmp / "products.parquet")
+        pq.write_table(pa.table({"id": pa.array(np.arange(len(asins), dtype=np.int32)),
+                                 "asin": pa.array(asins, pa.string())}), tmp / "id_map.parquet")
+        write_pairs(tmp / "pairs.parquet", pairs)
+        for name, part in split["parts"].items():
+            write_pairs(tmp / "split" / f"{name}.parquet", part)
+        for name, (a, b) in split["negatives"].items():
+            write_negatives(tmp / "split" / f"{name}.parquet", a, b)
+        manifest.update({
+            "n_items": len(asins),
+            "graph_nodes": split["nodes"],
+            "unique_pairs": len(pairs),
+            "pairs_per_part": {name: len(part) for name, part in split["parts"].items()},
+            "negatives": {name: len(a) for name, (a, _) in split["negatives"].items()},
+            "split_fractions": list(fractions),
+            "seed": seed,
+            "relation_bits": {name: 1 << k for k, name in enumerate(pairs.relation_names)},
+            "seconds": round(time.perf_counter() - started, 3),
+            "peak_rss_mb": round(peak_rss_mb(), 1),
+        })
+        write_json(tmp / "manifest.json", manifest)
+    return manifest
+
+
+def prepare_amazon(paths: Sequence[str | Path], out: str | Path, *, weights: dict[str, float] | None = None,
+                   split: tuple[float, float, float] = DEFAULT_SPLIT, seed: int = 0,
+                   max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION, progress: bool = True,
+                   log: Callable[[str], None] = _stderr) -> dict:
+    """Prepare Amazon 2014/2018 metadata files into ``out``; returns the manifest."""
+    started = time.perf_counter()
+    weights = dict(DEFAULT_WEIGHTS if weights is None else weights)
+    paths = [Path(p) for p in paths]
+    ids, mentions, meta, report = read_amazon(paths, progress=progress, log=log)
+    report.check(max_bad_fraction)
+    source, target, relation = mentions.arrays()
+    pairs, stats = build_pairs(source, target, relation, mentions.relation_names, len(ids), weights)
+    if len(pairs) == 0:
+        raise InputError(f"{', '.join(map(str, paths))}: no weighted product pairs found "
+                         f"(relation mentions: {stats.mentions_per_relation}; weights: {weights})")
+    asins = ids.keys()
+    manifest = {
+        "source": "amazon",
+        **report.as_dict(),
+        "products_with_metadata": len(meta.item),
+        "products_referenced": len(ids),
+        "products_referenced_only": len(ids) - len(meta.item),
+        "weights": weights,
+        "relation_mentions": stats.mentions_per_relation,
+        "relation_unique_pairs": stats.unique_pairs_per_relation,
+        "pairs_per_relation": stats.pairs_per_relation,
+        "self_pairs_dropped": stats.self_pairs_dropped,
+        "unweighted_relations": sorted(n for n in mentions.relation_names if weights.get(n, 0) <= 0),
+    }
+    return _write_data_dir(Path(out), products=meta.table(asins), asins=asins, pairs=pairs, fractions=split,
+                           seed=seed, manifest=manifest, started=started, progress=progress)
+
+
+def prepare_edges(paths: Sequence[str | Path], out: str | Path, *,
+                  split: tuple[float, float, float] = DEFAULT_SPLIT, seed: int = 0,
+                  max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION, progress: bool = True,
+                  log: Callable[[str], None] = _stderr) -> dict:
+    """Prepare plain edge lists into ``out``. Directed edges become undirected pairs; a pair listed more
+    than once keeps its largest weight."""
+    started = time.perf_counter()
+    paths = [Path(p) for p in paths]
+    ids, source, target, weight, report = read_edges(paths, progress=progress, log=log)
+    report.check(max_bad_fraction)
+    relation = np.zeros(len(source), np.uint8)
+    pairs, stats = build_pairs(source, target, relation, ["edge"], len(ids), {"edge": 1.0}, pair_weight=weight)
+    if len(pairs) == 0:
+        raise InputError(f"{', '.join(map(str, paths))}: no pairs (only self loops?)")
+    asins = ids.keys()
+    products = pa.table({"id": pa.array(np.arange(len(asins), dtype=np.int32)),
+                         "asin": pa.array(asins, pa.string()),
+                         "has_metadata": pa.array(np.zeros(len(asins), bool))})
+    manifest = {
+        "source": "edges",
+        **report.as_dict(),
+        "products_with_metadata": 0,
+        "products_referenced": len(ids),
+        "weights": {"edge": "from the file (1.0 when absent); the largest of duplicate mentions"},
+        "relation_mentions": stats.mentions_per_relation,
+        "pairs_per_relation": stats.pairs_per_relation,
+        "self_pairs_dropped": stats.self_pairs_dropped,
+    }
+    return _write_data_dir(Path(out), products=products, asins=asins, pairs=pairs, fractions=split, seed=seed,
+                           manifest=manifest, started=started, progress=progress)
+
+
+def summary_lines(manifest: dict) -> list[str]:
+    """A short human summary of a manifest, for the CLI."""
+    parts = manifest["pairs_per_part"]
+    lines = [
+        f"records read {manifest['records_read']:,} = parsed {manifest['records_parsed']:,} "
+        f"+ rejected {manifest['records_rejected']:,}"
+        + (f" {manifest['rejected_by_reason']}" if manifest["records_rejected"] else ""),
+        f"products {manifest['n_items']:,} ({manifest['products_with_metadata']:,} with metadata), "
+        f"graph nodes {manifest['graph_nodes']:,}",
+        f"unique pairs {manifest['unique_pairs']:,}: train {parts['train']:,}, validation "
+        f"{parts['validation']:,}, test {parts['test']:,}",
+        f"pairs per relation {manifest['pairs_per_relation']}",
+        f"{manifest['seconds']:.1f} s, peak memory {manifest['peak_rss_mb']:.0f} MB",
+    ]
+    if manifest.get("truncated_files"):
+        lines.append(f"truncated inputs: {manifest['truncated_files']}")
+    return lines

@@ -12,6 +12,7 @@ import numpy as np
 from itemvec.data.pairs import pair_keys
 
 MAX_ROUNDS = 200
+DEGREE_ROUNDS = 50  # after this many rounds, degree-matched slots fall back to a uniform partner
 
 
 def _in_sorted(keys: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
@@ -23,15 +24,15 @@ def _in_sorted(keys: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
 
 
 def _fill(n: int, propose, known_sorted: np.ndarray, n_items: int, exclude_sorted: np.ndarray | None):
-    """Draw until ``n`` acceptable pairs; ``propose(idx)`` returns candidate (a, b) for slots ``idx``."""
+    """Draw until ``n`` acceptable pairs; ``propose(idx, round)`` returns candidate (a, b) for slots ``idx``."""
     a = np.full(n, -1, dtype=np.int64)
     b = np.full(n, -1, dtype=np.int64)
     todo = np.arange(n)
     accepted = np.empty(0, dtype=np.int64)
-    for _ in range(MAX_ROUNDS):
+    for round_number in range(MAX_ROUNDS):
         if len(todo) == 0:
             break
-        ca, cb = propose(todo)
+        ca, cb = propose(todo, round_number)
         keys = pair_keys(ca, cb, n_items)
         ok = (ca != cb) & ~_in_sorted(keys, known_sorted)
         if exclude_sorted is not None:
@@ -59,7 +60,7 @@ def uniform_negatives(n: int, nodes: np.ndarray, known_sorted: np.ndarray, n_ite
     """``n`` pairs with both items drawn uniformly from ``nodes``. Returns ``(item_a, item_b)``, a < b."""
     nodes = np.asarray(nodes, dtype=np.int64)
 
-    def propose(idx):
+    def propose(idx, _round):
         return nodes[rng.integers(0, len(nodes), len(idx))], nodes[rng.integers(0, len(nodes), len(idx))]
 
     return _fill(n, propose, known_sorted, n_items, exclude_sorted)
@@ -67,15 +68,20 @@ def uniform_negatives(n: int, nodes: np.ndarray, known_sorted: np.ndarray, n_ite
 
 def degree_matched_negatives(pos_a: np.ndarray, pos_b: np.ndarray, endpoints: np.ndarray,
                              known_sorted: np.ndarray, n_items: int, rng: np.random.Generator,
-                             exclude_sorted: np.ndarray | None = None):
+                             exclude_sorted: np.ndarray | None = None, nodes: np.ndarray | None = None):
     """One negative per positive pair: keep one of its items (chosen by a fair coin) and replace the other by
     an item drawn with probability proportional to its degree (a uniform draw from ``endpoints``, the list of
     both ends of every pair). Both sides of the negatives then follow the positives' degree distribution, so
-    popularity alone cannot separate them."""
+    popularity alone cannot separate them. A slot that finds no acceptable partner in ``DEGREE_ROUNDS`` rounds
+    (a kept item linked to nearly every popular item) takes a uniform partner from ``nodes`` (default: the
+    distinct endpoints) instead."""
     keep = np.where(rng.random(len(pos_a)) < 0.5, pos_a, pos_b).astype(np.int64)
     endpoints = np.asarray(endpoints, dtype=np.int64)
+    fallback = np.unique(endpoints) if nodes is None else np.asarray(nodes, dtype=np.int64)
 
-    def propose(idx):
+    def propose(idx, round_number):
+        if round_number >= DEGREE_ROUNDS:
+            return keep[idx], fallback[rng.integers(0, len(fallback), len(idx))]
         return keep[idx], endpoints[rng.integers(0, len(endpoints), len(idx))]
 
     return _fill(len(pos_a), propose, known_sorted, n_items, exclude_sorted)

@@ -1,0 +1,369 @@
+"""The data pipeline: format fixtures made in code, weights, split, negatives, bad input, determinism, CLI."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from itemvec.data.amazon import parse_line, parse_python_literal
+from itemvec.data.io import LineReader
+from itemvec.data.pairs import build_pairs, pair_keys, parse_split, parse_weights, split_indices
+from itemvec.data.prepare import prepare_amazon, prepare_edges
+from itemvec.data.sampling import degree_matched_negatives, uniform_negatives
+from itemvec.data.store import DataDir
+from itemvec.errors import ConfigError, InputError
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def line_2014(asin, related=None, **fields):
+    record = {"asin": asin, **fields}
+    if related is not None:
+        record["related"] = related
+    return repr(record)
+
+
+def line_2018(asin, also_buy=(), also_view=(), **fields):
+    return json.dumps({"asin": asin, "also_buy": list(also_buy), "also_view": list(also_view), **fields})
+
+
+def write(path: Path, lines, gz=False):
+    text = "\n".join(lines) + "\n"
+    if gz:
+        with gzip.open(path, "wt", encoding="utf-8") as handle:
+            handle.write(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def ring_catalogue(n=60, width=3):
+    """Each product lists its next `width` neighbours as also_bought, so every pair is known in advance."""
+    lines = []
+    for i in range(n):
+        partners = [f"P{(i + k) % n:04d}" for k in range(1, width + 1)]
+        lines.append(line_2014(f"P{i:04d}", {"also_bought": partners}, title=f"Product {i}", price=float(i)))
+    return lines
+
+
+# ---------------------------------------------------------------- parsing
+
+
+def test_parse_2014_literal_matches_literal_eval_on_tricky_strings():
+    import ast
+
+    tricky = [
+        line_2014("A1", {"also_bought": ["B1"]}, title="It's a \"quoted\" title", price=3.5),
+        line_2014("A2", title="Caf\u00e9 \\ back\\slash \t tab", description="line\nbreak"),
+        line_2014("A3", title="emoji \U0001F600", salesRank={"Toys": 12}, categories=[["A", "B"], ["C"]]),
+        "{'asin': 'A4', 'flag': True, 'none': None}",  # not JSON5: falls back to ast.literal_eval
+        "{'asin': u'A5', 'title': u'old style'}",
+    ]
+    for text in tricky:
+        assert parse_python_literal(text.encode()) == ast.literal_eval(text)
+
+
+def test_parse_normalises_both_formats():
+    p14 = parse_line(line_2014("X", {"also_bought": ["Y"], "bought_together": ["Z"]}, brand="Acme", price=2.5,
+                               salesRank={"Music": 42}, categories=[["Music", "Guitars"]]).encode(), "2014")
+    p18 = parse_line(line_2018("X", ["Y"], ["W"], brand="Acme", price="$1,299.99", rank="1,234 in Books (",
+                               category=["Books", "Poetry"], description=["a", "b"]).encode(), "2018")
+    assert p14.related == {"also_bought": ["Y"], "bought_together": ["Z"]}
+    assert (p14.brand, p14.price, p14.sales_rank, p14.sales_rank_category) == ("Acme", 2.5, 42, "Music")
+    assert p18.related == {"also_bought": ["Y"], "also_viewed": ["W"]}
+    assert (p18.price, p18.sales_rank, p18.sales_rank_category) == (1299.99, 1234, "Books")
+    assert p18.categories == [["Books", "Poetry"]] and p18.description == "a\nb"
+
+
+def test_python_eval_is_never_used():
+    payload = "{'asin': __import__('os').system('echo pwned')}"
+    from itemvec.data.amazon import RecordError
+
+    with pytest.raises(RecordError):
+        parse_python_literal(payload.encode())
+
+
+# ---------------------------------------------------------------- pairs and weights
+
+
+def test_weights_sum_over_relation_types_and_mentions_are_not_double_counted(tmp_path):
+    lines = [
+        line_2014("A", {"bought_together": ["B"], "also_bought": ["B", "C"], "also_viewed": ["B", "D"]}),
+        line_2014("B", {"also_bought": ["A"], "buy_after_viewing": ["C"]}),  # repeats A-B also_bought
+        line_2014("A", {"also_bought": ["B"]}),  # a duplicate asin line: merged, not double counted
+        line_2014("C", {"also_viewed": ["C"]}),  # a self pair: dropped
+    ] + ring_catalogue(30)
+    manifest = prepare_amazon([write(tmp_path / "m.json", lines)], tmp_path / "d", progress=False)
+    data = DataDir(tmp_path / "d")
+    pairs = data.pairs()
+    asin = data.asins
+    weight = {(asin[a], asin[b]): w for a, b, w in zip(pairs.item_a, pairs.item_b, pairs.weight)}
+    norm = {tuple(sorted(k)): v for k, v in weight.items()}
+    assert norm[("A", "B")] == np.float32(1.2 + 1.0 + 0.5)
+    assert norm[("A", "C")] == np.float32(1.0)
+    assert norm[("A", "D")] == np.float32(0.5)
+    assert ("B", "C") not in norm  # buy_after_viewing has no weight by default
+    assert manifest["self_pairs_dropped"] == 1
+    assert manifest["duplicate_records_merged"] == 1
+    assert manifest["relation_mentions"]["buy_after_viewing"] == 1
+    assert (pairs.item_a < pairs.item_b).all()
+    # Custom weights give buy_after_viewing pairs.
+    prepare_amazon([tmp_path / "m.json"], tmp_path / "d2", weights=parse_weights("buy_after_viewing=0.3"),
+                   progress=False)
+    p2 = DataDir(tmp_path / "d2").pairs()
+    assert len(p2) > 0 and np.isclose(p2.weight, 0.3).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 12), st.integers(0, 12), st.integers(0, 2)), min_size=1, max_size=80))
+def test_build_pairs_property(mentions):
+    names = ["bought_together", "also_bought", "also_viewed"]
+    weights = {"bought_together": 1.2, "also_bought": 1.0, "also_viewed": 0.5}
+    src = np.array([m[0] for m in mentions], np.int32)
+    dst = np.array([m[1] for m in mentions], np.int32)
+    rel = np.array([m[2] for m in mentions], np.uint8)
+    pairs, stats = build_pairs(src, dst, rel, names, 13, weights)
+    expected: dict = {}
+    for a, b, r in mentions:
+        if a != b:
+            expected.setdefault((min(a, b), max(a, b)), set()).add(r)
+    got = {(int(a), int(b)): (float(w), int(bits)) for a, b, w, bits in
+           zip(pairs.item_a, pairs.item_b, pairs.weight, pairs.relations)}
+    assert set(got) == set(expected)
+    for key, rels in expected.items():
+        assert got[key][0] == pytest.approx(sum(weights[names[r]] for r in rels), abs=1e-6)
+        assert got[key][1] == sum(1 << r for r in rels)
+    assert stats.self_pairs_dropped == sum(a == b for a, b, _ in mentions)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 500), st.integers(0, 10_000))
+def test_split_partitions_the_pairs(n, seed):
+    parts = split_indices(n, (0.667, 0.167, 0.166), seed)
+    joined = np.concatenate(parts)
+    assert len(joined) == n and len(np.unique(joined)) == n
+    assert abs(len(parts[0]) - round(0.667 * n)) <= 1
+    assert all((np.diff(p) > 0).all() for p in parts)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(8, 40), st.integers(0, 1000), st.data())
+def test_negatives_never_collide(n_items, seed, data):
+    rng = np.random.default_rng(seed)
+    n_pos = data.draw(st.integers(1, n_items // 2))
+    a = rng.integers(0, n_items, n_pos)
+    b = (a + rng.integers(1, n_items, n_pos)) % n_items
+    known = np.unique(pair_keys(a, b, n_items))
+    nodes = np.arange(n_items)
+    n_neg = min(len(known), n_items)
+    na, nb = uniform_negatives(n_neg, nodes, known, n_items, np.random.default_rng(seed))
+    keys = pair_keys(na, nb, n_items)
+    assert (na != nb).all() and (na < nb).all()
+    assert not np.isin(keys, known).any()
+    assert len(np.unique(keys)) == len(keys)
+    endpoints = np.concatenate([a, b])
+    da, db = degree_matched_negatives(a[:n_neg], b[:n_neg], endpoints, known, n_items,
+                                      np.random.default_rng(seed), exclude_sorted=np.sort(keys), nodes=nodes)
+    dkeys = pair_keys(da, db, n_items)
+    assert (da != db).all() and not np.isin(dkeys, known).any() and not np.isin(dkeys, keys).any()
+    assert len(np.unique(dkeys)) == len(dkeys)
+
+
+def test_degree_matched_negatives_follow_the_degree_distribution():
+    rng = np.random.default_rng(0)
+    n = 2000
+    # A star-heavy graph: item 0 is in many pairs.
+    a = np.concatenate([np.zeros(500, int), rng.integers(1, n, 1500)])
+    b = rng.integers(1, n, 2000)
+    keep = a != b
+    a, b = a[keep], b[keep]
+    known = np.unique(pair_keys(a, b, n))
+    endpoints = np.concatenate([a, b])
+    ua, ub = uniform_negatives(len(a), np.arange(n), known, n, rng)
+    da, db = degree_matched_negatives(a, b, endpoints, known, n, rng)
+    degree = np.bincount(endpoints, minlength=n)
+    pos_mean = degree[np.concatenate([a, b])].mean()
+    assert degree[np.concatenate([da, db])].mean() > 0.5 * pos_mean
+    assert degree[np.concatenate([ua, ub])].mean() < 0.2 * pos_mean
+
+
+# ---------------------------------------------------------------- the whole prepare
+
+
+def test_prepare_writes_layout_and_split_is_consistent(tmp_path):
+    src = write(tmp_path / "c.json.gz", ring_catalogue(80, 4), gz=True)
+    manifest = prepare_amazon([src], tmp_path / "d", seed=3, progress=False)
+    data = DataDir(tmp_path / "d")
+    for name in ["products.parquet", "id_map.parquet", "pairs.parquet", "manifest.json", "split/train.parquet",
+                 "split/validation.parquet", "split/test.parquet", "split/test_negatives.parquet",
+                 "split/test_negatives_degree.parquet", "split/validation_negatives.parquet"]:
+        assert (tmp_path / "d" / name).exists(), name
+    assert manifest["unique_pairs"] == 80 * 4
+    assert sum(manifest["pairs_per_part"].values()) == 320
+    keys = [set(pair_keys(p.item_a, p.item_b, data.n_items).tolist()) for p in
+            (data.pairs("train"), data.pairs("validation"), data.pairs("test"))]
+    assert not (keys[0] & keys[1]) and not (keys[0] & keys[2]) and not (keys[1] & keys[2])
+    assert set().union(*keys) == set(pair_keys(data.pairs().item_a, data.pairs().item_b, data.n_items).tolist())
+    ev = data.eval_pairs("test")
+    assert ev.label.sum() == len(ev) // 2
+    products = data.products().to_pydict()
+    assert products["asin"][:3] == ["P0000", "P0001", "P0002"] and products["price"][5] == 5.0
+    assert manifest["records_read"] == manifest["records_parsed"] + manifest["records_rejected"] == 80
+    assert manifest["peak_rss_mb"] > 0 and manifest["seed"] == 3
+
+
+def test_prepare_is_deterministic_by_seed(tmp_path):
+    src = write(tmp_path / "c.json", ring_catalogue(50))
+    prepare_amazon([src], tmp_path / "a", seed=1, progress=False)
+    prepare_amazon([src], tmp_path / "b", seed=1, progress=False)
+    prepare_amazon([src], tmp_path / "c", seed=2, progress=False)
+    for name in ["split/train.parquet", "split/test_negatives.parquet", "split/test_negatives_degree.parquet"]:
+        ta, tb, tc = (pq.read_table(tmp_path / d / name) for d in "abc")
+        assert ta.equals(tb)
+    assert not pq.read_table(tmp_path / "a/split/train.parquet").equals(pq.read_table(tmp_path / "c/split/train.parquet"))
+
+
+def test_several_files_of_both_formats_merge(tmp_path):
+    f14 = write(tmp_path / "a.json", [line_2014("A", {"also_bought": ["B", "C"]}, title="t")] + ring_catalogue(20))
+    f18 = write(tmp_path / "b.json.gz", [line_2018("B", ["C", "D"], ["E"], title="u", price="$3.00"),
+                                         line_2018("F", ["A"])], gz=True)
+    manifest = prepare_amazon([f14, f18], tmp_path / "d", progress=False, split=(0.5, 0.25, 0.25))
+    assert [f["format"] for f in manifest["files"]] == ["2014", "2018"]
+    assert manifest["unique_pairs"] == 6 + 60  # AB AC BC BD BE FA, and the ring's 20 x 3
+    assert manifest["products_with_metadata"] == 3 + 20 and manifest["n_items"] == 6 + 20
+
+
+def test_malformed_lines_are_counted_with_file_and_line(tmp_path):
+    lines = ring_catalogue(300)
+    lines[10] = "{'asin': 'broken"
+    lines[20] = "[1, 2, 3]"
+    lines.insert(5, "")  # blank lines are not records
+    src = write(tmp_path / "c.json", lines)
+    manifest = prepare_amazon([src], tmp_path / "d", progress=False)
+    assert manifest["records_rejected"] == 2
+    assert manifest["rejected_by_reason"] == {"parse_error": 1, "not_a_record": 1}
+    assert manifest["rejected_examples"]["parse_error"][0].startswith(f"{src}:12:")
+    assert manifest["records_read"] == manifest["records_parsed"] + 2 == 300
+    with pytest.raises(InputError, match="over --max-bad-fraction"):
+        prepare_amazon([src], tmp_path / "e", progress=False, max_bad_fraction=0.005)
+    assert not (tmp_path / "e").exists()
+
+
+def test_truncated_gzip_keeps_complete_records(tmp_path):
+    src = write(tmp_path / "c.json.gz", ring_catalogue(400, 3), gz=True)
+    data = src.read_bytes()
+    cut = tmp_path / "cut.json.gz"
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    reader = LineReader(cut)
+    full = list(LineReader(src))
+    got = list(reader)
+    assert reader.truncated and 0 < len(got) < len(full)
+    assert got == full[: len(got)]  # every line kept is complete and identical
+    messages = []
+    manifest = prepare_amazon([cut], tmp_path / "d", progress=False, log=messages.append,
+                              max_bad_fraction=0.05)
+    assert manifest["truncated_files"] and "truncated" in messages[0] and "line" in messages[0]
+    assert manifest["records_parsed"] == len(got)
+    assert manifest["records_read"] == manifest["records_parsed"] + manifest["records_rejected"]
+
+
+def test_empty_or_missing_input_is_an_error(tmp_path):
+    (tmp_path / "empty.json").write_text("")
+    (tmp_path / "blank.json").write_text("\n\n")
+    with pytest.raises(InputError, match="empty"):
+        prepare_amazon([tmp_path / "empty.json"], tmp_path / "d", progress=False)
+    with pytest.raises(InputError, match="no records"):
+        prepare_amazon([tmp_path / "blank.json"], tmp_path / "d", progress=False)
+    with pytest.raises(InputError, match="no such file"):
+        prepare_amazon([tmp_path / "missing.json"], tmp_path / "d", progress=False)
+
+
+def test_settings_are_validated():
+    with pytest.raises(ConfigError):
+        parse_split("0.5,0.5")
+    with pytest.raises(ConfigError):
+        parse_weights("also_bought=lots")
+    assert parse_weights("also_buy=2") == {"also_bought": 2.0}
+
+
+def test_prepare_edges(tmp_path):
+    lines = ["# a SNAP-style header", "# FromNodeId\tToNodeId"]
+    lines += [f"{i}\t{(i + k) % 40}" for i in range(40) for k in (1, 2)]
+    lines += ["1\t0", "5\t5", "7 8 2.5"]  # a reverse duplicate, a self loop, a weighted duplicate
+    manifest = prepare_edges([write(tmp_path / "g.txt", lines)], tmp_path / "d", progress=False)
+    assert manifest["unique_pairs"] == 80
+    assert manifest["self_pairs_dropped"] == 1 and manifest["records_read"] == 83
+    data = DataDir(tmp_path / "d")
+    pairs = data.pairs()
+    a = data.asins.index("7")
+    b = data.asins.index("8")
+    row = np.flatnonzero((pairs.item_a == min(a, b)) & (pairs.item_b == max(a, b)))
+    assert pairs.weight[row[0]] == np.float32(2.5)
+
+
+# ---------------------------------------------------------------- CLI end to end
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "itemvec.cli", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd)
+
+
+def test_cli_synth_and_prepare_end_to_end(tmp_path):
+    out = tmp_path / "cat.json.gz"
+    result = run_cli("synth", "amazon", "--products", 3000, "--seed", 5, "--out", out, "--no-progress")
+    assert result.returncode == 0, result.stderr
+    result = run_cli("prepare", "amazon", out, "--out", tmp_path / "d", "--seed", 5, "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert "unique pairs" in result.stdout
+    manifest = json.loads((tmp_path / "d" / "manifest.json").read_text())
+    assert manifest["records_rejected"] == 0 and manifest["unique_pairs"] > 3000
+    assert 0.3 < manifest["products_with_metadata"] / manifest["n_items"] < 0.5
+
+
+def test_cli_errors_are_one_line(tmp_path):
+    result = run_cli("prepare", "amazon", tmp_path / "nope.json", "--out", tmp_path / "d")
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "no such file" in result.stderr
+    result = run_cli("prepare", "amazon", tmp_path / "nope.json", "--out", tmp_path / "d", "--split", "1,2")
+    assert result.returncode == 2 and "--split" in result.stderr
+
+
+# ---------------------------------------------------------------- real samples (skipped without ../shared/data)
+
+
+@pytest.mark.skipif(not SHARED.exists(), reason="../shared/data not present")
+def test_real_2018_magazine_subscriptions(tmp_path):
+    manifest = prepare_amazon([SHARED / "amazon2018" / "meta_Magazine_Subscriptions.json.gz"], tmp_path / "d",
+                              progress=False)
+    assert manifest["records_read"] == 3385 and manifest["records_rejected"] == 0
+    assert manifest["products_with_metadata"] == 2320
+    assert manifest["n_items"] == 18204 and manifest["unique_pairs"] == 57997
+
+
+@pytest.mark.skipif(not SHARED.exists(), reason="../shared/data not present")
+def test_real_2014_musical_instruments(tmp_path):
+    import ast
+
+    path = SHARED / "amazon2014" / "meta_Musical_Instruments.first100.json"
+    manifest = prepare_amazon([path], tmp_path / "d", progress=False)
+    assert manifest["records_read"] == 100 and manifest["records_rejected"] == 0
+    # An independent count with ast.literal_eval.
+    pairs, asins = set(), set()
+    for line in path.read_text().splitlines():
+        record = ast.literal_eval(line)
+        asins.add(record["asin"])
+        for name, partners in record.get("related", {}).items():
+            asins.update(partners)
+            if name in ("bought_together", "also_bought", "also_viewed"):
+                pairs.update(tuple(sorted((record["asin"], p))) for p in partners if p != record["asin"])
+    assert manifest["n_items"] == len(asins) and manifest["unique_pairs"] == len(pairs)

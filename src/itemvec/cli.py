@@ -86,6 +86,102 @@ def prepare_edges_command(
     _print_manifest(manifest, out)
 
 
+SetOption = Annotated[list[str] | None, typer.Option("--set", help="Override a setting: key=value (repeatable).")]
+ConfigOption = Annotated[Path | None, typer.Option("--config", help="TOML file of settings.")]
+
+
+@app.command("train")
+def train_command(
+    model: Annotated[str, typer.Argument(help="Registered model name (see `itemvec models`).")],
+    data: Annotated[Path, typer.Option(help="Prepared DATA_DIR.")],
+    out: Annotated[Path, typer.Option(help="RUN_DIR to write.")],
+    config: ConfigOption = None,
+    set_: SetOption = None,
+    resume: Annotated[bool, typer.Option("--resume/--no-resume", help="Resume from a checkpoint in RUN_DIR.")] = True,
+    progress: Progress = True,
+) -> None:
+    """Train one model; writes the resolved config, weights, history.jsonl and metrics.json."""
+    from itemvec.config import parse_sets
+    from itemvec.runs import table_lines, train_run
+
+    metrics = train_run(model, data, out, config_file=config, sets=parse_sets(set_), progress=progress,
+                        resume=resume)
+    for line in table_lines([metrics]):
+        typer.echo(line)
+    typer.echo(f"wrote {out}")
+
+
+@app.command("evaluate")
+def evaluate_command(
+    run_dir: Annotated[Path, typer.Argument(help="A RUN_DIR written by `itemvec train`.")],
+    data: Annotated[Path | None, typer.Option(help="DATA_DIR (default: the one it was trained on).")] = None,
+) -> None:
+    """(Re)compute a run's metrics.json and plots."""
+    from itemvec.runs import evaluate_run, table_lines
+
+    metrics = evaluate_run(run_dir, data)
+    for line in table_lines([metrics]):
+        typer.echo(line)
+
+
+@app.command("compare")
+def compare_command(
+    data: Annotated[Path, typer.Option(help="Prepared DATA_DIR.")],
+    out: Annotated[Path, typer.Option(help="REPORT_DIR to write.")],
+    models: Annotated[str | None, typer.Option(help="Comma-separated model names (default: all item-item models).")] = None,
+    config: ConfigOption = None,
+    set_: SetOption = None,
+    reuse: Annotated[bool, typer.Option("--reuse/--retrain", help="Reuse finished runs with the same settings.")] = True,
+    progress: Progress = True,
+) -> None:
+    """Train (or reuse) each model and evaluate all on the same pairs; writes report.md/html and metrics.json."""
+    from itemvec import registry
+    from itemvec.config import parse_sets
+    from itemvec.runs import compare, table_lines
+
+    names = [m.strip() for m in models.split(",") if m.strip()] if models else list(registry.ITEM_MODELS)
+    for name in names:
+        registry.get(name)  # unknown names fail before any training
+    rows = compare(data, names, out, config_file=config, sets=parse_sets(set_), progress=progress, reuse=reuse,
+                   log=lambda m: typer.echo(m, err=True))
+    for line in table_lines(rows):
+        typer.echo(line)
+    typer.echo(f"report: {out / 'report.html'} (also report.md, metrics.json)")
+
+
+@app.command("similar")
+def similar_command(
+    run_dir: Annotated[Path, typer.Argument(help="A RUN_DIR written by `itemvec train`.")],
+    asins: Annotated[list[str], typer.Argument(help="Product ids (ASINs).")],
+    k: Annotated[int, typer.Option("-k", help="How many neighbours.")] = 10,
+    data: Annotated[Path | None, typer.Option(help="DATA_DIR (default: the one it was trained on).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Print the nearest products of each ASIN, with titles and scores."""
+    import json
+
+    from itemvec.runs import similar
+
+    results = similar(run_dir, asins, k, data)
+    if as_json:
+        typer.echo(json.dumps(results, indent=2))
+        return
+    for result in results:
+        note = "" if result["seen_in_training"] else "  (not in the training graph: no neighbours)"
+        typer.echo(f"{result['asin']}  {result['title'] or ''}{note}")
+        for rank, n in enumerate(result["similar"], 1):
+            typer.echo(f"  {rank:>3}. {n['asin']}  {n['score']:+.4f}  {n['title'] or ''}")
+
+
+@app.command("models")
+def models_command() -> None:
+    """List the registered models."""
+    from itemvec import registry
+
+    for name in registry.names():
+        typer.echo(name)
+
+
 def main() -> None:
     """Entry point: user errors print one line to stderr and exit 2, without a traceback."""
     try:

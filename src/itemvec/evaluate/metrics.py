@@ -56,7 +56,9 @@ __all__ = [
 # --------------------------------------------------------------------------------------------------
 
 
-def _check_binary(labels: np.ndarray | Sequence, scores: np.ndarray | Sequence) -> tuple[np.ndarray, np.ndarray]:
+def _check_binary(
+    labels: np.ndarray | Sequence, scores: np.ndarray | Sequence
+) -> tuple[np.ndarray, np.ndarray]:
     """Validate a (labels, scores) pair and return ``(labels as bool, scores as float64)``, both (n,)."""
     labels = np.asarray(labels)
     scores = np.asarray(scores)
@@ -75,8 +77,7 @@ def _check_binary(labels: np.ndarray | Sequence, scores: np.ndarray | Sequence) 
         # which class is positive, so say so rather than guess.
         if not np.issubdtype(labels.dtype, np.number) or not np.all((labels == 0) | (labels == 1)):
             raise ValueError(
-                "labels must be 0/1 or boolean (1 = positive); "
-                f"found values {np.unique(labels)[:5].tolist()}"
+                f"labels must be 0/1 or boolean (1 = positive); found values {np.unique(labels)[:5].tolist()}"
             )
         labels = labels.astype(np.bool_)
     if not np.issubdtype(scores.dtype, np.number) or np.issubdtype(scores.dtype, np.complexfloating):
@@ -106,21 +107,21 @@ def _binary_counts(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, 
         The distinct scores in decreasing order.
 
     All examples sharing a score are one threshold (they cannot be separated by any cut), which is
-    exactly scikit-learn's ``confusion_matrix_at_thresholds``. Counts stay integers so the AUC below is
-    exact rather than a sum of rounded floats.
+    exactly scikit-learn's ``confusion_matrix_at_thresholds``. Counts stay integers, so sums built on
+    them are exact.
     """
-    # The order inside a run of tied scores does not matter (runs are collapsed below), so the
-    # default, unstable sort is fine and faster than a stable one.
-    order = np.argsort(scores)[::-1]
-    sorted_scores = scores[order]
-    sorted_labels = labels[order]
-    # Last index of each run of equal scores. `!=` rather than np.diff, because inf - inf is NaN and
+    # Two plain sorts and a binary search rather than an argsort and a gather: at 10M scores this is
+    # about a quarter faster, and ties need no special care since runs are found by value.
+    all_sorted = np.sort(scores)
+    positives_sorted = np.sort(scores[labels])
+    # First index of each run of equal scores. `!=` rather than np.diff, because inf - inf is NaN and
     # would split a run of tied infinite scores.
-    run_ends = np.flatnonzero(sorted_scores[1:] != sorted_scores[:-1])
-    run_ends = np.append(run_ends, sorted_scores.size - 1)
-    tps = np.cumsum(sorted_labels, dtype=np.int64)[run_ends]
-    fps = run_ends.astype(np.int64) + 1 - tps
-    return tps, fps, sorted_scores[run_ends]
+    run_starts = np.flatnonzero(np.concatenate(([True], all_sorted[1:] != all_sorted[:-1])))
+    thresholds = all_sorted[run_starts]
+    at_or_above = all_sorted.size - run_starts
+    tps = positives_sorted.size - np.searchsorted(positives_sorted, thresholds, side="left")
+    fps = at_or_above - tps
+    return tps[::-1].astype(np.int64), fps[::-1].astype(np.int64), thresholds[::-1].copy()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -150,7 +151,7 @@ def roc_auc(labels: np.ndarray | Sequence, scores: np.ndarray | Sequence) -> flo
     ValueError
         If only one class is present (the AUC is undefined), or the input is malformed.
 
-    Runs in O(n log n) time (one sort) and O(n) memory.
+    Runs in O(n log n) time (a sort of each class) and O(n) memory.
     """
     labels, scores = _check_binary(labels, scores)
     n_pos = int(labels.sum())
@@ -161,14 +162,16 @@ def roc_auc(labels: np.ndarray | Sequence, scores: np.ndarray | Sequence) -> flo
             f"roc_auc needs both classes, but all {labels.size} labels are {which}; "
             "add examples of the other class (e.g. sampled negatives)"
         )
-    tps, fps, _ = _binary_counts(labels, scores)
-    # For each run of tied scores (highest first) the positives in it beat every negative with a lower
-    # score, (n_neg - fps), and tie with the run's own negatives, (fps - fps_before), worth half each.
-    # Doubling keeps every term an integer: 2U = sum pos_run * (2 n_neg - fps - fps_before).
-    positives_in_run = np.diff(tps, prepend=0)
-    fps_before = np.concatenate(([0], fps[:-1]))
-    twice_u = int(np.sum(positives_in_run * (2 * n_neg - fps - fps_before)))
-    return twice_u / (2.0 * n_pos * n_neg)
+    positives_sorted = np.sort(scores[labels])
+    negatives_sorted = np.sort(scores[~labels])
+    # Each positive wins against the negatives strictly below it and half-wins against tied ones, so
+    # 2 * wins = #(negatives < s) + #(negatives <= s): two binary searches, integers throughout, so the
+    # statistic is exact. Sorting the two classes separately avoids an argsort of everything (which is
+    # about 3x slower at 10M scores); sorted queries also keep the binary searches cache-friendly.
+    below = np.searchsorted(negatives_sorted, positives_sorted, side="left")
+    at_or_below = np.searchsorted(negatives_sorted, positives_sorted, side="right")
+    twice_wins = int(below.sum(dtype=np.int64)) + int(at_or_below.sum(dtype=np.int64))
+    return twice_wins / (2.0 * n_pos * n_neg)
 
 
 def average_precision(labels: np.ndarray | Sequence, scores: np.ndarray | Sequence) -> float:
@@ -197,9 +200,7 @@ def average_precision(labels: np.ndarray | Sequence, scores: np.ndarray | Sequen
     labels, scores = _check_binary(labels, scores)
     n_pos = int(labels.sum())
     if n_pos == 0:
-        raise ValueError(
-            f"average_precision needs at least one positive, but all {labels.size} labels are 0"
-        )
+        raise ValueError(f"average_precision needs at least one positive, but all {labels.size} labels are 0")
     tps, fps, _ = _binary_counts(labels, scores)
     positives_in_run = np.diff(tps, prepend=0)
     precision = tps / (tps + fps)
@@ -346,7 +347,8 @@ def _index_lists_to_mask(
     lengths = np.fromiter((a.size for a in arrays), dtype=np.int64, count=n_rows)
     if lengths.sum() == 0:
         return mask
-    columns = np.concatenate(arrays)
+    # Empty lists default to float64 and would make the concatenation float; leave them out.
+    columns = np.concatenate([a for a in arrays if a.size])
     if not np.issubdtype(columns.dtype, np.integer):
         raise ValueError(f"{name} must hold integer item indices, got dtype {columns.dtype}")
     if columns.min() < 0 or columns.max() >= n_columns:
@@ -405,7 +407,9 @@ def ranks_from_scores(
     if not np.issubdtype(targets.dtype, np.integer):
         raise ValueError(f"targets must be integer item indices, got dtype {targets.dtype}")
     if n_queries and (targets.min() < 0 or targets.max() >= n_items):
-        raise ValueError(f"targets must lie in [0, {n_items}), got values from {targets.min()} to {targets.max()}")
+        raise ValueError(
+            f"targets must lie in [0, {n_items}), got values from {targets.min()} to {targets.max()}"
+        )
 
     rows = np.arange(n_queries)
     if exclude is None:
@@ -494,7 +498,9 @@ def _hits_and_counts(
     """
     topk_items = np.asarray(topk_items)
     if topk_items.ndim != 2 or topk_items.shape[1] == 0:
-        raise ValueError(f"topk_items must be a 2-D (users, k) array with k >= 1, got shape {topk_items.shape}")
+        raise ValueError(
+            f"topk_items must be a 2-D (users, k) array with k >= 1, got shape {topk_items.shape}"
+        )
     if not np.issubdtype(topk_items.dtype, np.integer):
         raise ValueError(f"topk_items must hold integer item indices, got dtype {topk_items.dtype}")
     n_users, _ = topk_items.shape
@@ -509,7 +515,8 @@ def _hits_and_counts(
 
     arrays = [np.asarray(r).reshape(-1) for r in relevant]
     lengths = np.fromiter((a.size for a in arrays), dtype=np.int64, count=n_users)
-    relevant_items = np.concatenate(arrays) if lengths.sum() else np.zeros(0, dtype=np.int64)
+    # Empty lists default to float64 and would make the concatenation float; leave them out.
+    relevant_items = np.concatenate([a for a in arrays if a.size] or [np.zeros(0, dtype=np.int64)])
     if relevant_items.size and not np.issubdtype(relevant_items.dtype, np.integer):
         raise ValueError(f"relevant must hold integer item indices, got dtype {relevant_items.dtype}")
     relevant_items = relevant_items.astype(np.int64, copy=False)
@@ -517,7 +524,9 @@ def _hits_and_counts(
         raise ValueError("relevant item indices must be >= 0")
     # Encode (user, item) as one int64 key so one sorted membership test covers every user at once.
     n_keys = int(max(topk_items.max(initial=0), relevant_items.max(initial=0))) + 1
-    relevant_keys = np.unique(np.repeat(np.arange(n_users, dtype=np.int64), lengths) * n_keys + relevant_items)
+    relevant_keys = np.unique(
+        np.repeat(np.arange(n_users, dtype=np.int64), lengths) * n_keys + relevant_items
+    )
     n_relevant = np.bincount(relevant_keys // n_keys, minlength=n_users).astype(np.int64)
     topk_keys = np.arange(n_users, dtype=np.int64)[:, None] * n_keys + topk_items
     hits = np.isin(topk_keys, relevant_keys) & (topk_items >= 0)

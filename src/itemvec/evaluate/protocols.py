@@ -1,0 +1,156 @@
+"""The item-item evaluation protocol, the same for every model.
+
+- Pairs: the test positives with as many uniform negatives (``auc``, ``ap``), and again with degree-matched
+  negatives (``auc_degree``), from the split that `prepare` wrote.
+- ``auc_seen``: only pairs whose two items are both in the train graph.
+- Unseen items: a pair the model cannot score (NaN from ``score_pairs``: an item absent from training and no
+  side information) gets the median of the model's scores over the pairs of the same evaluation set that it
+  can score: label-free, neutral, and never a random vector. ``n_unseen_pairs`` counts pairs touching an
+  item absent from the train graph; ``n_imputed_pairs`` counts those that received the median.
+- Ranking over the whole catalogue: for a seeded sample of test positives, the query is an end seen in
+  training and the target its partner; every other product is a candidate except the query and its other
+  known partners (train, validation and test: the "filtered" setting). ``recall_at_10`` and ``ndcg_at_10``
+  from the target's rank (ties pessimistic). Unscorable candidates take the row's median score.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from itemvec.data.store import DataDir, EvalPairs
+from itemvec.evaluate import metrics
+
+POLICY = (
+    "Test pairs are the held-out positives plus as many uniform negatives (AUC, AP) and, separately, as many "
+    "degree-matched negatives (AUC degree-matched). AUC seen uses only pairs whose two items are in the train "
+    "graph. A pair the model cannot score (an item unseen in training and no side information) gets the median "
+    "of that model's scores over the pairs it can score; 'unseen pairs' counts the pairs touching an unseen item. "
+    "Recall@10 and NDCG@10 rank each sampled query's held-out partner among all products, excluding the query "
+    "and its other known partners; ties count against the target.")
+
+
+def impute_unscorable(scores: np.ndarray) -> tuple[np.ndarray, int]:
+    """Replace NaN by the median of the finite scores (0.0 if none). Returns (scores, how many replaced)."""
+    missing = np.isnan(scores)
+    n = int(missing.sum())
+    if n == 0:
+        return scores, 0
+    finite = scores[~missing]
+    fill = float(np.median(finite)) if len(finite) else 0.0
+    out = scores.copy()
+    out[missing] = fill
+    return out, n
+
+
+def score_eval_pairs(model, pairs: EvalPairs) -> tuple[np.ndarray, int]:
+    return impute_unscorable(model.score_pairs(pairs.item_a, pairs.item_b))
+
+
+def validation_auc_function(model, validation: EvalPairs | None, max_pairs: int = 50000, seed: int = 0):
+    """A function returning the model's validation AUC on a fixed subsample, for learning curves."""
+    if validation is None or len(validation) == 0:
+        return None
+    rng = np.random.default_rng(seed)
+    index = np.arange(len(validation))
+    if len(index) > max_pairs:
+        index = np.sort(rng.choice(index, max_pairs, replace=False))
+    sample = EvalPairs(validation.item_a[index], validation.item_b[index], validation.label[index])
+    if sample.label.min() == sample.label.max():
+        return None
+
+    def evaluate(m=model) -> float:
+        scores, _ = score_eval_pairs(m, sample)
+        return metrics.roc_auc(sample.label, scores)
+
+    return evaluate
+
+
+def _threshold_curve(model, labels: np.ndarray, scores: np.ndarray) -> dict:
+    probability = model.probability(scores)
+    if probability is not None:
+        values, axis = probability, "probability (sigmoid of the score)"
+    else:
+        # No probability reading: thresholds on the score's percentile among the evaluated pairs.
+        order = np.argsort(scores, kind="stable")
+        values = np.empty(len(scores))
+        values[order] = np.arange(len(scores)) / max(len(scores) - 1, 1)
+        axis = "score percentile"
+    thresholds = np.linspace(0.0, 1.0, 101)
+    precision, recall = metrics.precision_recall_at_thresholds(labels, values, thresholds)
+    return {"thresholds": thresholds, "precision": precision, "recall": recall, "axis": axis}
+
+
+def _known_partners(data: DataDir) -> sp.csr_matrix:
+    pairs = data.pairs()
+    n = data.n_items
+    ones = np.ones(2 * len(pairs), dtype=np.int8)
+    return sp.csr_matrix((ones, (np.r_[pairs.item_a, pairs.item_b], np.r_[pairs.item_b, pairs.item_a])),
+                         shape=(n, n))
+
+
+def ranking_metrics(model, data: DataDir, train_degree: np.ndarray, *, part: str = "test", k: int = 10,
+                    queries: int = 1000, seed: int = 0, batch: int = 64) -> dict:
+    """Recall@k and NDCG@k of held-out partners among all products (see the module docstring)."""
+    positives = data.pairs(part)
+    rng = np.random.default_rng(seed)
+    a, b = positives.item_a.astype(np.int64), positives.item_b.astype(np.int64)
+    flip = rng.random(len(a)) < 0.5
+    query, target = np.where(flip, b, a), np.where(flip, a, b)
+    # The query must be an item seen in training: swap ends where only the other one was seen.
+    swap = (train_degree[query] == 0) & (train_degree[target] > 0)
+    query, target = np.where(swap, target, query), np.where(swap, query, target)
+    usable = np.flatnonzero(train_degree[query] > 0)
+    if len(usable) == 0:
+        return {f"recall_at_{k}": None, f"ndcg_at_{k}": None, "ranking_queries": 0}
+    chosen = np.sort(rng.choice(usable, min(queries, len(usable)), replace=False))
+    query, target = query[chosen], target[chosen]
+    known = _known_partners(data)
+    ranks = np.empty(len(query), dtype=np.int64)
+    for start in range(0, len(query), batch):
+        q, t = query[start:start + batch], target[start:start + batch]
+        scores = model.score_all(q).astype(np.float64)
+        for row in range(len(q)):
+            line = scores[row]
+            if np.isnan(line).any():
+                finite = line[~np.isnan(line)]
+                line[np.isnan(line)] = np.median(finite) if len(finite) else 0.0
+        exclude = []
+        for row, item in enumerate(q):
+            partners = known.indices[known.indptr[item]:known.indptr[item + 1]]
+            exclude.append(np.r_[partners[partners != t[row]], item])
+        ranks[start:start + batch] = metrics.ranks_from_scores(scores, t, exclude)
+    return {f"recall_at_{k}": metrics.recall_at_k(ranks, k), f"ndcg_at_{k}": metrics.ndcg_at_k(ranks, k),
+            "ranking_queries": int(len(query)), "median_rank": float(np.median(ranks))}
+
+
+def evaluate_item_model(model, data: DataDir, *, part: str = "test", ranking_queries: int = 1000,
+                        seed: int = 0) -> tuple[dict, dict]:
+    """All item-item metrics of one model on one split part. Returns (metrics, curves)."""
+    train = data.pairs("train")
+    train_degree = np.bincount(np.r_[train.item_a, train.item_b], minlength=data.n_items)
+    uniform = data.eval_pairs(part, "uniform")
+    scores, imputed = score_eval_pairs(model, uniform)
+    seen = (train_degree[uniform.item_a] > 0) & (train_degree[uniform.item_b] > 0)
+    degree_pairs = data.eval_pairs(part, "degree")
+    degree_scores, _ = score_eval_pairs(model, degree_pairs)
+    result = {
+        "auc": metrics.roc_auc(uniform.label, scores),
+        "auc_seen": (metrics.roc_auc(uniform.label[seen], scores[seen])
+                     if 0 < uniform.label[seen].sum() < seen.sum() else None),
+        "auc_degree": metrics.roc_auc(degree_pairs.label, degree_scores),
+        "ap": metrics.average_precision(uniform.label, scores),
+        "n_test_pairs": int(len(uniform)),
+        "n_seen_pairs": int(seen.sum()),
+        "n_unseen_pairs": int((~seen).sum()),
+        "n_imputed_pairs": int(imputed),
+    }
+    result.update(ranking_metrics(model, data, train_degree, part=part, queries=ranking_queries, seed=seed))
+    fpr, tpr, _ = metrics.roc_curve(uniform.label, scores)
+    precision, recall, _ = metrics.precision_recall_curve(uniform.label, scores)
+    curves = {
+        "roc": {"fpr": fpr, "tpr": tpr, "auc": result["auc"]},
+        "pr": {"precision": precision, "recall": recall, "ap": result["ap"]},
+        "threshold": _threshold_curve(model, uniform.label, scores),
+    }
+    return result, curves

@@ -1,0 +1,350 @@
+"""Matrix factorisation on item pairs: the reference study's implementations 1 (`mf`) and 2 (`mf-bias`).
+
+score(a, b) = q_a · c_b (+ b_a + b_b + g for `mf-bias`), read as sigmoid(score) = P(pair).
+- ``roles = 1``: one table (q = c), as in the reference study.
+- ``roles = 2``: a "query" and a "candidate" vector per item, scored symmetrically ½(q_a·c_b + q_b·c_a)
+  (pairs are unordered); measured better on real Amazon pairs (DESIGN.md).
+- ``labels = "binary"``: BCE with label 1 for train pairs and 0 for sampled negatives; ``"continuous"``: MSE
+  between sigmoid(score) and the pair's summed weight divided by the largest weight (so both lie in [0, 1]).
+- ``negatives`` per positive, for the left item, drawn with probability ∝ train degree^``alpha``
+  (1.0 in the reference study, 0.75 in word2vec) through an alias table (O(1) per draw).
+- L2 (``l2``) on the embeddings a step touches, not the whole table.
+
+Training is one fused numba kernel per trainer step: it samples the negatives, scores, and applies sparse
+row updates (SGD or row-wise Adagrad), Hogwild across cores as word2vec does. Nothing of size
+(examples × dim) is ever materialised, which is where a PyTorch loop spends its time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from itemvec.errors import ConfigError
+from itemvec.models.base import ItemModel, TrainingData
+from itemvec.train import Trainer, TrainerSettings
+
+N_BLOCKS = 16  # fixed work split per step: results do not depend on the number of threads (given one thread)
+
+
+def alias_table(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Walker/Vose alias table for drawing index i with probability weights[i] / sum(weights)."""
+    n = len(weights)
+    p = np.asarray(weights, dtype=np.float64)
+    p = p * (n / p.sum())
+    prob = np.ones(n, dtype=np.float64)
+    alias = np.arange(n, dtype=np.int32)
+    small = list(np.flatnonzero(p < 1.0))
+    large = list(np.flatnonzero(p >= 1.0))
+    while small and large:
+        s = small.pop()
+        g = large[-1]
+        prob[s] = p[s]
+        alias[s] = g
+        p[g] = p[g] + p[s] - 1.0
+        if p[g] < 1.0:
+            large.pop()
+            small.append(g)
+    return prob, alias
+
+
+@njit(inline="always")
+def _next(state):
+    """splitmix64: a tiny, good-enough generator whose whole state is one uint64 (per block)."""
+    state = state + np.uint64(0x9E3779B97F4A7C15)
+    z = state
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return state, z ^ (z >> np.uint64(31))
+
+
+@njit(inline="always")
+def _uniform(z):
+    return (z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+@njit(inline="always")
+def _sigmoid(x):
+    if x >= 0:
+        return 1.0 / (1.0 + np.exp(-x))
+    e = np.exp(x)
+    return e / (1.0 + e)
+
+
+@njit(inline="always")
+def _update_row(table, acc, row, grad, lr, adagrad):
+    dim = table.shape[1]
+    if adagrad:
+        g2 = 0.0
+        for j in range(dim):
+            g2 += grad[j] * grad[j]
+        acc[row] += g2 / dim
+        scale = lr / np.sqrt(acc[row] + 1e-8)
+    else:
+        scale = lr
+    for j in range(dim):
+        table[row, j] -= scale * grad[j]
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def _mf_step(query, cand, bias, global_bias, acc_q, acc_c, acc_b, left, right, target, prob, alias,
+             negatives, lr0, lr1, l2, mse, use_bias, two_roles, adagrad, seed):
+    """One trainer step over ``left/right/target`` (one chunk of positives). Returns the summed loss."""
+    n = len(left)
+    dim = query.shape[1]
+    n_items = len(prob)
+    block = (n + N_BLOCKS - 1) // N_BLOCKS
+    losses = np.zeros(N_BLOCKS)
+    for blk in prange(N_BLOCKS):
+        state = np.uint64(seed) + np.uint64(blk) * np.uint64(0x632BE59BD9B4E019)
+        g_qa = np.empty(dim)
+        g_ca = np.empty(dim)
+        g_qb = np.empty(dim)
+        g_cb = np.empty(dim)
+        loss = 0.0
+        for i in range(blk * block, min(n, (blk + 1) * block)):
+            lr = lr0 + (lr1 - lr0) * (i / n)
+            a = left[i]
+            for k in range(negatives + 1):
+                if k == 0:
+                    b = right[i]
+                    y = target[i]
+                else:
+                    state, z = _next(state)
+                    j = np.int64((z >> np.uint64(11)) % np.uint64(n_items))
+                    state, z = _next(state)
+                    b = j if _uniform(z) < prob[j] else np.int64(alias[j])
+                    if b == a:
+                        continue
+                    y = 0.0
+                s = 0.0
+                if two_roles:
+                    for d in range(dim):
+                        s += query[a, d] * cand[b, d] + query[b, d] * cand[a, d]
+                    s *= 0.5
+                else:
+                    for d in range(dim):
+                        s += query[a, d] * query[b, d]
+                if use_bias:
+                    s += bias[a] + bias[b] + global_bias[0]
+                p = _sigmoid(s)
+                if mse:
+                    err = p - y
+                    loss += err * err
+                    g = 2.0 * err * p * (1.0 - p)
+                else:
+                    loss -= np.log(max(p, 1e-12)) if y > 0.5 else np.log(max(1.0 - p, 1e-12))
+                    g = p - y
+                if two_roles:
+                    for d in range(dim):
+                        g_qa[d] = 0.5 * g * cand[b, d] + l2 * query[a, d]
+                        g_cb[d] = 0.5 * g * query[a, d] + l2 * cand[b, d]
+                        g_qb[d] = 0.5 * g * cand[a, d] + l2 * query[b, d]
+                        g_ca[d] = 0.5 * g * query[b, d] + l2 * cand[a, d]
+                    _update_row(query, acc_q, a, g_qa, lr, adagrad)
+                    _update_row(cand, acc_c, b, g_cb, lr, adagrad)
+                    _update_row(query, acc_q, b, g_qb, lr, adagrad)
+                    _update_row(cand, acc_c, a, g_ca, lr, adagrad)
+                else:
+                    for d in range(dim):
+                        g_qa[d] = g * query[b, d] + l2 * query[a, d]
+                        g_qb[d] = g * query[a, d] + l2 * query[b, d]
+                    _update_row(query, acc_q, a, g_qa, lr, adagrad)
+                    _update_row(query, acc_q, b, g_qb, lr, adagrad)
+                if use_bias:
+                    for row in (a, b):
+                        gb = g + l2 * bias[row]
+                        if adagrad:
+                            acc_b[row] += gb * gb
+                            bias[row] -= lr * gb / np.sqrt(acc_b[row] + 1e-8)
+                        else:
+                            bias[row] -= lr * gb
+                    global_bias[0] -= lr * g * 0.01  # shared by every example: a small rate keeps it stable
+        losses[blk] = loss
+    return losses.sum()
+
+
+class _MFTrainable:
+    """The MF family's steps for the shared trainer: a shuffled, randomly oriented pass over train pairs."""
+
+    def __init__(self, model: MF, a: np.ndarray, b: np.ndarray, target: np.ndarray, prob, alias) -> None:
+        self.model = model
+        self.a, self.b, self.target = a, b, target
+        self.prob, self.alias = prob, alias
+        self.batch = max(1, model.config.batch_size)
+        self.order = np.arange(len(a))
+        self.left, self.right = a, b
+
+    def steps_per_epoch(self) -> int:
+        return max(1, -(-len(self.a) // self.batch))
+
+    def begin_epoch(self, epoch: int, seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        self.order = rng.permutation(len(self.a))
+        # Pairs are unordered: a fair coin picks which item is the "left" one whose negatives are drawn.
+        flip = rng.random(len(self.a)) < 0.5
+        a, b = self.a[self.order], self.b[self.order]
+        self.left = np.where(flip, b, a)
+        self.right = np.where(flip, a, b)
+        self.epoch_target = self.target[self.order]
+
+    def train_step(self, step: int, lr_start: float, lr_end: float, seed: int) -> tuple[float, int]:
+        m, c = self.model, self.model.config
+        sl = slice(step * self.batch, (step + 1) * self.batch)
+        loss = _mf_step(m.query_, m.candidate_, m.bias_, m.global_bias_, m._acc_q, m._acc_c, m._acc_b,
+                        self.left[sl], self.right[sl], self.epoch_target[sl], self.prob, self.alias,
+                        c.negatives, lr_start, lr_end, c.l2, c.labels == "continuous", m.use_bias, c.roles == 2,
+                        c.optimizer == "adagrad", seed)
+        n = len(self.left[sl])
+        return float(loss), n * (c.negatives + 1)
+
+    def state(self) -> dict[str, np.ndarray]:
+        m = self.model
+        return {"query": m.query_, "candidate": m.candidate_, "bias": m.bias_, "global_bias": m.global_bias_,
+                "acc_q": m._acc_q, "acc_c": m._acc_c, "acc_b": m._acc_b}
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        m = self.model
+        m.query_[:] = state["query"]
+        if m.config.roles == 2:
+            m.candidate_[:] = state["candidate"]
+        m.bias_[:] = state["bias"]
+        m.global_bias_[:] = state["global_bias"]
+        m._acc_q[:] = state["acc_q"]
+        m._acc_c[:] = state["acc_c"]
+        m._acc_b[:] = state["acc_b"]
+
+
+class MF(ItemModel):
+    """Matrix factorisation of the item-pair matrix (see the module docstring)."""
+
+    name = "mf"
+    use_bias = False
+
+    @dataclass(frozen=True)
+    class Config:
+        dim: int = 64
+        roles: int = 2
+        labels: str = "binary"  # "binary" (BCE) or "continuous" (MSE on the summed pair weight)
+        negatives: int = 5
+        alpha: float = 0.5  # negative sampling ∝ degree^alpha (measured: BENCHMARKS.md)
+        l2: float = 1e-5
+        optimizer: str = "adagrad"  # "adagrad" (row-wise) or "sgd"
+        lr: float = 0.15  # initial rate for row-wise Adagrad (measured best; the reference used Adam at 0.01)
+        schedule: str = "cosine-restarts"
+        min_lr_fraction: float = 1e-3
+        epochs: int = 5
+        batch_size: int = 65536  # positives per trainer step
+        eval_every: int = 0  # steps; 0: at the end of each epoch
+        init_std: float = 0.1
+        threads: int = 0  # 0: all cores
+        seed: int = 0
+
+        def validate(self) -> None:
+            checks = [
+                (self.dim > 0, "dim must be positive"),
+                (self.roles in (1, 2), "roles must be 1 or 2"),
+                (self.labels in ("binary", "continuous"), "labels must be 'binary' or 'continuous'"),
+                (self.negatives >= 0, "negatives must be >= 0"),
+                (self.optimizer in ("adagrad", "sgd"), "optimizer must be 'adagrad' or 'sgd'"),
+                (self.schedule in ("cosine-restarts", "cosine", "constant"),
+                 "schedule must be cosine-restarts, cosine or constant"),
+                (self.epochs >= 0 and self.batch_size > 0 and self.lr > 0, "epochs, batch_size, lr out of range"),
+            ]
+            for ok, message in checks:
+                if not ok:
+                    raise ConfigError(message)
+
+    def __init__(self, config=None, **settings) -> None:
+        super().__init__(config, **settings)
+        self.config.validate()
+
+    def _init_tables(self, n_items: int) -> None:
+        c = self.config
+        rng = np.random.default_rng(c.seed)
+        # Small random init; the candidate table starts from its own draw so the two roles can differ.
+        self.query_ = (rng.standard_normal((n_items, c.dim)) * c.init_std).astype(np.float32)
+        if c.roles == 2:
+            self.candidate_ = (rng.standard_normal((n_items, c.dim)) * c.init_std).astype(np.float32)
+        else:
+            self.candidate_ = self.query_  # the same array: one table
+        self.bias_ = np.zeros(n_items, dtype=np.float32)
+        self.global_bias_ = np.zeros(1, dtype=np.float32)
+        self._acc_q = np.zeros(n_items, dtype=np.float32)
+        self._acc_c = np.zeros(n_items, dtype=np.float32)
+        self._acc_b = np.zeros(n_items, dtype=np.float32)
+
+    def fit(self, data: TrainingData, *, run_dir=None, evaluate=None, progress: bool = True, resume: bool = True,
+            stop_after_epochs: int | None = None) -> MF:
+        c = self.config
+        if c.threads > 0:
+            numba.set_num_threads(min(c.threads, numba.config.NUMBA_NUM_THREADS))
+        degree = data.degree()
+        self.known_items_ = degree > 0
+        self._init_tables(data.n_items)
+        train = data.train
+        if c.labels == "binary":
+            target = np.ones(len(train), dtype=np.float32)
+        else:
+            target = (train.weight / max(float(train.weight.max()), 1e-12)).astype(np.float32)
+        prob, alias = alias_table(np.power(degree.astype(np.float64), c.alpha))
+        trainable = _MFTrainable(self, train.item_a.astype(np.int64), train.item_b.astype(np.int64), target,
+                                 prob, alias)
+        settings = TrainerSettings(epochs=c.epochs, lr=c.lr, schedule=c.schedule, min_lr_fraction=c.min_lr_fraction,
+                                   eval_every=c.eval_every, seed=c.seed)
+        trainer = Trainer(settings, evaluate=(lambda: evaluate(self)) if evaluate else None, run_dir=run_dir,
+                          resume=resume, progress=progress, stop_after_epochs=stop_after_epochs)
+        self.history_ = trainer.fit(trainable)
+        return self
+
+    # ---------------------------------------------------------------- scoring
+
+    def _score_pairs(self, a, b):
+        q, c = self.query_, self.candidate_
+        out = np.empty(len(a), dtype=np.float64)
+        step = 1 << 18
+        for s in range(0, len(a), step):
+            qa, qb, ca, cb = q[a[s:s + step]], q[b[s:s + step]], c[a[s:s + step]], c[b[s:s + step]]
+            dot = np.einsum("ij,ij->i", qa, cb)
+            if self.config.roles == 2:
+                dot = 0.5 * (dot + np.einsum("ij,ij->i", qb, ca))
+            out[s:s + step] = dot
+        if self.use_bias:
+            out += self.bias_[a] + self.bias_[b] + self.global_bias_[0]
+        return out
+
+    def _score_all(self, queries):
+        q, c = self.query_, self.candidate_
+        scores = q[queries] @ c.T
+        if self.config.roles == 2:
+            scores = 0.5 * (scores + c[queries] @ q.T)
+        if self.use_bias:
+            scores += self.bias_[queries][:, None] + self.bias_[None, :] + self.global_bias_[0]
+        return scores
+
+    def probability(self, scores):
+        return 1.0 / (1.0 + np.exp(-np.clip(scores, -50, 50)))
+
+    # ---------------------------------------------------------------- persistence
+
+    def _state(self):
+        state = {"query_": self.query_, "bias_": self.bias_, "global_bias_": self.global_bias_}
+        if self.config.roles == 2:
+            state["candidate_"] = self.candidate_
+        return state
+
+    def _set_state(self, state):
+        self.query_ = state["query_"]
+        self.candidate_ = state.get("candidate_", self.query_)
+        self.bias_ = state["bias_"]
+        self.global_bias_ = state["global_bias_"]
+
+
+class MFBias(MF):
+    """`mf` plus a per-item bias and a global bias: score = q_a·c_b + b_a + b_b + g."""
+
+    name = "mf-bias"
+    use_bias = True

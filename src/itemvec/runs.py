@@ -1,0 +1,231 @@
+"""Runs: train one model into a RUN_DIR, (re)evaluate it, and compare several on the same pairs.
+
+```
+RUN_DIR/
+  config.toml      the resolved settings (seed included)
+  model.json       model name and settings; weights.npz the learned arrays (no pickle)
+  history.jsonl    the learning curve: validation AUC and loss per evaluation
+  train.json       data dir, train seconds, peak memory of the training process
+  metrics.json     test metrics under the evaluation protocol
+  curves.npz       ROC, precision-recall and threshold curves; *.png their plots
+```
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from itemvec import registry
+from itemvec.config import load_toml, replace, settings_for, to_dict, write_toml
+from itemvec.data.prepare import peak_rss_mb
+from itemvec.data.store import DataDir
+from itemvec.errors import InputError
+from itemvec.evaluate.protocols import POLICY, evaluate_item_model, validation_auc_function
+from itemvec.models.base import TrainingData, load_model
+
+METRIC_COLUMNS = ["auc", "auc_seen", "auc_degree", "ap", "recall_at_10", "ndcg_at_10"]
+
+
+def resolve_config(model: str, config_file: Path | None = None, sets: dict[str, str] | None = None,
+                   *, strict: bool = True):
+    cls = registry.get(model)
+    file_values = load_toml(config_file) if config_file else None
+    if file_values and "model" in file_values and file_values.get("model") != model:
+        file_values = {k: v for k, v in file_values.items() if k != "model"}
+    elif file_values:
+        file_values.pop("model", None)
+    values = settings_for(model, file_values, sets or {}, cls.Config, strict_unprefixed=strict)
+    return cls, replace(cls.Config(), values, source=f"settings for {model}")
+
+
+def _write_json(path: Path, obj) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=float) + "\n")
+    os.replace(tmp, path)
+
+
+def train_run(model: str, data_dir: Path, out: Path, *, config_file: Path | None = None,
+              sets: dict[str, str] | None = None, progress: bool = True, resume: bool = True,
+              ranking_queries: int = 1000) -> dict:
+    """Fit ``model`` on DATA_DIR's train pairs, save it into ``out`` and evaluate it on the test pairs."""
+    cls, config = resolve_config(model, config_file, sets)
+    data = DataDir(data_dir)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    previous = out / "config.toml"
+    if previous.exists() and previous.read_text() != _toml_text(model, config):
+        (out / "checkpoint.npz").unlink(missing_ok=True)  # settings changed: do not resume from another run
+    write_toml(out / "config.toml", model, config)
+    training = TrainingData.from_data_dir(data)
+    estimator = cls(config)
+    started = time.perf_counter()
+    fit_kwargs = {"progress": progress}
+    if hasattr(config, "epochs"):
+        fit_kwargs.update(run_dir=out, resume=resume,
+                          evaluate=validation_auc_function(estimator, training.validation, seed=config.seed))
+    estimator.fit(training, **fit_kwargs)
+    train_seconds = time.perf_counter() - started
+    info = {"model": model, "data_dir": str(Path(data_dir).resolve()), "train_seconds": round(train_seconds, 3),
+            "peak_rss_mb": round(peak_rss_mb(), 1), "train_pairs": len(training.train)}
+    estimator.save(out)
+    _write_json(out / "train.json", info)
+    (out / "checkpoint.npz").unlink(missing_ok=True)
+    return evaluate_run(out, data_dir, model=estimator, ranking_queries=ranking_queries)
+
+
+def _toml_text(model: str, config) -> str:
+    import tomli_w
+
+    return tomli_w.dumps({"model": model, model: to_dict(config)})
+
+
+def _save_curves(path: Path, curves: dict) -> None:
+    arrays = {f"{group}.{key}": np.asarray(value) for group, values in curves.items() if isinstance(values, dict)
+              for key, value in values.items() if not isinstance(value, str)}
+    tmp = path.with_name(".curves.tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+def load_curves(run_dir: Path) -> dict:
+    run_dir = Path(run_dir)
+    curves: dict = {}
+    if (run_dir / "curves.npz").exists():
+        with np.load(run_dir / "curves.npz", allow_pickle=False) as npz:
+            for key in npz.files:
+                group, _, name = key.partition(".")
+                value = npz[key]
+                curves.setdefault(group, {})[name] = value.item() if value.ndim == 0 else value
+    metrics = json.loads((run_dir / "metrics.json").read_text()) if (run_dir / "metrics.json").exists() else {}
+    if "threshold" in curves and metrics.get("threshold_axis"):
+        curves["threshold"]["axis"] = metrics["threshold_axis"]
+    history = run_dir / "history.jsonl"
+    if history.exists():
+        curves["history"] = [json.loads(line) for line in history.read_text().splitlines() if line.strip()]
+    return curves
+
+
+def evaluate_run(run_dir: Path, data_dir: Path | None = None, *, model=None, ranking_queries: int = 1000,
+                 plots: bool = True) -> dict:
+    """(Re)compute ``metrics.json``, ``curves.npz`` and the plots of a run."""
+    from itemvec.evaluate.report import plot_model
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "model.json").exists():
+        raise InputError(f"{run_dir}: not a run directory (no model.json); run `itemvec train` first")
+    info = json.loads((run_dir / "train.json").read_text()) if (run_dir / "train.json").exists() else {}
+    data_dir = Path(data_dir or info.get("data_dir", ""))
+    data = DataDir(data_dir)
+    model = model if model is not None else load_model(run_dir)
+    if model.n_items != data.n_items:
+        raise InputError(f"{run_dir} was trained on {model.n_items} products but {data_dir} has {data.n_items}")
+    started = time.perf_counter()
+    result, curves = evaluate_item_model(model, data, ranking_queries=ranking_queries, seed=0)
+    metrics = {"model": model.name, **result,
+               "train_seconds": info.get("train_seconds"), "peak_rss_mb": info.get("peak_rss_mb"),
+               "epochs": getattr(model.config, "epochs", None), "eval_seconds": round(time.perf_counter() - started, 3),
+               "threshold_axis": curves["threshold"]["axis"], "data_dir": str(data_dir),
+               "config": to_dict(model.config)}
+    _write_json(run_dir / "metrics.json", metrics)
+    _save_curves(run_dir / "curves.npz", curves)
+    if plots:
+        plot_model(run_dir, model.name, load_curves(run_dir))
+    return metrics
+
+
+def _reusable(run_dir: Path, model: str, config, data_dir: Path) -> bool:
+    try:
+        info = json.loads((run_dir / "train.json").read_text())
+        return ((run_dir / "metrics.json").exists() and (run_dir / "config.toml").read_text() == _toml_text(model, config)
+                and info["data_dir"] == str(Path(data_dir).resolve())
+                and (run_dir / "train.json").stat().st_mtime >= (Path(data_dir) / "manifest.json").stat().st_mtime)
+    except (OSError, KeyError, ValueError):
+        return False
+
+
+def compare(data_dir: Path, models: list[str], out: Path, *, config_file: Path | None = None,
+            sets: dict[str, str] | None = None, progress: bool = True, reuse: bool = True,
+            log=print) -> list[dict]:
+    """Train (or reuse) each model in its own process, evaluate all on the same pairs, write the report."""
+    from itemvec.evaluate.report import write_report
+
+    data = DataDir(data_dir)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    configs = {name: resolve_config(name, config_file, sets, strict=False)[1] for name in models}
+    unknown = [key for key in (sets or {}) if "." not in key and
+               not any(key in to_dict(c) for c in configs.values())]
+    if unknown:
+        raise InputError(f"--set: no model in {models} has the setting(s) {unknown}")
+    rows, curves_by_model = [], {}
+    for name in models:
+        run_dir = out / "runs" / name
+        config = configs[name]
+        if reuse and _reusable(run_dir, name, config, data_dir):
+            log(f"[{name}] reusing {run_dir}")
+        else:
+            log(f"[{name}] training")
+            run_dir.mkdir(parents=True, exist_ok=True)
+            resolved = run_dir / "resolved.toml"
+            write_toml(resolved, name, config)
+            command = [sys.executable, "-m", "itemvec.cli", "train", name, "--data", str(data_dir), "--out",
+                       str(run_dir), "--config", str(resolved), "--progress" if progress else "--no-progress"]
+            result = subprocess.run(command, stdout=subprocess.PIPE, text=True)
+            if result.returncode != 0:
+                raise InputError(f"training {name} failed (exit {result.returncode}); see the messages above")
+            resolved.unlink(missing_ok=True)
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        rows.append(metrics)
+        curves_by_model[name] = load_curves(run_dir)
+        log(f"[{name}] auc {metrics['auc']:.4f}  auc_seen {_fmt(metrics['auc_seen'])}  "
+            f"auc_degree {metrics['auc_degree']:.4f}  train {metrics['train_seconds']:.1f} s")
+    _write_json(out / "metrics.json", rows)
+    context = {"title": "itemvec comparison", "data_dir": str(data_dir), "manifest": data.manifest,
+               "policy": POLICY, "command": " ".join(sys.argv) if sys.argv else "",
+               "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+               "baseline_note": "popularity (the degree product) and adamic-adar are baselines: every learned "
+                                "model's figure stands beside them."}
+    write_report(out, rows, curves_by_model, context)
+    return rows
+
+
+def _fmt(value) -> str:
+    return "–" if value is None else f"{value:.4f}"
+
+
+def table_lines(rows: list[dict]) -> list[str]:
+    header = f"{'model':<14}" + "".join(f"{c:>14}" for c in METRIC_COLUMNS) + f"{'train s':>10}{'peak MB':>10}"
+    lines = [header]
+    for row in rows:
+        cells = "".join(f"{_fmt(row.get(c)):>14}" for c in METRIC_COLUMNS)
+        lines.append(f"{row['model']:<14}{cells}{row.get('train_seconds') or 0:>10.1f}{row.get('peak_rss_mb') or 0:>10.0f}")
+    return lines
+
+
+def similar(run_dir: Path, asins: list[str], k: int = 10, data_dir: Path | None = None) -> list[dict]:
+    """Nearest products of each ASIN, with titles. Unknown ASINs raise an InputError naming them."""
+    run_dir = Path(run_dir)
+    info = json.loads((run_dir / "train.json").read_text()) if (run_dir / "train.json").exists() else {}
+    data = DataDir(data_dir or info.get("data_dir", ""))
+    model = load_model(run_dir)
+    index = {asin: i for i, asin in enumerate(data.asins)}
+    missing = [a for a in asins if a not in index]
+    if missing:
+        raise InputError(f"unknown product id(s): {', '.join(missing)}")
+    titles = data.products(columns=["title"])["title"].to_pylist()
+    ids = np.array([index[a] for a in asins])
+    top, scores = model.similar_items(ids, k)
+    results = []
+    for asin, item, row, row_scores in zip(asins, ids, top, scores):
+        neighbours = [{"asin": data.asins[j], "title": titles[j], "score": float(s)}
+                      for j, s in zip(row, row_scores) if j >= 0]
+        results.append({"asin": asin, "title": titles[item], "seen_in_training": bool(model.known_items_[item]),
+                        "similar": neighbours})
+    return results

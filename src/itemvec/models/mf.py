@@ -230,7 +230,7 @@ class MF(ItemModel):
         roles: int = 2
         labels: str = "binary"  # "binary" (BCE) or "continuous" (MSE on the summed pair weight)
         negatives: int = 5
-        alpha: float = 0.5  # negative sampling ∝ degree^alpha (measured: BENCHMARKS.md)
+        alpha: float = 0.0  # negative sampling ∝ degree^alpha; 0 = uniform measured best on AUC (BENCHMARKS.md)
         l2: float = 1e-5
         optimizer: str = "adagrad"  # "adagrad" (row-wise) or "sgd"
         lr: float = 0.15  # initial rate for row-wise Adagrad (measured best; the reference used Adam at 0.01)
@@ -265,10 +265,11 @@ class MF(ItemModel):
     def _init_tables(self, n_items: int) -> None:
         c = self.config
         rng = np.random.default_rng(c.seed)
-        # Small random init; the candidate table starts from its own draw so the two roles can differ.
+        # Query vectors start small and random, candidate vectors at zero (as word2vec's output vectors): every
+        # pair starts at score 0, and an item never trained stays neutral instead of scoring at random.
         self.query_ = (rng.standard_normal((n_items, c.dim)) * c.init_std).astype(np.float32)
         if c.roles == 2:
-            self.candidate_ = (rng.standard_normal((n_items, c.dim)) * c.init_std).astype(np.float32)
+            self.candidate_ = np.zeros((n_items, c.dim), dtype=np.float32)
         else:
             self.candidate_ = self.query_  # the same array: one table
         self.bias_ = np.zeros(n_items, dtype=np.float32)

@@ -1,0 +1,157 @@
+"""Item-item models: planted structure, the registry contract, the schedule, resume, the unseen-item policy."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from itemvec import registry
+from itemvec.config import parse_sets, replace
+from itemvec.data.pairs import Pairs
+from itemvec.data.store import EvalPairs
+from itemvec.errors import ConfigError
+from itemvec.evaluate import metrics
+from itemvec.evaluate.protocols import impute_unscorable, validation_auc_function
+from itemvec.models.base import TrainingData, load_model
+from itemvec.models.mf import MF, alias_table
+from itemvec.train import learning_rate
+
+FAST = {"mf": {"epochs": 3, "dim": 8, "batch_size": 256, "threads": 1},
+        "mf-bias": {"epochs": 3, "dim": 8, "batch_size": 256, "threads": 1}}
+
+
+def two_cliques(size=20, holdout_every=4):
+    """Two disjoint cliques of `size` items; every `holdout_every`-th within-clique pair is held out."""
+    train, held = [], []
+    for base in (0, size):
+        k = 0
+        for i in range(size):
+            for j in range(i + 1, size):
+                (held if k % holdout_every == 0 else train).append((base + i, base + j))
+                k += 1
+    train = np.array(train)
+    pairs = Pairs(train[:, 0].astype(np.int32), train[:, 1].astype(np.int32), np.ones(len(train), np.float32),
+                  np.ones(len(train), np.uint16), ["also_bought"])
+    return TrainingData(n_items=2 * size + 2, train=pairs), np.array(held)  # 2 extra items never seen
+
+
+def model_for(name, **extra):
+    return registry.get(name)(**{**FAST.get(name, {}), **extra})
+
+
+@pytest.mark.parametrize("name", ["mf", "mf-bias"])
+@pytest.mark.parametrize("roles", [1, 2])
+def test_mf_separates_planted_cliques(name, roles):
+    data, held = two_cliques()
+    model = model_for(name, roles=roles, epochs=20, negatives=3).fit(data, progress=False)
+    within = model.score_pairs(held[:, 0], held[:, 1])
+    rng = np.random.default_rng(0)
+    cross = model.score_pairs(rng.integers(0, 20, 200), rng.integers(20, 40, 200))
+    labels = np.r_[np.ones(len(within)), np.zeros(len(cross))]
+    assert metrics.roc_auc(labels, np.r_[within, cross]) > 0.97
+
+
+@pytest.mark.parametrize("name", registry.ITEM_MODELS)
+def test_registry_contract(name, tmp_path):
+    data, held = two_cliques()
+    model = model_for(name).fit(data, progress=False)
+    a, b = held[:, 0], held[:, 1]
+    scores = model.score_pairs(a, b)
+    assert scores.shape == (len(a),) and np.isfinite(scores).all()
+    # Save, load: same scores; no pickle in the weights.
+    model.save(tmp_path / "run")
+    with np.load(tmp_path / "run" / "weights.npz", allow_pickle=False) as npz:
+        assert all(npz[k].dtype != object for k in npz.files)
+    loaded = load_model(tmp_path / "run")
+    np.testing.assert_allclose(loaded.score_pairs(a, b), scores, rtol=1e-6)
+    # Same seed, same scores.
+    again = model_for(name).fit(data, progress=False)
+    np.testing.assert_allclose(again.score_pairs(a, b), scores, rtol=1e-6)
+    # Unknown or unseen ids get NaN: the protocol decides, never a random vector.
+    unseen = model.score_pairs(np.array([0, 40, -1, 10_000]), np.array([41, 1, 0, 1]))
+    assert np.isnan(unseen).all()
+    # score_all agrees with score_pairs; similar_items excludes the query and unseen items.
+    all_scores = model.score_all(np.array([0, 21]))
+    np.testing.assert_allclose(all_scores[0, 1:20], model.score_pairs(np.zeros(19, int), np.arange(1, 20)),
+                               rtol=1e-4, atol=1e-5)
+    assert np.isnan(all_scores[:, 40:]).all()
+    top, top_scores = model.similar_items(np.array([0, 21]), k=5)
+    assert top.shape == (2, 5) and 0 not in top[0] and 21 not in top[1]
+    assert not np.isin(top, [40, 41]).any()
+    assert (np.diff(top_scores, axis=1) <= 1e-9).all()
+    if name != "popularity":  # popularity is the same ranking for every query
+        assert (top[0] < 20).all() and (top[1] >= 20).all()
+
+
+def test_cosine_restarts_schedule_golden():
+    lr = 0.01
+    assert learning_rate("cosine-restarts", lr, 0, 10, 3) == pytest.approx(lr)
+    assert learning_rate("cosine-restarts", lr, 5, 10, 3) == pytest.approx(0.5 * (lr + lr * 1e-3))
+    assert learning_rate("cosine-restarts", lr, 10, 10, 3) == pytest.approx(lr)  # restarts each epoch
+    assert learning_rate("cosine-restarts", lr, 9.999999, 10, 3) == pytest.approx(lr * 1e-3, rel=1e-3)
+    assert learning_rate("cosine", lr, 15, 10, 3) == pytest.approx(lr * 1e-3 + 0.5 * (lr - lr * 1e-3) * 1.0)
+    assert learning_rate("cosine", lr, 30, 10, 3) == pytest.approx(lr * 1e-3)
+    assert learning_rate("constant", lr, 17, 10, 3) == lr
+    quarter = lr * 1e-3 + 0.5 * (lr - lr * 1e-3) * (1 + math.cos(math.pi / 4))
+    assert learning_rate("cosine-restarts", lr, 12.5, 10, 3) == pytest.approx(quarter)
+    with pytest.raises(ValueError):
+        learning_rate("linear", lr, 0, 10, 3)
+
+
+def test_resume_after_interruption_gives_the_same_model(tmp_path):
+    data, held = two_cliques()
+    settings = {"epochs": 4, "batch_size": 100}
+    whole = model_for("mf", **settings).fit(data, progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        model_for("mf", **settings).fit(data, progress=False, run_dir=tmp_path, stop_after_epochs=2)
+    assert (tmp_path / "checkpoint.npz").exists()
+    resumed = model_for("mf", **settings).fit(data, progress=False, run_dir=tmp_path)
+    np.testing.assert_array_equal(resumed.query_, whole.query_)
+    np.testing.assert_array_equal(resumed.candidate_, whole.candidate_)
+
+
+def test_learning_curve_is_recorded(tmp_path):
+    data, held = two_cliques()
+    rng = np.random.default_rng(1)
+    neg_a, neg_b = rng.integers(0, 20, len(held)), rng.integers(20, 40, len(held))
+    data.validation = EvalPairs(np.r_[held[:, 0], neg_a], np.r_[held[:, 1], neg_b],
+                                np.r_[np.ones(len(held)), np.zeros(len(held))].astype(np.int8))
+    model = model_for("mf", epochs=6, eval_every=2)
+    model.fit(data, progress=False, run_dir=tmp_path, evaluate=validation_auc_function(model, data.validation))
+    history = model.history_
+    steps_per_epoch = math.ceil(len(data.train) / 256)
+    assert len(history) == (6 * steps_per_epoch) // 2
+    assert history[-1]["val_auc"] > 0.9 and history[-1]["val_auc"] >= history[0]["val_auc"]
+    assert len((tmp_path / "history.jsonl").read_text().splitlines()) == len(history)
+
+
+def test_continuous_labels_and_settings():
+    data, held = two_cliques()
+    model = model_for("mf", labels="continuous", epochs=20).fit(data, progress=False)
+    assert np.isfinite(model.score_pairs(held[:, 0], held[:, 1])).all()
+    with pytest.raises(ConfigError):
+        MF(labels="ordinal")
+    with pytest.raises(ConfigError, match="unknown setting"):
+        replace(MF.Config(), {"dimension": "3"})
+    assert replace(MF.Config(), parse_sets(["dim=16", "lr=0.5"])).dim == 16
+    with pytest.raises(ConfigError, match="expected int"):
+        replace(MF.Config(), {"dim": "sixteen"})
+
+
+def test_alias_table_draws_the_right_distribution():
+    weights = np.array([0.0, 1.0, 2.0, 7.0])
+    prob, alias = alias_table(weights)
+    # The exact distribution implied by the table: item i gets prob[i]/n plus (1-prob[j])/n for j aliased to i.
+    implied = prob / len(weights)
+    np.add.at(implied, alias, (1 - prob) / len(weights))
+    np.testing.assert_allclose(implied, weights / weights.sum(), atol=1e-12)
+
+
+def test_unseen_policy_uses_the_median_of_scorable_pairs():
+    scores = np.array([0.1, np.nan, 0.9, 0.5, np.nan])
+    filled, n = impute_unscorable(scores)
+    assert n == 2 and filled[1] == filled[4] == 0.5
+    all_nan, n = impute_unscorable(np.array([np.nan, np.nan]))
+    assert n == 2 and (all_nan == 0).all()

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 WHEELS := $(wildcard /opt/wheels)
 PIP_FLAGS := $(if $(WHEELS),--find-links $(WHEELS),)
 DEMO_DIR ?= demo-output
-DEMO_PRODUCTS ?= 20000
+DEMO_PRODUCTS ?= 100000
 
 .PHONY: setup demo test bench lint clean
 
@@ -23,7 +23,8 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(BIN)/itemvec synth amazon --products $(DEMO_PRODUCTS) --seed 7 --out $(DEMO_DIR)/catalogue.json.gz
 	$(BIN)/itemvec prepare amazon $(DEMO_DIR)/catalogue.json.gz --out $(DEMO_DIR)/data --seed 7
-	@echo "Manifest: $(DEMO_DIR)/data/manifest.json"
+	$(BIN)/itemvec compare --data $(DEMO_DIR)/data --out $(DEMO_DIR)/report
+	@echo "Report: $(DEMO_DIR)/report/report.html (and report.md, metrics.json)"
 
 test: setup
 	$(BIN)/python -m pytest
@@ -34,7 +35,8 @@ lint: setup
 bench: setup
 	$(BIN)/python -m pip install --quiet $(PIP_FLAGS) -e ".[dev,bench]"
 	$(BIN)/python benchmarks/bench_parse.py
-	$(BIN)/python benchmarks/bench_prepare.py
+	$(BIN)/python benchmarks/bench_prepare.py --keep
+	$(BIN)/python benchmarks/bench_mf.py --data bench-output/data-420000
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR)

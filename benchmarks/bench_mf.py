@@ -60,7 +60,7 @@ def reference_loop(training: TrainingData, epochs: int, dim: int, seed: int, max
     steps = math.ceil(len(a_all) / batch)
     started = time.perf_counter()
     epoch_seconds = []
-    for epoch in range(epochs):
+    for _ in range(epochs):
         t0 = time.perf_counter()
         order = torch.from_numpy(rng.permutation(len(a_all)))
         for step in range(steps):

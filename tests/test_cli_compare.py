@@ -43,9 +43,12 @@ def test_compare_writes_the_report(data_dir, tmp_path):
     assert (out / "runs" / "mf" / "history.jsonl").read_text().count("\n") == 4
     assert "report:" in result.stdout and "auc" in result.stdout
     # A second compare with the same settings reuses the runs.
-    again = cli("compare", "--data", data_dir, "--out", out, "--models", "popularity,mf", "--set", "epochs=4",
-                "--set", "mf.dim=16", "--no-progress")
-    assert again.returncode == 0 and "[mf] reusing" in again.stderr
+    again = cli("compare", "--data", data_dir, "--out", out, "--models", "popularity,mf,mf@labels=continuous",
+                "--set", "epochs=4", "--set", "mf.dim=16", "--no-progress")
+    assert again.returncode == 0 and "[mf] reusing" in again.stderr and "[mf@labels=continuous] training" in again.stderr
+    rows = json.loads((out / "metrics.json").read_text())
+    assert rows[2]["model"] == "mf@labels=continuous" and rows[2]["config"]["labels"] == "continuous"
+    assert rows[2]["config"]["dim"] == 16
 
 
 def test_train_evaluate_similar(data_dir, tmp_path):

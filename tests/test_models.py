@@ -96,8 +96,9 @@ def test_cosine_restarts_schedule_golden():
     assert learning_rate("constant", lr, 17, 10, 3) == lr
     quarter = lr * 1e-3 + 0.5 * (lr - lr * 1e-3) * (1 + math.cos(math.pi / 4))
     assert learning_rate("cosine-restarts", lr, 12.5, 10, 3) == pytest.approx(quarter)
+    assert learning_rate("linear", lr, 15, 10, 3) == pytest.approx(lr - (lr - lr * 1e-3) * 0.5)
     with pytest.raises(ValueError):
-        learning_rate("linear", lr, 0, 10, 3)
+        learning_rate("exponential", lr, 0, 10, 3)
 
 
 def test_resume_after_interruption_gives_the_same_model(tmp_path):

@@ -367,3 +367,30 @@ def test_real_2014_musical_instruments(tmp_path):
             if name in ("bought_together", "also_bought", "also_viewed"):
                 pairs.update(tuple(sorted((record["asin"], p))) for p in partners if p != record["asin"])
     assert manifest["n_items"] == len(asins) and manifest["unique_pairs"] == len(pairs)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.one_of(
+    st.tuples(st.just("good"), st.integers(0, 30)),
+    st.tuples(st.just("bad"), st.sampled_from(["{'asin': ", "[1]", "{'title': 'x'}", "not a record", "{'asin': 3}",
+                                               "{'asin': 'Z', 'related': {'also_bought': 'B'}}"])),
+    st.tuples(st.just("blank"), st.just("")),
+), min_size=1, max_size=40))
+def test_parsing_never_loses_a_record_silently(tmp_path_factory, lines):
+    text = []
+    for kind, value in lines:
+        if kind == "good":
+            text.append(line_2014(f"G{value}", {"also_bought": [f"G{value + 1}"]}))
+        else:
+            text.append(value)
+    path = write(tmp_path_factory.mktemp("p") / "m.json", text)
+    good = sum(kind == "good" for kind, _ in lines)
+    bad = sum(kind == "bad" for kind, _ in lines)
+    from itemvec.data.prepare import read_amazon
+
+    ids, mentions, meta, report = read_amazon([path], progress=False)
+    assert report.records_read == good + bad == report.records_parsed + report.records_rejected
+    assert report.records_rejected == bad and report.records_parsed == good
+    for reason, count in report.rejected.items():
+        assert len(report.rejected_examples[reason]) == min(count, 5)
+        assert all(example.startswith(f"{path}:") for example in report.rejected_examples[reason])

@@ -86,6 +86,30 @@ def prepare_edges_command(
     _print_manifest(manifest, out)
 
 
+@prepare_app.command("sessions")
+def prepare_sessions_command(
+    files: Annotated[list[Path], typer.Argument(help="Session or sequence files (plain or gzip).")],
+    out: Annotated[Path, typer.Option(help="DATA_DIR to write.")],
+    fmt: Annotated[str, typer.Option("--format", help="s3rec, sasrec, diginetica or yoochoose.")],
+    attributes: Annotated[Path | None, typer.Option(help="Item attributes, JSON {\"item id\": [ids]}.")] = None,
+    window: Annotated[int, typer.Option(help="Link each item to the next WINDOW items of its session.")] = 1,
+    split: SplitOption = "0.667,0.167,0.166",
+    seed: Seed = 0,
+    max_bad_fraction: MaxBad = 0.01,
+    progress: Progress = True,
+) -> None:
+    """Read click sessions or user sequences into an item graph, the sessions and training sessions."""
+    from itemvec.data.pairs import parse_split
+    from itemvec.data.sessions import prepare_sessions, session_summary_lines
+
+    manifest = prepare_sessions(files, out, fmt=fmt, attributes=attributes, window=window,
+                                split=parse_split(split), seed=seed, max_bad_fraction=max_bad_fraction,
+                                progress=progress)
+    for line in session_summary_lines(manifest):
+        typer.echo(line)
+    _print_manifest(manifest, out)
+
+
 SetOption = Annotated[list[str] | None, typer.Option("--set", help="Override a setting: key=value (repeatable).")]
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="TOML file of settings.")]
 
@@ -128,7 +152,7 @@ def evaluate_command(
 def compare_command(
     data: Annotated[Path, typer.Option(help="Prepared DATA_DIR.")],
     out: Annotated[Path, typer.Option(help="REPORT_DIR to write.")],
-    models: Annotated[str | None, typer.Option(help="Comma-separated model names (default: all item-item models).")] = None,
+    models: Annotated[str | None, typer.Option(help="Comma-separated model names, a variant as NAME@key=value (default: all item-item models).")] = None,
     config: ConfigOption = None,
     set_: SetOption = None,
     reuse: Annotated[bool, typer.Option("--reuse/--retrain", help="Reuse finished runs with the same settings.")] = True,
@@ -140,8 +164,10 @@ def compare_command(
     from itemvec.runs import compare, table_lines
 
     names = [m.strip() for m in models.split(",") if m.strip()] if models else list(registry.ITEM_MODELS)
+    from itemvec.runs import parse_model_spec
+
     for name in names:
-        registry.get(name)  # unknown names fail before any training
+        parse_model_spec(name)  # unknown names fail before any training
     rows = compare(data, names, out, config_file=config, sets=parse_sets(set_), progress=progress, reuse=reuse,
                    log=lambda m: typer.echo(m, err=True))
     for line in table_lines(rows):

@@ -12,6 +12,11 @@ _MODELS = {
     "adamic-adar": "itemvec.models.heuristics:AdamicAdar",
     "mf": "itemvec.models.mf:MF",
     "mf-bias": "itemvec.models.mf:MFBias",
+    "mf-seq": "itemvec.models.mf:MFSeq",
+    "skipgram": "itemvec.models.skipgram:SkipGram",
+    "node2vec": "itemvec.models.skipgram:Node2Vec",
+    "eges": "itemvec.models.skipgram:EGES",
+    "w2v-gensim": "itemvec.models.w2v:GensimWord2Vec",
 }
 
 # The item-item models `compare` runs when no --models is given, baselines first.

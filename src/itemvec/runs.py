@@ -159,29 +159,33 @@ def compare(data_dir: Path, models: list[str], out: Path, *, config_file: Path |
     data = DataDir(data_dir)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    configs = {name: resolve_config(name, config_file, sets, strict=False)[1] for name in models}
+    configs = {}
+    for spec in models:
+        base, variant = parse_model_spec(spec)
+        config = resolve_config(base, config_file, sets, strict=False)[1]
+        configs[spec] = (base, replace(config, variant, source=spec) if variant else config)
     unknown = [key for key in (sets or {}) if "." not in key and
-               not any(key in to_dict(c) for c in configs.values())]
+               not any(key in to_dict(c) for _, c in configs.values())]
     if unknown:
         raise InputError(f"--set: no model in {models} has the setting(s) {unknown}")
     rows, curves_by_model = [], {}
     for name in models:
-        run_dir = out / "runs" / name
-        config = configs[name]
-        if reuse and _reusable(run_dir, name, config, data_dir):
+        run_dir = out / "runs" / name.replace("@", "_")
+        base, config = configs[name]
+        if reuse and _reusable(run_dir, base, config, data_dir):
             log(f"[{name}] reusing {run_dir}")
         else:
             log(f"[{name}] training")
             run_dir.mkdir(parents=True, exist_ok=True)
             resolved = run_dir / "resolved.toml"
-            write_toml(resolved, name, config)
-            command = [sys.executable, "-m", "itemvec.cli", "train", name, "--data", str(data_dir), "--out",
+            write_toml(resolved, base, config)
+            command = [sys.executable, "-m", "itemvec.cli", "train", base, "--data", str(data_dir), "--out",
                        str(run_dir), "--config", str(resolved), "--progress" if progress else "--no-progress"]
             result = subprocess.run(command, stdout=subprocess.PIPE, text=True)
             if result.returncode != 0:
                 raise InputError(f"training {name} failed (exit {result.returncode}); see the messages above")
             resolved.unlink(missing_ok=True)
-        metrics = json.loads((run_dir / "metrics.json").read_text())
+        metrics = {**json.loads((run_dir / "metrics.json").read_text()), "model": name}
         rows.append(metrics)
         curves_by_model[name] = load_curves(run_dir)
         log(f"[{name}] auc {metrics['auc']:.4f}  auc_seen {_fmt(metrics['auc_seen'])}  "
@@ -194,6 +198,20 @@ def compare(data_dir: Path, models: list[str], out: Path, *, config_file: Path |
                                 "model's figure stands beside them."}
     write_report(out, rows, curves_by_model, context)
     return rows
+
+
+def parse_model_spec(spec: str) -> tuple[str, dict[str, str]]:
+    """``"mf@labels=continuous@dim=32"`` → ``("mf", {"labels": "continuous", "dim": "32"})``: a registered
+    model with settings of its own, so one comparison can hold variants of one model."""
+    base, *parts = spec.split("@")
+    registry.get(base)
+    variant = {}
+    for part in parts:
+        key, sep, value = part.partition("=")
+        if not sep or not key:
+            raise InputError(f"model {spec!r}: expected NAME@key=value[@key=value...]")
+        variant[key] = value
+    return base, variant
 
 
 def _fmt(value) -> str:
@@ -219,7 +237,8 @@ def similar(run_dir: Path, asins: list[str], k: int = 10, data_dir: Path | None 
     missing = [a for a in asins if a not in index]
     if missing:
         raise InputError(f"unknown product id(s): {', '.join(missing)}")
-    titles = data.products(columns=["title"])["title"].to_pylist()
+    products = data.products()
+    titles = products["title"].to_pylist() if "title" in products.column_names else [None] * data.n_items
     ids = np.array([index[a] for a in asins])
     top, scores = model.similar_items(ids, k)
     results = []

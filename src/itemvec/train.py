@@ -11,6 +11,7 @@ Schedules (``lr`` is the initial rate, 0.01 in the reference study):
 - ``cosine-restarts``: cosine annealing from ``lr`` to ``lr * min_lr_fraction`` within each epoch, restarting
   at every epoch (the reference study's schedule);
 - ``cosine``: one cosine annealing over the whole run;
+- ``linear``: linear decay from ``lr`` to ``lr * min_lr_fraction`` over the whole run (word2vec's schedule);
 - ``constant``.
 """
 
@@ -28,7 +29,7 @@ from typing import Protocol
 import numpy as np
 from tqdm import tqdm
 
-SCHEDULES = ("cosine-restarts", "cosine", "constant")
+SCHEDULES = ("cosine-restarts", "cosine", "linear", "constant")
 
 
 def learning_rate(schedule: str, lr: float, step: int, steps_per_epoch: int, epochs: int,
@@ -41,6 +42,8 @@ def learning_rate(schedule: str, lr: float, step: int, steps_per_epoch: int, epo
         fraction = (step % steps_per_epoch) / steps_per_epoch if step < steps_per_epoch * epochs else 1.0
     elif schedule == "cosine":
         fraction = min(step / (steps_per_epoch * epochs), 1.0)
+    elif schedule == "linear":
+        return lr - (lr - floor) * min(step / (steps_per_epoch * epochs), 1.0)
     else:
         raise ValueError(f"unknown schedule {schedule!r}; expected one of {SCHEDULES}")
     return floor + 0.5 * (lr - floor) * (1.0 + math.cos(math.pi * fraction))

@@ -266,8 +266,15 @@ def _split_and_negatives(pairs: Pairs, n_items: int, fractions, seed: int) -> di
     return {"parts": parts, "negatives": negatives, "nodes": len(nodes)}
 
 
-def _write_data_dir(out: Path, *, products: pa.Table, asins: list[str], pairs: Pairs, fractions, seed: int,
-                    manifest: dict, started: float, progress: bool) -> dict:
+def write_data_dir(out: Path, *, products: pa.Table, asins: list[str], pairs: Pairs, fractions, seed: int,
+                   manifest: dict, started: float, progress: bool,
+                   extra_files: dict[str, Callable[[Path, dict[str, Pairs]], dict | None]] | None = None) -> dict:
+    """Split ``pairs``, draw negatives and write the DATA_DIR layout into ``out`` in one atomic rename.
+
+    ``extra_files`` maps a file name inside the DATA_DIR to a writer ``(path, parts) -> dict | None`` that is
+    called inside the temporary directory with the split parts (train / validation / test ``Pairs``); a dict it
+    returns is merged into the manifest.
+    """
     split = _split_and_negatives(pairs, len(asins), fractions, seed)
     with atomic_directory(out) as tmp:
         (tmp / "split").mkdir()
@@ -279,6 +286,8 @@ def _write_data_dir(out: Path, *, products: pa.Table, asins: list[str], pairs: P
             write_pairs(tmp / "split" / f"{name}.parquet", part)
         for name, (a, b) in split["negatives"].items():
             write_negatives(tmp / "split" / f"{name}.parquet", a, b)
+        for name, writer in (extra_files or {}).items():
+            manifest.update(writer(tmp / name, split["parts"]) or {})
         manifest.update({
             "n_items": len(asins),
             "graph_nodes": split["nodes"],
@@ -293,6 +302,9 @@ def _write_data_dir(out: Path, *, products: pa.Table, asins: list[str], pairs: P
         })
         write_json(tmp / "manifest.json", manifest)
     return manifest
+
+
+_write_data_dir = write_data_dir  # the earlier private name
 
 
 def prepare_amazon(paths: Sequence[str | Path], out: str | Path, *, weights: dict[str, float] | None = None,

@@ -25,53 +25,10 @@ from numba import njit, prange
 
 from itemvec.errors import ConfigError
 from itemvec.models.base import ItemModel, TrainingData
-from itemvec.train import Trainer, TrainerSettings
+from itemvec.models.kernels import alias_table, sigmoid, splitmix_next, to_uniform  # noqa: F401 (alias_table re-exported)
+from itemvec.train import SCHEDULES, Trainer, TrainerSettings
 
 N_BLOCKS = 16  # fixed work split per step: results do not depend on the number of threads (given one thread)
-
-
-def alias_table(weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Walker/Vose alias table for drawing index i with probability weights[i] / sum(weights)."""
-    n = len(weights)
-    p = np.asarray(weights, dtype=np.float64)
-    p = p * (n / p.sum())
-    prob = np.ones(n, dtype=np.float64)
-    alias = np.arange(n, dtype=np.int32)
-    small = list(np.flatnonzero(p < 1.0))
-    large = list(np.flatnonzero(p >= 1.0))
-    while small and large:
-        s = small.pop()
-        g = large[-1]
-        prob[s] = p[s]
-        alias[s] = g
-        p[g] = p[g] + p[s] - 1.0
-        if p[g] < 1.0:
-            large.pop()
-            small.append(g)
-    return prob, alias
-
-
-@njit(inline="always")
-def _next(state):
-    """splitmix64: a tiny, good-enough generator whose whole state is one uint64 (per block)."""
-    state = state + np.uint64(0x9E3779B97F4A7C15)
-    z = state
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return state, z ^ (z >> np.uint64(31))
-
-
-@njit(inline="always")
-def _uniform(z):
-    return (z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
-
-
-@njit(inline="always")
-def _sigmoid(x):
-    if x >= 0:
-        return 1.0 / (1.0 + np.exp(-x))
-    e = np.exp(x)
-    return e / (1.0 + e)
 
 
 @njit(inline="always")
@@ -113,10 +70,10 @@ def _mf_step(query, cand, bias, global_bias, acc_q, acc_c, acc_b, left, right, t
                     b = right[i]
                     y = target[i]
                 else:
-                    state, z = _next(state)
+                    state, z = splitmix_next(state)
                     j = np.int64((z >> np.uint64(11)) % np.uint64(n_items))
-                    state, z = _next(state)
-                    b = j if _uniform(z) < prob[j] else np.int64(alias[j])
+                    state, z = splitmix_next(state)
+                    b = j if to_uniform(z) < prob[j] else np.int64(alias[j])
                     if b == a:
                         continue
                     y = 0.0
@@ -130,7 +87,7 @@ def _mf_step(query, cand, bias, global_bias, acc_q, acc_c, acc_b, left, right, t
                         s += query[a, d] * query[b, d]
                 if use_bias:
                     s += bias[a] + bias[b] + global_bias[0]
-                p = _sigmoid(s)
+                p = sigmoid(s)
                 if mse:
                     err = p - y
                     loss += err * err
@@ -250,8 +207,7 @@ class MF(ItemModel):
                 (self.labels in ("binary", "continuous"), "labels must be 'binary' or 'continuous'"),
                 (self.negatives >= 0, "negatives must be >= 0"),
                 (self.optimizer in ("adagrad", "sgd"), "optimizer must be 'adagrad' or 'sgd'"),
-                (self.schedule in ("cosine-restarts", "cosine", "constant"),
-                 "schedule must be cosine-restarts, cosine or constant"),
+                (self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}"),
                 (self.epochs >= 0 and self.batch_size > 0 and self.lr > 0, "epochs, batch_size, lr out of range"),
             ]
             for ok, message in checks:
@@ -349,3 +305,99 @@ class MFBias(MF):
 
     name = "mf-bias"
     use_bias = True
+
+
+@njit(cache=True)
+def window_pairs(tokens, offsets, order, window):
+    """(centre, context) pairs within ``window`` positions in the sequences ``order``, both directions."""
+    total = 0
+    for s in order:
+        length = offsets[s + 1] - offsets[s]
+        for d in range(1, min(window, length - 1) + 1):
+            total += 2 * (length - d)
+    left = np.empty(total, dtype=np.int64)
+    right = np.empty(total, dtype=np.int64)
+    n = 0
+    for s in order:
+        start, end = offsets[s], offsets[s + 1]
+        for i in range(start, end):
+            if tokens[i] < 0:
+                continue
+            for j in range(i + 1, min(end, i + window + 1)):
+                if tokens[j] < 0 or tokens[j] == tokens[i]:
+                    continue
+                left[n] = tokens[i]
+                right[n] = tokens[j]
+                left[n + 1] = tokens[j]
+                right[n + 1] = tokens[i]
+                n += 2
+    return left[:n], right[:n]
+
+
+class _WindowTrainable(_MFTrainable):
+    """MF steps over (centre, context) pairs taken from walk windows, ``batch_sequences`` walks per step."""
+
+    def __init__(self, model, tokens, offsets, prob, alias):
+        self.model = model
+        self.tokens, self.offsets = tokens, offsets
+        self.prob, self.alias = prob, alias
+        self.n_sequences = len(offsets) - 1
+        self.batch = max(1, model.config.batch_sequences)
+        self.order = np.arange(self.n_sequences, dtype=np.int64)
+
+    def steps_per_epoch(self) -> int:
+        return max(1, -(-self.n_sequences // self.batch))
+
+    def begin_epoch(self, epoch: int, seed: int) -> None:
+        self.order = np.random.default_rng(seed).permutation(self.n_sequences).astype(np.int64)
+
+    def train_step(self, step, lr_start, lr_end, seed):
+        m, c = self.model, self.model.config
+        chunk = self.order[step * self.batch:(step + 1) * self.batch]
+        left, right = window_pairs(self.tokens, self.offsets, chunk, c.window)
+        shuffle = np.random.default_rng(seed).permutation(len(left))
+        left, right = left[shuffle], right[shuffle]
+        target = np.ones(len(left), dtype=np.float32)
+        loss = _mf_step(m.query_, m.candidate_, m.bias_, m.global_bias_, m._acc_q, m._acc_c, m._acc_b,
+                        left, right, target, self.prob, self.alias, c.negatives, lr_start, lr_end, c.l2, False,
+                        m.use_bias, c.roles == 2, c.optimizer == "adagrad", seed)
+        return float(loss), len(left) * (c.negatives + 1)
+
+
+class MFSeq(MFBias):
+    """`mf-bias` trained on (centre, context) pairs from random-walk windows (or session windows), with
+    negatives, instead of on the pairs themselves: the reference study's implementation 7."""
+
+    name = "mf-seq"
+
+    @dataclass(frozen=True)
+    class Config(MF.Config):
+        epochs: int = 1
+        window: int = 2
+        batch_sequences: int = 20000
+        source: str = "walks"
+        walks_per_node: int = 3
+        walk_length: int = 20
+        p: float = 1.0
+        q: float = 1.0
+        weighted: bool = True
+
+    def fit(self, data: TrainingData, *, run_dir=None, evaluate=None, progress: bool = True, resume: bool = True,
+            stop_after_epochs: int | None = None) -> MFSeq:
+        from itemvec.models.skipgram import sequences_for
+
+        c = self.config
+        if c.threads > 0:
+            numba.set_num_threads(min(c.threads, numba.config.NUMBA_NUM_THREADS))
+        tokens, offsets, self.sequence_info_ = sequences_for(data, c, data.n_items)
+        counts = np.bincount(tokens[tokens >= 0], minlength=data.n_items)
+        self.known_items_ = counts > 0
+        self._init_tables(data.n_items)
+        prob, alias = alias_table(np.power(counts.astype(np.float64), c.alpha))
+        trainable = _WindowTrainable(self, tokens.astype(np.int64), offsets, prob, alias)
+        settings = TrainerSettings(epochs=c.epochs, lr=c.lr, schedule=c.schedule, min_lr_fraction=c.min_lr_fraction,
+                                   eval_every=c.eval_every, seed=c.seed)
+        trainer = Trainer(settings, evaluate=(lambda: evaluate(self)) if evaluate else None, run_dir=run_dir,
+                          resume=resume, progress=progress, stop_after_epochs=stop_after_epochs)
+        self.history_ = trainer.fit(trainable)
+        return self

@@ -1,0 +1,426 @@
+"""Skip-gram with negative sampling on item sequences, and EGES (skip-gram with side information).
+
+- `skipgram`: word2vec's SGNS (Mikolov et al. 2013) on random walks over the train graph (or on session
+  sequences): separate centre and context tables, a reduced random window, frequent-item subsampling,
+  negatives drawn ∝ count^0.75 through an alias table, SGD with word2vec's linearly decaying rate.
+- `node2vec`: the same fed by second-order walks with return parameter ``p`` and in-out parameter ``q``
+  (Grover & Leskovec 2016); with p = q = 1 it is DeepWalk.
+- `eges`: "Billion-scale Commodity Embedding for E-commerce Recommendation in Alibaba" (Wang et al. 2018):
+  the centre item is represented by H_v = Σ_f softmax(a_v)_f · W_f[value of field f for v], over the item id
+  and its side information (brand, leaf category, price bucket, or a session data set's attributes), with
+  the per-item field weights a_v learned; the context side uses the item id. An item unseen in training but
+  with side information gets H from its side fields alone (uniform weights): its cold-start vector.
+
+One numba kernel trains all three: the centre representation is a weighted sum over "fields", and plain
+skip-gram is the one-field case (the item id, weight 1). Every walk/sequence block draws from its own
+generator, so one thread gives the same vectors for the same seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from itemvec.errors import ConfigError
+from itemvec.models.base import ItemModel, TrainingData
+from itemvec.models.kernels import alias_table, sigmoid, splitmix_next, to_uniform
+from itemvec.train import SCHEDULES, Trainer, TrainerSettings
+
+N_BLOCKS = 64  # fixed work split per step (results do not depend on the thread count on one thread)
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def _sgns_step(emb_in, emb_out, field_rows, field_logits, tokens, offsets, order, keep_prob, prob, alias,
+               window, negatives, lr0, lr1, learn_weights, seed):
+    """One step over the sequences ``order`` (indices into ``offsets``). Returns (summed loss, pairs)."""
+    n_seq = len(order)
+    dim = emb_in.shape[1]
+    n_fields = field_rows.shape[1]
+    n_items = len(prob)
+    block = (n_seq + N_BLOCKS - 1) // N_BLOCKS
+    losses = np.zeros(N_BLOCKS)
+    counts = np.zeros(N_BLOCKS, dtype=np.int64)
+    max_len = 0
+    for s in range(len(offsets) - 1):
+        max_len = max(max_len, offsets[s + 1] - offsets[s])
+    for blk in prange(N_BLOCKS):
+        state = np.uint64(seed) + np.uint64(blk) * np.uint64(0x632BE59BD9B4E019)
+        kept = np.empty(max_len, dtype=np.int64)
+        h = np.empty(dim)
+        neu = np.empty(dim)
+        weights = np.empty(n_fields)
+        loss = 0.0
+        count = 0
+        for si in range(blk * block, min(n_seq, (blk + 1) * block)):
+            lr = lr0 + (lr1 - lr0) * (si / n_seq)
+            seq = order[si]
+            # Subsample frequent items (word2vec), then slide the window over what is kept.
+            n_kept = 0
+            for pos in range(offsets[seq], offsets[seq + 1]):
+                item = tokens[pos]
+                if item < 0:
+                    continue
+                state, z = splitmix_next(state)
+                if to_uniform(z) < keep_prob[item]:
+                    kept[n_kept] = item
+                    n_kept += 1
+            for i in range(n_kept):
+                centre = kept[i]
+                state, z = splitmix_next(state)
+                reduced = 1 + np.int64((z >> np.uint64(11)) % np.uint64(window))
+                # The centre's representation: softmax-weighted sum of its field embeddings.
+                total = 0.0
+                for f in range(n_fields):
+                    if field_rows[centre, f] >= 0:
+                        weights[f] = np.exp(field_logits[centre, f])
+                        total += weights[f]
+                    else:
+                        weights[f] = 0.0
+                for f in range(n_fields):
+                    weights[f] /= total
+                for d in range(dim):
+                    h[d] = 0.0
+                for f in range(n_fields):
+                    if weights[f] > 0.0:
+                        row = field_rows[centre, f]
+                        for d in range(dim):
+                            h[d] += weights[f] * emb_in[row, d]
+                for j in range(max(0, i - reduced), min(n_kept, i + reduced + 1)):
+                    if j == i:
+                        continue
+                    context = kept[j]
+                    for d in range(dim):
+                        neu[d] = 0.0
+                    for k in range(negatives + 1):
+                        if k == 0:
+                            target = context
+                            label = 1.0
+                        else:
+                            state, z = splitmix_next(state)
+                            r = np.int64((z >> np.uint64(11)) % np.uint64(n_items))
+                            state, z = splitmix_next(state)
+                            target = r if to_uniform(z) < prob[r] else np.int64(alias[r])
+                            if target == context:
+                                continue
+                            label = 0.0
+                        score = 0.0
+                        for d in range(dim):
+                            score += h[d] * emb_out[target, d]
+                        p = sigmoid(score)
+                        loss -= np.log(max(p, 1e-12)) if label > 0.5 else np.log(max(1.0 - p, 1e-12))
+                        g = (label - p) * lr
+                        for d in range(dim):
+                            neu[d] += g * emb_out[target, d]
+                            emb_out[target, d] += g * h[d]
+                    count += 1
+                    # Back to the fields: each embedding moves by its weight, the weights by their fit.
+                    neu_h = 0.0
+                    for d in range(dim):
+                        neu_h += neu[d] * h[d]
+                    for f in range(n_fields):
+                        if weights[f] > 0.0:
+                            row = field_rows[centre, f]
+                            neu_e = 0.0
+                            for d in range(dim):
+                                neu_e += neu[d] * emb_in[row, d]
+                                emb_in[row, d] += weights[f] * neu[d]
+                            if learn_weights:
+                                field_logits[centre, f] += weights[f] * (neu_e - neu_h)
+        losses[blk] = loss
+        counts[blk] = count
+    return losses.sum(), counts.sum()
+
+
+class _SequenceTrainable:
+    """Skip-gram steps for the shared trainer: a shuffled pass over the sequences, ``batch`` per step."""
+
+    def __init__(self, model, tokens, offsets, keep_prob, prob, alias):
+        self.model = model
+        self.tokens, self.offsets = tokens, offsets
+        self.keep_prob, self.prob, self.alias = keep_prob, prob, alias
+        self.n_sequences = len(offsets) - 1
+        self.batch = max(1, model.config.batch_sequences)
+        self.order = np.arange(self.n_sequences, dtype=np.int64)
+
+    def steps_per_epoch(self) -> int:
+        return max(1, -(-self.n_sequences // self.batch))
+
+    def begin_epoch(self, epoch: int, seed: int) -> None:
+        self.order = np.random.default_rng(seed).permutation(self.n_sequences).astype(np.int64)
+
+    def train_step(self, step, lr_start, lr_end, seed):
+        m, c = self.model, self.model.config
+        chunk = self.order[step * self.batch:(step + 1) * self.batch]
+        loss, pairs = _sgns_step(m.input_, m.output_, m.field_rows_, m.field_logits_, self.tokens, self.offsets,
+                                 chunk, self.keep_prob, self.prob, self.alias, c.window, c.negatives, lr_start,
+                                 lr_end, m.learn_weights, seed)
+        return float(loss), int(pairs)
+
+    def state(self):
+        m = self.model
+        return {"input": m.input_, "output": m.output_, "logits": m.field_logits_}
+
+    def set_state(self, state):
+        m = self.model
+        m.input_[:] = state["input"]
+        m.output_[:] = state["output"]
+        m.field_logits_[:] = state["logits"]
+
+
+def sequences_for(data: TrainingData, config, n_items: int) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Flat int32 tokens and int64 offsets of the training sequences: random walks over the train graph, or
+    the data set's session sequences (cut at held-out pairs, so no test pair is ever a window neighbour)."""
+    if config.source == "sessions":
+        from itemvec.data.sessions import load_sequences
+
+        if data.data_dir is None:
+            raise ConfigError("source=sessions needs a prepared session DATA_DIR")
+        tokens, offsets = load_sequences(data.data_dir.path, part="train")
+        return tokens.astype(np.int32), offsets.astype(np.int64), {"sequences": len(offsets) - 1}
+    from itemvec.graph.csr import CSRGraph
+    from itemvec.graph.walks import random_walks
+
+    graph = CSRGraph.from_pairs(data.train.item_a, data.train.item_b, data.train.weight, n_nodes=n_items)
+    walks = random_walks(graph, walks_per_node=config.walks_per_node, walk_length=config.walk_length,
+                         p=config.p, q=config.q, weighted=config.weighted, seed=config.seed,
+                         threads=config.threads)
+    offsets = np.arange(0, walks.size + 1, walks.shape[1], dtype=np.int64)
+    return walks.ravel().astype(np.int32), offsets, {"walks": int(walks.shape[0])}
+
+
+class SkipGram(ItemModel):
+    """Skip-gram with negative sampling on random walks (see the module docstring)."""
+
+    name = "skipgram"
+    learn_weights = False
+
+    @dataclass(frozen=True)
+    class Config:
+        dim: int = 128
+        window: int = 5
+        negatives: int = 5
+        alpha: float = 0.75  # negatives ∝ count^alpha
+        subsample: float = 1e-3  # word2vec's `sample`; 0 disables
+        lr: float = 0.025
+        schedule: str = "linear"
+        min_lr_fraction: float = 1e-3
+        epochs: int = 1
+        batch_sequences: int = 20000  # sequences per trainer step
+        eval_every: int = 0
+        source: str = "walks"  # "walks" (over the train graph) or "sessions" (a session DATA_DIR)
+        walks_per_node: int = 10
+        walk_length: int = 40
+        p: float = 1.0
+        q: float = 1.0
+        weighted: bool = True
+        score: str = "cosine"  # "cosine" of centre vectors (as gensim) or "dot": ½(in_a·out_b + in_b·out_a)
+        threads: int = 0
+        seed: int = 0
+
+        def validate(self) -> None:
+            checks = [
+                (self.dim > 0 and self.window > 0 and self.negatives >= 0, "dim, window must be positive"),
+                (self.source in ("walks", "sessions"), "source must be 'walks' or 'sessions'"),
+                (self.score in ("cosine", "dot"), "score must be 'cosine' or 'dot'"),
+                (self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}"),
+                (self.p > 0 and self.q > 0, "p and q must be positive"),
+                (self.walks_per_node > 0 and self.walk_length > 1, "walks_per_node > 0, walk_length > 1"),
+                (self.epochs >= 0 and self.lr > 0 and self.batch_sequences > 0, "epochs, lr, batch out of range"),
+            ]
+            for ok, message in checks:
+                if not ok:
+                    raise ConfigError(message)
+
+    def __init__(self, config=None, **settings) -> None:
+        super().__init__(config, **settings)
+        self.config.validate()
+
+    # ---------------------------------------------------------------- fields (one for plain skip-gram)
+
+    def _fields(self, data: TrainingData, n_items: int) -> tuple[np.ndarray, int, list[str]]:
+        """(n_items, n_fields) rows into the input table, -1 where absent; plain skip-gram: the item id."""
+        return np.arange(n_items, dtype=np.int64)[:, None], n_items, ["item"]
+
+    def fit(self, data: TrainingData, *, run_dir=None, evaluate=None, progress: bool = True, resume: bool = True,
+            stop_after_epochs: int | None = None) -> SkipGram:
+        c = self.config
+        if c.threads > 0:
+            numba.set_num_threads(min(c.threads, numba.config.NUMBA_NUM_THREADS))
+        n = data.n_items
+        tokens, offsets, info = sequences_for(data, c, n)
+        counts = np.bincount(tokens[tokens >= 0], minlength=n).astype(np.float64)
+        self.trained_items_ = counts > 0
+        self.field_rows_, n_rows, self.field_names_ = self._fields(data, n)
+        rng = np.random.default_rng(c.seed)
+        self.input_ = ((rng.random((n_rows, c.dim)) - 0.5) / c.dim).astype(np.float32)  # word2vec's init
+        self.output_ = np.zeros((n, c.dim), dtype=np.float32)
+        self.field_logits_ = np.zeros(self.field_rows_.shape, dtype=np.float32)
+        total = counts.sum()
+        if c.subsample > 0:
+            threshold = c.subsample * total
+            keep = (np.sqrt(counts / threshold) + 1) * threshold / np.maximum(counts, 1)
+            keep_prob = np.minimum(keep, 1.0)
+        else:
+            keep_prob = np.ones(n)
+        prob, alias = alias_table(np.power(counts, c.alpha))
+        trainable = _SequenceTrainable(self, tokens, offsets, keep_prob, prob, alias)
+        settings = TrainerSettings(epochs=c.epochs, lr=c.lr, schedule=c.schedule, min_lr_fraction=c.min_lr_fraction,
+                                   eval_every=c.eval_every, seed=c.seed)
+        self.known_items_ = self._known(self.trained_items_)
+        self._vectors = None
+        trainer = Trainer(settings, evaluate=(lambda: evaluate(self)) if evaluate else None, run_dir=run_dir,
+                          resume=resume, progress=progress, stop_after_epochs=stop_after_epochs)
+        self.history_ = trainer.fit(trainable)
+        self.sequence_info_ = info
+        self._vectors = None
+        return self
+
+    def _known(self, trained: np.ndarray) -> np.ndarray:
+        return trained
+
+    # ---------------------------------------------------------------- vectors and scores
+
+    def item_vectors(self) -> np.ndarray:
+        """(n_items, dim) float32 centre vectors H (for EGES: side-information only for untrained items)."""
+        if getattr(self, "_vectors", None) is None:
+            self._vectors = self._compute_vectors()
+        return self._vectors
+
+    def _compute_vectors(self) -> np.ndarray:
+        rows, logits = self.field_rows_, self.field_logits_.astype(np.float64)
+        present = rows >= 0
+        if rows.shape[1] > 1:
+            # An item absent from training has an untrained id vector and untrained weights: side fields only,
+            # weighted equally (its cold-start vector).
+            untrained = ~self.trained_items_
+            present = present.copy()
+            present[untrained, 0] = False
+            logits = np.where(untrained[:, None], 0.0, logits)
+        weights = np.where(present, np.exp(logits - logits.max(axis=1, keepdims=True)), 0.0)
+        sums = weights.sum(axis=1, keepdims=True)
+        weights = np.divide(weights, sums, out=np.zeros_like(weights), where=sums > 0)
+        vectors = np.zeros((rows.shape[0], self.input_.shape[1]), dtype=np.float32)
+        for f in range(rows.shape[1]):
+            ok = present[:, f]
+            vectors[ok] += (weights[ok, f:f + 1] * self.input_[rows[ok, f]]).astype(np.float32)
+        return vectors
+
+    def field_weights(self, items) -> np.ndarray:
+        """(len(items), n_fields) softmax weights over each item's present fields (rows sum to 1)."""
+        rows = self.field_rows_[np.asarray(items)]
+        logits = self.field_logits_[np.asarray(items)].astype(np.float64)
+        weights = np.where(rows >= 0, np.exp(logits - logits.max(axis=1, keepdims=True)), 0.0)
+        return weights / weights.sum(axis=1, keepdims=True)
+
+    def _normalised(self) -> np.ndarray:
+        vectors = self.item_vectors()
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return vectors / np.maximum(norms, 1e-12)
+
+    def _score_pairs(self, a, b):
+        if self.config.score == "cosine":
+            v = self._normalised()
+            return np.einsum("ij,ij->i", v[a], v[b]).astype(np.float64)
+        h, out = self.item_vectors(), self.output_
+        return 0.5 * (np.einsum("ij,ij->i", h[a], out[b]) + np.einsum("ij,ij->i", h[b], out[a]))
+
+    def _score_all(self, queries):
+        if self.config.score == "cosine":
+            v = self._normalised()
+            return v[queries] @ v.T
+        h, out = self.item_vectors(), self.output_
+        return 0.5 * (h[queries] @ out.T + out[queries] @ h.T)
+
+    # ---------------------------------------------------------------- persistence
+
+    def _state(self):
+        return {"input_": self.input_, "output_": self.output_, "field_rows_": self.field_rows_,
+                "field_logits_": self.field_logits_, "trained_items_": self.trained_items_}
+
+    def _set_state(self, state):
+        self.input_ = state["input_"]
+        self.output_ = state["output_"]
+        self.field_rows_ = state["field_rows_"]
+        self.field_logits_ = state["field_logits_"]
+        self.trained_items_ = state["trained_items_"].astype(bool)
+        self._vectors = None
+
+
+class Node2Vec(SkipGram):
+    """Skip-gram on second-order node2vec walks (p = q = 1 is DeepWalk)."""
+
+    name = "node2vec"
+
+    @dataclass(frozen=True)
+    class Config(SkipGram.Config):
+        p: float = 1.0
+        q: float = 0.5
+
+
+def _price_buckets(prices: np.ndarray, n_buckets: int) -> np.ndarray:
+    """Quantile bucket of each price (0..n_buckets-1), -1 where missing."""
+    out = np.full(len(prices), -1, dtype=np.int64)
+    ok = np.isfinite(prices)
+    if ok.sum() >= n_buckets:
+        edges = np.quantile(prices[ok], np.linspace(0, 1, n_buckets + 1)[1:-1])
+        out[ok] = np.searchsorted(edges, prices[ok], side="right")
+    return out
+
+
+def side_information(data_dir, n_items: int, price_buckets: int = 10) -> tuple[list[np.ndarray], list[str]]:
+    """Per-item codes (0..k-1, -1 missing) of each side field, from products.parquet: brand, leaf category,
+    price bucket; or, for session data sets, the first attribute slots."""
+    products = data_dir.products()
+    names = set(products.column_names)
+    fields, labels = [], []
+
+    def encode(values: list) -> np.ndarray:
+        index: dict = {}
+        return np.array([-1 if v is None else index.setdefault(v, len(index)) for v in values], dtype=np.int64)
+
+    if "brand" in names:
+        fields.append(encode(products["brand"].to_pylist()))
+        labels.append("brand")
+    if "categories" in names:
+        leaves = [paths[0][-1] if paths and paths[0] else None for paths in products["categories"].to_pylist()]
+        fields.append(encode(leaves))
+        labels.append("category")
+    if "price" in names:
+        prices = np.array([np.nan if p is None else p for p in products["price"].to_pylist()], dtype=np.float64)
+        fields.append(_price_buckets(prices, price_buckets))
+        labels.append("price")
+    if "attributes" in names:
+        attributes = products["attributes"].to_pylist()
+        for slot in range(3):
+            fields.append(encode([a[slot] if a is not None and len(a) > slot else None for a in attributes]))
+            labels.append(f"attribute_{slot}")
+    return fields, labels
+
+
+class EGES(SkipGram):
+    """Skip-gram with side information, weighted per item (see the module docstring)."""
+
+    name = "eges"
+    learn_weights = True
+
+    @dataclass(frozen=True)
+    class Config(SkipGram.Config):
+        price_buckets: int = 10
+
+    def _fields(self, data: TrainingData, n_items: int):
+        if data.data_dir is None:
+            return super()._fields(data, n_items)
+        fields, labels = side_information(data.data_dir, n_items, self.config.price_buckets)
+        rows = [np.arange(n_items, dtype=np.int64)]
+        offset = n_items
+        for codes in fields:
+            rows.append(np.where(codes >= 0, codes + offset, -1))
+            offset += int(codes.max()) + 1 if (codes >= 0).any() else 0
+        return np.stack(rows, axis=1), offset, ["item", *labels]
+
+    def _known(self, trained: np.ndarray) -> np.ndarray:
+        # Cold start: an untrained item with at least one side field has a vector.
+        return trained | (self.field_rows_[:, 1:] >= 0).any(axis=1)

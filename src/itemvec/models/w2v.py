@@ -1,0 +1,154 @@
+"""`w2v-gensim`: gensim's Word2Vec on the same walks (or sessions) as `skipgram`, the reference study's
+implementation 5. Skip-gram by default; ``architecture = "cbow"`` gives CBOW, which the reference study
+used without saying so. Trained from a corpus file (gensim's fastest multi-worker path).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numba import njit
+
+from itemvec.errors import ConfigError
+from itemvec.models.base import ItemModel, TrainingData
+
+
+@njit(cache=True)
+def _format_sequences(tokens, offsets):
+    """Space-separated decimal ids, one sequence per line, as bytes (negative tokens dropped)."""
+    out = np.empty(len(tokens) * 12 + len(offsets), dtype=np.uint8)
+    n = 0
+    digits = np.empty(20, dtype=np.uint8)
+    for s in range(len(offsets) - 1):
+        first = True
+        for pos in range(offsets[s], offsets[s + 1]):
+            value = tokens[pos]
+            if value < 0:
+                continue
+            if not first:
+                out[n] = 32
+                n += 1
+            first = False
+            k = 0
+            while True:
+                digits[k] = 48 + value % 10
+                value //= 10
+                k += 1
+                if value == 0:
+                    break
+            for d in range(k - 1, -1, -1):
+                out[n] = digits[d]
+                n += 1
+        out[n] = 10
+        n += 1
+    return out[:n]
+
+
+def _stable_hash(text: str) -> int:
+    """gensim seeds each vector from hash(word + seed); Python's str hash changes per process."""
+    return zlib.crc32(text.encode())
+
+
+class GensimWord2Vec(ItemModel):
+    name = "w2v-gensim"
+
+    @dataclass(frozen=True)
+    class Config:
+        architecture: str = "skipgram"  # or "cbow"
+        dim: int = 128
+        window: int = 5
+        negatives: int = 5
+        subsample: float = 1e-3
+        lr: float = 0.025
+        epochs: int = 1
+        source: str = "walks"
+        walks_per_node: int = 10
+        walk_length: int = 40
+        p: float = 1.0
+        q: float = 1.0
+        weighted: bool = True
+        threads: int = 2  # gensim workers
+        seed: int = 0
+
+        def validate(self) -> None:
+            if self.architecture not in ("skipgram", "cbow"):
+                raise ConfigError("architecture must be 'skipgram' or 'cbow'")
+            if self.source not in ("walks", "sessions"):
+                raise ConfigError("source must be 'walks' or 'sessions'")
+
+    def __init__(self, config=None, **settings) -> None:
+        super().__init__(config, **settings)
+        self.config.validate()
+
+    def fit(self, data: TrainingData, *, evaluate=None, progress: bool = True, **_) -> GensimWord2Vec:
+        try:
+            from gensim.models import Word2Vec
+            from gensim.models.callbacks import CallbackAny2Vec
+        except ImportError as exc:  # pragma: no cover - gensim is a dependency
+            raise ConfigError("w2v-gensim needs gensim: pip install gensim") from exc
+        from itemvec.models.skipgram import sequences_for
+
+        c = self.config
+        tokens, offsets, info = sequences_for(data, c, data.n_items)
+        self.sequence_info_ = info
+        n = data.n_items
+        model_ref = self
+
+        class History(CallbackAny2Vec):
+            def __init__(self):
+                self.epoch = 0
+
+            def on_epoch_end(self, model):
+                self.epoch += 1
+                if evaluate is not None:
+                    model_ref._take_vectors(model, n)
+                    model_ref.history_.append({"step": self.epoch, "epoch": float(self.epoch), "loss": None,
+                                               "val_auc": evaluate(model_ref), "seconds": None})
+
+        with tempfile.TemporaryDirectory() as tmp:
+            corpus = Path(tmp) / "walks.txt"
+            corpus.write_bytes(_format_sequences(tokens, offsets).tobytes())
+            del tokens
+            model = Word2Vec(corpus_file=str(corpus), vector_size=c.dim, window=c.window, negative=c.negatives,
+                             sg=1 if c.architecture == "skipgram" else 0, epochs=c.epochs, workers=c.threads,
+                             min_count=1, sample=c.subsample, alpha=c.lr, seed=c.seed, hashfxn=_stable_hash,
+                             callbacks=[History()])
+        self._take_vectors(model, n)
+        return self
+
+    def _take_vectors(self, model, n: int) -> None:
+        keys = np.array([int(k) for k in model.wv.index_to_key], dtype=np.int64)
+        vectors = np.zeros((n, model.wv.vector_size), dtype=np.float32)
+        vectors[keys] = model.wv.vectors
+        self.vectors_ = vectors
+        self.known_items_ = np.zeros(n, dtype=bool)
+        self.known_items_[keys] = True
+        self._unit = None
+
+    def _normalised(self) -> np.ndarray:
+        if getattr(self, "_unit", None) is None:
+            norms = np.linalg.norm(self.vectors_, axis=1, keepdims=True)
+            self._unit = self.vectors_ / np.maximum(norms, 1e-12)
+        return self._unit
+
+    def _score_pairs(self, a, b):
+        v = self._normalised()
+        return np.einsum("ij,ij->i", v[a], v[b]).astype(np.float64)
+
+    def _score_all(self, queries):
+        v = self._normalised()
+        return v[queries] @ v.T
+
+    def item_vectors(self) -> np.ndarray:
+        return self.vectors_
+
+    def _state(self):
+        return {"vectors_": self.vectors_}
+
+    def _set_state(self, state):
+        self.vectors_ = state["vectors_"]
+        self._unit = None

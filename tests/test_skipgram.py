@@ -1,0 +1,115 @@
+"""Sequence models: skip-gram, node2vec, EGES, gensim word2vec and MF on walk windows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from itemvec import registry
+from itemvec.data.pairs import Pairs
+from itemvec.data.store import DataDir
+from itemvec.evaluate import metrics
+from itemvec.models.base import TrainingData
+from itemvec.models.mf import window_pairs
+from itemvec.models.skipgram import EGES, SkipGram
+from itemvec.models.w2v import _format_sequences
+
+SEQUENCE_MODELS = ["skipgram", "node2vec", "eges", "w2v-gensim", "mf-seq"]
+SMALL = {"dim": 16, "walks_per_node": 10, "walk_length": 10, "threads": 1, "epochs": 2, "subsample": 0.0, "lr": 0.05}
+
+
+def communities(n_groups=2, size=15, seed=0):
+    """Dense random communities joined by a single bridge edge; returns TrainingData and a held-out split."""
+    rng = np.random.default_rng(seed)
+    a, b = [], []
+    for g in range(n_groups):
+        for i in range(size):
+            for j in range(i + 1, size):
+                if rng.random() < 0.6:
+                    a.append(g * size + i)
+                    b.append(g * size + j)
+    a.append(0)
+    b.append(size)  # one bridge
+    pairs = Pairs(np.array(a, np.int32), np.array(b, np.int32), np.ones(len(a), np.float32),
+                  np.ones(len(a), np.uint16), ["also_bought"])
+    return TrainingData(n_items=n_groups * size + 1, train=pairs)  # the last item is never seen
+
+
+def separation(model, size=15):
+    rng = np.random.default_rng(1)
+    i, j = rng.integers(0, size, 300), rng.integers(0, size, 300)
+    keep = i != j
+    within = model.score_pairs(i[keep], j[keep])
+    cross = model.score_pairs(rng.integers(0, size, 300), rng.integers(size, 2 * size, 300))
+    labels = np.r_[np.ones(len(within)), np.zeros(len(cross))]
+    return metrics.roc_auc(labels, np.r_[within, cross])
+
+
+@pytest.mark.parametrize("name", SEQUENCE_MODELS)
+def test_sequence_models_separate_planted_communities(name, tmp_path):
+    data = communities()
+    settings = {**SMALL, "epochs": 5 if name != "w2v-gensim" else 10}
+    if name == "mf-seq":
+        settings = {"dim": 16, "walks_per_node": 10, "walk_length": 10, "threads": 1, "epochs": 5}
+    model = registry.get(name)(**settings).fit(data, progress=False)
+    assert separation(model) > 0.9
+    assert np.isnan(model.score_pairs([0], [30])).all()  # never seen, no side information
+    # Save, load, same scores; refit with the same seed, same scores.
+    model.save(tmp_path / name)
+    loaded = registry.get(name).load(tmp_path / name)
+    a, b = np.arange(0, 14), np.arange(1, 15)
+    np.testing.assert_allclose(loaded.score_pairs(a, b), model.score_pairs(a, b), rtol=1e-5, atol=1e-6)
+    again = registry.get(name)(**settings).fit(data, progress=False)
+    np.testing.assert_allclose(again.score_pairs(a, b), model.score_pairs(a, b), rtol=1e-5, atol=1e-6)
+
+
+def test_window_pairs_and_corpus_format():
+    tokens = np.array([1, 2, 3, -1, 4, 5], dtype=np.int64)
+    offsets = np.array([0, 3, 6], dtype=np.int64)
+    left, right = window_pairs(tokens, offsets, np.array([0, 1]), 1)
+    got = sorted(zip(left.tolist(), right.tolist()))
+    assert got == sorted([(1, 2), (2, 1), (2, 3), (3, 2), (4, 5), (5, 4)])
+    left, right = window_pairs(tokens, offsets, np.array([0]), 5)
+    assert sorted(zip(left.tolist(), right.tolist())) == sorted([(1, 2), (2, 1), (2, 3), (3, 2), (1, 3), (3, 1)])
+    text = _format_sequences(np.array([10, 0, 7, -1, 123], np.int32), np.array([0, 2, 5], np.int64)).tobytes()
+    assert text == b"10 0\n7 123\n"
+
+
+def eges_data(tmp_path, size=15):
+    """Two communities whose products carry a brand per community; item 30 is unseen but has a brand."""
+    data = communities(size=size)
+    n = data.n_items
+    brands = ["A"] * size + ["B"] * size + ["A"]
+    table = pa.table({"id": pa.array(np.arange(n, dtype=np.int32)), "asin": [f"P{i}" for i in range(n)],
+                      "has_metadata": [True] * n, "brand": brands,
+                      "categories": pa.array([[["Root", "Y" if size <= i < 2 * size else "X"]] for i in range(n)]),
+                      "price": pa.array([float(i % 7) + 1 for i in range(n)])})
+    root = tmp_path / "data"
+    root.mkdir()
+    pq.write_table(table, root / "products.parquet")
+    (root / "manifest.json").write_text(f'{{"n_items": {n}, "relation_bits": {{"also_bought": 1}}}}')
+    data.data_dir = DataDir(root)
+    return data
+
+
+def test_eges_weights_are_a_softmax_and_cold_start_uses_side_information(tmp_path):
+    data = eges_data(tmp_path)
+    model = EGES(**SMALL).fit(data, progress=False)
+    assert model.field_rows_.shape == (31, 4)  # item, brand, category, price
+    weights = model.field_weights(np.arange(31))
+    np.testing.assert_allclose(weights.sum(axis=1), 1.0, rtol=1e-6)
+    assert (weights >= 0).all() and not np.allclose(weights[:30], 0.25)  # learned, not uniform
+    # The unseen item 30 (brand A, category X) has a vector from side information only ...
+    assert model.known_items_[30] and not model.trained_items_[30]
+    vectors = model.item_vectors()
+    brand, category, price = model.field_rows_[30, 1:]
+    expected = (model.input_[brand] + model.input_[category] + model.input_[price]) / 3
+    np.testing.assert_allclose(vectors[30], expected, rtol=1e-5, atol=1e-6)
+    # ... which places it with its brand's community: its cold-start scores favour community A.
+    to_a = model.score_pairs(np.full(15, 30), np.arange(15)).mean()
+    to_b = model.score_pairs(np.full(15, 30), np.arange(15, 30)).mean()
+    assert to_a > to_b
+    plain = SkipGram(**SMALL).fit(data, progress=False)
+    assert np.isnan(plain.score_pairs([30], [0]))[0]

@@ -81,17 +81,18 @@ def _sgns_step(emb_in, emb_out, field_rows, field_logits, tokens, offsets, order
                         weights[f] = 0.0
                 for f in range(n_fields):
                     weights[f] /= total
-                for d in range(dim):
-                    h[d] = 0.0
-                for f in range(n_fields):
-                    if weights[f] > 0.0:
-                        row = field_rows[centre, f]
-                        for d in range(dim):
-                            h[d] += weights[f] * emb_in[row, d]
                 for j in range(max(0, i - reduced), min(n_kept, i + reduced + 1)):
                     if j == i:
                         continue
                     context = kept[j]
+                    # Read the centre's representation afresh for every pair, as word2vec reads syn0.
+                    for d in range(dim):
+                        h[d] = 0.0
+                    for f in range(n_fields):
+                        if weights[f] > 0.0:
+                            row = field_rows[centre, f]
+                            for d in range(dim):
+                                h[d] += weights[f] * emb_in[row, d]
                     for d in range(dim):
                         neu[d] = 0.0
                     for k in range(negatives + 1):
@@ -204,7 +205,7 @@ class SkipGram(ItemModel):
         negatives: int = 5
         alpha: float = 0.75  # negatives ∝ count^alpha
         subsample: float = 1e-3  # word2vec's `sample`; 0 disables
-        lr: float = 0.025
+        lr: float = 0.1  # measured: 0.025 (word2vec) learns too slowly in one epoch here (BENCHMARKS.md)
         schedule: str = "linear"
         min_lr_fraction: float = 1e-3
         epochs: int = 1
@@ -246,11 +247,19 @@ class SkipGram(ItemModel):
 
     def fit(self, data: TrainingData, *, run_dir=None, evaluate=None, progress: bool = True, resume: bool = True,
             stop_after_epochs: int | None = None) -> SkipGram:
+        tokens, offsets, info = sequences_for(data, self.config, data.n_items)
+        self.sequence_info_ = info
+        return self.fit_sequences(data, tokens, offsets, run_dir=run_dir, evaluate=evaluate, progress=progress,
+                                  resume=resume, stop_after_epochs=stop_after_epochs)
+
+    def fit_sequences(self, data: TrainingData, tokens: np.ndarray, offsets: np.ndarray, *, run_dir=None,
+                      evaluate=None, progress: bool = True, resume: bool = True,
+                      stop_after_epochs: int | None = None) -> SkipGram:
+        """Train on given sequences: ``tokens`` (flat int32, -1 ignored) split at ``offsets`` (int64)."""
         c = self.config
         if c.threads > 0:
             numba.set_num_threads(min(c.threads, numba.config.NUMBA_NUM_THREADS))
         n = data.n_items
-        tokens, offsets, info = sequences_for(data, c, n)
         counts = np.bincount(tokens[tokens >= 0], minlength=n).astype(np.float64)
         self.trained_items_ = counts > 0
         self.field_rows_, n_rows, self.field_names_ = self._fields(data, n)
@@ -274,7 +283,6 @@ class SkipGram(ItemModel):
         trainer = Trainer(settings, evaluate=(lambda: evaluate(self)) if evaluate else None, run_dir=run_dir,
                           resume=resume, progress=progress, stop_after_epochs=stop_after_epochs)
         self.history_ = trainer.fit(trainable)
-        self.sequence_info_ = info
         self._vectors = None
         return self
 

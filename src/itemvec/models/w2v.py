@@ -6,6 +6,7 @@ used without saying so. Trained from a corpus file (gensim's fastest multi-worke
 from __future__ import annotations
 
 import tempfile
+import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,16 +86,18 @@ class GensimWord2Vec(ItemModel):
         self.config.validate()
 
     def fit(self, data: TrainingData, *, evaluate=None, progress: bool = True, **_) -> GensimWord2Vec:
-        try:
-            from gensim.models import Word2Vec
-            from gensim.models.callbacks import CallbackAny2Vec
-        except ImportError as exc:  # pragma: no cover - gensim is a dependency
-            raise ConfigError("w2v-gensim needs gensim: pip install gensim") from exc
         from itemvec.models.skipgram import sequences_for
 
+        tokens, offsets, self.sequence_info_ = sequences_for(data, self.config, data.n_items)
+        return self.fit_sequences(data, tokens, offsets, evaluate=evaluate)
+
+    def fit_sequences(self, data: TrainingData, tokens: np.ndarray, offsets: np.ndarray, *,
+                      evaluate=None) -> GensimWord2Vec:
+        """Train on given sequences (flat int32 tokens, -1 ignored, split at int64 offsets)."""
+        from gensim.models import Word2Vec
+        from gensim.models.callbacks import CallbackAny2Vec
+
         c = self.config
-        tokens, offsets, info = sequences_for(data, c, data.n_items)
-        self.sequence_info_ = info
         n = data.n_items
         model_ref = self
 
@@ -112,7 +115,7 @@ class GensimWord2Vec(ItemModel):
         with tempfile.TemporaryDirectory() as tmp:
             corpus = Path(tmp) / "walks.txt"
             corpus.write_bytes(_format_sequences(tokens, offsets).tobytes())
-            del tokens
+            self.train_started_ = time.perf_counter()  # gensim's own training time, without the corpus file
             model = Word2Vec(corpus_file=str(corpus), vector_size=c.dim, window=c.window, negative=c.negatives,
                              sg=1 if c.architecture == "skipgram" else 0, epochs=c.epochs, workers=c.threads,
                              min_count=1, sample=c.subsample, alpha=c.lr, seed=c.seed, hashfxn=_stable_hash,

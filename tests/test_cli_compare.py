@@ -85,3 +85,18 @@ def test_bad_settings_are_one_line_errors(data_dir, tmp_path):
     assert result.returncode == 2 and "unknown model" in result.stderr
     result = cli("compare", "--data", data_dir, "--out", tmp_path / "c", "--models", "mf", "--set", "zzz=1")
     assert result.returncode == 2 and "zzz" in result.stderr
+
+
+def test_compare_sequence_models(data_dir, tmp_path):
+    out = tmp_path / "seq"
+    models = "popularity,skipgram,node2vec,eges,w2v-gensim,mf-seq"
+    result = cli("compare", "--data", data_dir, "--out", out, "--models", models, "--set", "dim=16",
+                 "--set", "walks_per_node=3", "--set", "walk_length=10", "--set", "epochs=2", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    rows = {r["model"]: r for r in json.loads((out / "metrics.json").read_text())}
+    assert set(rows) == set(models.split(","))
+    for name, row in rows.items():
+        assert REQUIRED <= set(row) and 0.5 < row["auc"] <= 1.0, (name, row["auc"])
+    # EGES scores cold-start pairs from side information; the others must impute them.
+    assert rows["eges"]["n_imputed_pairs"] < rows["skipgram"]["n_imputed_pairs"]
+    assert rows["skipgram"]["n_imputed_pairs"] == rows["skipgram"]["n_unseen_pairs"]

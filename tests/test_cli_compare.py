@@ -100,3 +100,4 @@ def test_compare_sequence_models(data_dir, tmp_path):
     # EGES scores cold-start pairs from side information; the others must impute them.
     assert rows["eges"]["n_imputed_pairs"] < rows["skipgram"]["n_imputed_pairs"]
     assert rows["skipgram"]["n_imputed_pairs"] == rows["skipgram"]["n_unseen_pairs"]
+    assert rows["skipgram"]["auc_unseen"] == 0.5 and rows["eges"]["auc_unseen"] != 0.5

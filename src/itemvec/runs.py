@@ -30,7 +30,7 @@ from itemvec.errors import InputError
 from itemvec.evaluate.protocols import POLICY, evaluate_item_model, validation_auc_function
 from itemvec.models.base import TrainingData, load_model
 
-METRIC_COLUMNS = ["auc", "auc_seen", "auc_degree", "ap", "recall_at_10", "ndcg_at_10"]
+METRIC_COLUMNS = ["auc", "auc_seen", "auc_unseen", "auc_degree", "ap", "recall_at_10", "ndcg_at_10"]
 
 
 def resolve_config(model: str, config_file: Path | None = None, sets: dict[str, str] | None = None,

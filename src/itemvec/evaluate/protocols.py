@@ -2,7 +2,8 @@
 
 - Pairs: the test positives with as many uniform negatives (``auc``, ``ap``), and again with degree-matched
   negatives (``auc_degree``), from the split that `prepare` wrote.
-- ``auc_seen``: only pairs whose two items are both in the train graph.
+- ``auc_seen``: only pairs whose two items are both in the train graph; ``auc_unseen``: only the others
+  (the cold-start slice).
 - Unseen items: a pair the model cannot score (NaN from ``score_pairs``: an item absent from training and no
   side information) gets the median of the model's scores over the pairs of the same evaluation set that it
   can score: label-free, neutral, and never a random vector. ``n_unseen_pairs`` counts pairs touching an
@@ -134,10 +135,15 @@ def evaluate_item_model(model, data: DataDir, *, part: str = "test", ranking_que
     seen = (train_degree[uniform.item_a] > 0) & (train_degree[uniform.item_b] > 0)
     degree_pairs = data.eval_pairs(part, "degree")
     degree_scores, _ = score_eval_pairs(model, degree_pairs)
+    unseen = ~seen
     result = {
         "auc": metrics.roc_auc(uniform.label, scores),
         "auc_seen": (metrics.roc_auc(uniform.label[seen], scores[seen])
                      if 0 < uniform.label[seen].sum() < seen.sum() else None),
+        # The cold-start slice: pairs touching an item absent from training. A model without side
+        # information gives them all the same imputed score, so 0.5 exactly.
+        "auc_unseen": (metrics.roc_auc(uniform.label[unseen], scores[unseen])
+                       if 0 < uniform.label[unseen].sum() < unseen.sum() else None),
         "auc_degree": metrics.roc_auc(degree_pairs.label, degree_scores),
         "ap": metrics.average_precision(uniform.label, scores),
         "n_test_pairs": int(len(uniform)),

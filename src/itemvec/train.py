@@ -175,3 +175,35 @@ class Trainer:
         self.history.append({"step": step, "epoch": round(epoch, 4), "loss": loss, "lr": lr,
                              "val_auc": val_auc, "seconds": round(seconds, 3)})
         self._write_history()
+
+
+def train_model(model, trainable: Trainable, *, run_dir=None, evaluate=None, progress: bool = True,
+                resume: bool = True, stop_after_epochs: int | None = None) -> list[dict]:
+    """Run the trainer with the settings in ``model.config`` (epochs, lr, schedule, min_lr_fraction,
+    eval_every, seed); ``evaluate(model)`` gives the validation AUC for the learning curve."""
+    c = model.config
+    settings = TrainerSettings(epochs=c.epochs, lr=c.lr, schedule=c.schedule, min_lr_fraction=c.min_lr_fraction,
+                               eval_every=c.eval_every, seed=c.seed)
+    trainer = Trainer(settings, evaluate=(lambda: evaluate(model)) if evaluate else None, run_dir=run_dir,
+                      resume=resume, progress=progress, stop_after_epochs=stop_after_epochs)
+    return trainer.fit(trainable)
+
+
+class SequenceSteps:
+    """Steps over sequences (walks or sessions): a fresh shuffle of the sequences every epoch and
+    ``batch`` sequences per step. Subclasses implement ``train_step`` over ``self.order``."""
+
+    def __init__(self, tokens: np.ndarray, offsets: np.ndarray, batch: int) -> None:
+        self.tokens, self.offsets = tokens, offsets
+        self.n_sequences = len(offsets) - 1
+        self.batch = max(1, batch)
+        self.order = np.arange(self.n_sequences, dtype=np.int64)
+
+    def steps_per_epoch(self) -> int:
+        return max(1, -(-self.n_sequences // self.batch))
+
+    def begin_epoch(self, epoch: int, seed: int) -> None:
+        self.order = np.random.default_rng(seed).permutation(self.n_sequences).astype(np.int64)
+
+    def chunk(self, step: int) -> np.ndarray:
+        return self.order[step * self.batch:(step + 1) * self.batch]

@@ -26,7 +26,7 @@ from numba import njit, prange
 from itemvec.errors import ConfigError
 from itemvec.models.base import ItemModel, TrainingData
 from itemvec.models.kernels import alias_table, sigmoid, splitmix_next, to_uniform  # noqa: F401 (alias_table re-exported)
-from itemvec.train import SCHEDULES, Trainer, TrainerSettings
+from itemvec.train import SCHEDULES, SequenceSteps, train_model
 
 N_BLOCKS = 16  # fixed work split per step: results do not depend on the number of threads (given one thread)
 
@@ -250,11 +250,8 @@ class MF(ItemModel):
         prob, alias = alias_table(np.power(degree.astype(np.float64), c.alpha))
         trainable = _MFTrainable(self, train.item_a.astype(np.int64), train.item_b.astype(np.int64), target,
                                  prob, alias)
-        settings = TrainerSettings(epochs=c.epochs, lr=c.lr, schedule=c.schedule, min_lr_fraction=c.min_lr_fraction,
-                                   eval_every=c.eval_every, seed=c.seed)
-        trainer = Trainer(settings, evaluate=(lambda: evaluate(self)) if evaluate else None, run_dir=run_dir,
-                          resume=resume, progress=progress, stop_after_epochs=stop_after_epochs)
-        self.history_ = trainer.fit(trainable)
+        self.history_ = train_model(self, trainable, run_dir=run_dir, evaluate=evaluate, progress=progress,
+                                    resume=resume, stop_after_epochs=stop_after_epochs)
         return self
 
     # ---------------------------------------------------------------- scoring
@@ -334,27 +331,20 @@ def window_pairs(tokens, offsets, order, window):
     return left[:n], right[:n]
 
 
-class _WindowTrainable(_MFTrainable):
+class _WindowTrainable(SequenceSteps):
     """MF steps over (centre, context) pairs taken from walk windows, ``batch_sequences`` walks per step."""
 
     def __init__(self, model, tokens, offsets, prob, alias):
+        super().__init__(tokens, offsets, model.config.batch_sequences)
         self.model = model
-        self.tokens, self.offsets = tokens, offsets
         self.prob, self.alias = prob, alias
-        self.n_sequences = len(offsets) - 1
-        self.batch = max(1, model.config.batch_sequences)
-        self.order = np.arange(self.n_sequences, dtype=np.int64)
 
-    def steps_per_epoch(self) -> int:
-        return max(1, -(-self.n_sequences // self.batch))
-
-    def begin_epoch(self, epoch: int, seed: int) -> None:
-        self.order = np.random.default_rng(seed).permutation(self.n_sequences).astype(np.int64)
+    state = _MFTrainable.state
+    set_state = _MFTrainable.set_state
 
     def train_step(self, step, lr_start, lr_end, seed):
         m, c = self.model, self.model.config
-        chunk = self.order[step * self.batch:(step + 1) * self.batch]
-        left, right = window_pairs(self.tokens, self.offsets, chunk, c.window)
+        left, right = window_pairs(self.tokens, self.offsets, self.chunk(step), c.window)
         shuffle = np.random.default_rng(seed).permutation(len(left))
         left, right = left[shuffle], right[shuffle]
         target = np.ones(len(left), dtype=np.float32)
@@ -395,9 +385,6 @@ class MFSeq(MFBias):
         self._init_tables(data.n_items)
         prob, alias = alias_table(np.power(counts.astype(np.float64), c.alpha))
         trainable = _WindowTrainable(self, tokens.astype(np.int64), offsets, prob, alias)
-        settings = TrainerSettings(epochs=c.epochs, lr=c.lr, schedule=c.schedule, min_lr_fraction=c.min_lr_fraction,
-                                   eval_every=c.eval_every, seed=c.seed)
-        trainer = Trainer(settings, evaluate=(lambda: evaluate(self)) if evaluate else None, run_dir=run_dir,
-                          resume=resume, progress=progress, stop_after_epochs=stop_after_epochs)
-        self.history_ = trainer.fit(trainable)
+        self.history_ = train_model(self, trainable, run_dir=run_dir, evaluate=evaluate, progress=progress,
+                                    resume=resume, stop_after_epochs=stop_after_epochs)
         return self

@@ -27,7 +27,7 @@ from numba import njit, prange
 from itemvec.errors import ConfigError
 from itemvec.models.base import ItemModel, TrainingData
 from itemvec.models.kernels import alias_table, sigmoid, splitmix_next, to_uniform
-from itemvec.train import SCHEDULES, Trainer, TrainerSettings
+from itemvec.train import SCHEDULES, SequenceSteps, train_model
 
 N_BLOCKS = 64  # fixed work split per step (results do not depend on the thread count on one thread)
 
@@ -135,28 +135,18 @@ def _sgns_step(emb_in, emb_out, field_rows, field_logits, tokens, offsets, order
     return losses.sum(), counts.sum()
 
 
-class _SequenceTrainable:
+class _SequenceTrainable(SequenceSteps):
     """Skip-gram steps for the shared trainer: a shuffled pass over the sequences, ``batch`` per step."""
 
     def __init__(self, model, tokens, offsets, keep_prob, prob, alias):
+        super().__init__(tokens, offsets, model.config.batch_sequences)
         self.model = model
-        self.tokens, self.offsets = tokens, offsets
         self.keep_prob, self.prob, self.alias = keep_prob, prob, alias
-        self.n_sequences = len(offsets) - 1
-        self.batch = max(1, model.config.batch_sequences)
-        self.order = np.arange(self.n_sequences, dtype=np.int64)
-
-    def steps_per_epoch(self) -> int:
-        return max(1, -(-self.n_sequences // self.batch))
-
-    def begin_epoch(self, epoch: int, seed: int) -> None:
-        self.order = np.random.default_rng(seed).permutation(self.n_sequences).astype(np.int64)
 
     def train_step(self, step, lr_start, lr_end, seed):
         m, c = self.model, self.model.config
-        chunk = self.order[step * self.batch:(step + 1) * self.batch]
         loss, pairs = _sgns_step(m.input_, m.output_, m.field_rows_, m.field_logits_, self.tokens, self.offsets,
-                                 chunk, self.keep_prob, self.prob, self.alias, c.window, c.negatives, lr_start,
+                                 self.chunk(step), self.keep_prob, self.prob, self.alias, c.window, c.negatives, lr_start,
                                  lr_end, m.learn_weights, seed)
         return float(loss), int(pairs)
 
@@ -276,13 +266,10 @@ class SkipGram(ItemModel):
             keep_prob = np.ones(n)
         prob, alias = alias_table(np.power(counts, c.alpha))
         trainable = _SequenceTrainable(self, tokens, offsets, keep_prob, prob, alias)
-        settings = TrainerSettings(epochs=c.epochs, lr=c.lr, schedule=c.schedule, min_lr_fraction=c.min_lr_fraction,
-                                   eval_every=c.eval_every, seed=c.seed)
         self.known_items_ = self._known(self.trained_items_)
         self._vectors = None
-        trainer = Trainer(settings, evaluate=(lambda: evaluate(self)) if evaluate else None, run_dir=run_dir,
-                          resume=resume, progress=progress, stop_after_epochs=stop_after_epochs)
-        self.history_ = trainer.fit(trainable)
+        self.history_ = train_model(self, trainable, run_dir=run_dir, evaluate=evaluate, progress=progress,
+                                    resume=resume, stop_after_epochs=stop_after_epochs)
         self._vectors = None
         return self
 

@@ -319,7 +319,7 @@ def run_cli(*args, cwd=None):
 
 
 def test_cli_synth_and_prepare_end_to_end(tmp_path):
-    out = tmp_path / "cat.json.gz"
+    out = tmp_path / "new-folder" / "cat.json.gz"  # synth creates missing folders
     result = run_cli("synth", "amazon", "--products", 3000, "--seed", 5, "--out", out, "--no-progress")
     assert result.returncode == 0, result.stderr
     result = run_cli("prepare", "amazon", out, "--out", tmp_path / "d", "--seed", 5, "--no-progress")

@@ -757,6 +757,7 @@ def _write_lines(catalogue: Catalogue, path: Path, on_lines) -> None:
     """Format and write every line to ``path`` via a temporary file; ``on_lines(k)`` after each chunk."""
     # A fresh name in the same directory (so os.replace is atomic); mode "xb" refuses to clobber and
     # creates the file with the usual umask permissions, unlike tempfile.mkstemp's 0600.
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp_path = path.with_name(f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
     m = catalogue.lines.size
     try:

@@ -25,8 +25,8 @@ Together they draw x with probability exactly ∝ alpha(t, x) · w(v, x) (checke
 Determinism: walk ``i`` (its row in the output) draws only from its own splitmix64 stream, seeded by
 (seed, i), so the walks do not depend on the number of threads or on how the rows are chunked.
 
-Memory: the (n_walks, walk_length) int32 output, the alias table (8 bytes per stored edge) and the row
-sums (8 bytes per node); nothing per walk step.
+Memory: the (n_walks, walk_length) int32 output, the alias records (12 bytes per stored edge, weighted
+walks only) and the row sums (8 bytes per node); nothing per walk step.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from numba import njit, prange
 from itemvec.errors import ConfigError
 from itemvec.graph.csr import CSRGraph
 
+LANES = 8  # walks each thread advances in lockstep (see _walk_kernel)
 ALIAS_BLOCKS = 64  # fixed split of the nodes for building alias tables in parallel (deterministic either way)
 PROGRESS_CHUNK = 1 << 16  # rows per kernel call when a progress bar is shown
 
@@ -74,10 +75,13 @@ def _stream(seed, walk):
 
 
 @njit(parallel=True, cache=True)
-def _build_alias(indptr, weights, prob, alias, row_sum):
-    """Fill per-row alias tables: ``prob`` (float32) and ``alias`` (int32 offset within the row).
+def _build_alias(indptr, indices, weights, table_id, table_prob, row_sum):
+    """Fill per-edge alias records and the row sums.
 
-    Row v's draw: pick a column j uniformly, keep it with probability prob[j], else take alias[j].
+    Record e (a row of the (n_stored, 3) table) = (neighbour, alias neighbour, keep probability): a draw
+    from row v picks a column j uniformly and returns record start+j's neighbour with its keep
+    probability, else its alias neighbour. ``table_id`` (int32) and ``table_prob`` (float32) are two views
+    of the same memory, so a step reads one 12-byte record (one cache miss) instead of three arrays.
     A row whose weights sum to 0 gets the uniform table. Work space is O(max degree) per block.
     """
     n = len(indptr) - 1
@@ -102,8 +106,9 @@ def _build_alias(indptr, weights, prob, alias, row_sum):
             n_large = 0
             for j in range(degree):
                 scaled[j] = weights[start + j] * degree / total if total > 0 else 1.0
-                prob[start + j] = 1.0
-                alias[start + j] = j
+                table_id[start + j, 0] = indices[start + j]
+                table_id[start + j, 1] = indices[start + j]
+                table_prob[start + j, 2] = 1.0
                 if scaled[j] < 1.0:
                     small[n_small] = j
                     n_small += 1
@@ -114,32 +119,35 @@ def _build_alias(indptr, weights, prob, alias, row_sum):
                 n_small -= 1
                 s = small[n_small]
                 g = large[n_large - 1]
-                prob[start + s] = scaled[s]
-                alias[start + s] = g
+                table_prob[start + s, 2] = scaled[s]
+                table_id[start + s, 1] = indices[start + g]
                 scaled[g] = scaled[g] + scaled[s] - 1.0
                 if scaled[g] < 1.0:
                     n_large -= 1
                     small[n_small] = g
                     n_small += 1
-            # What is left in either list has scaled ≈ 1 (rounding): it keeps prob 1 and itself.
+            # What is left in either list has scaled ≈ 1 (rounding): it keeps probability 1.
 
 
 # ---------------------------------------------------------------- one step
 
 
 @njit(inline="always")
-def _first_order(indptr, indices, prob, alias, weighted, v, state):
+def _first_order(indptr, indices, table_id, table_prob, weighted, v, state):
     """A neighbour of ``v`` (which must have one) ∝ weight, or uniformly. Returns (state, node)."""
     start = indptr[v]
     degree = indptr[v + 1] - start
     state, z = _next(state)
     # One draw gives both the column and the alias coin: the fractional part of u·degree is itself
-    # uniform (with 53 - log2(degree) bits, more than float32 prob has).
+    # uniform (with 53 - log2(degree) bits, more than the float32 probability has).
     x = _uniform(z) * degree
     j = min(np.int64(x), degree - 1)
-    if weighted and x - j >= prob[start + j]:
-        j = alias[start + j]
-    return state, np.int64(indices[start + j])
+    if not weighted:
+        return state, np.int64(indices[start + j])
+    e = start + j
+    if x - j < table_prob[e, 2]:
+        return state, np.int64(table_id[e, 0])
+    return state, np.int64(table_id[e, 1])
 
 
 @njit(inline="always")
@@ -159,7 +167,7 @@ def _find(indices, start, stop, x):
 
 
 @njit(inline="always")
-def _second_order(indptr, indices, weights, prob, alias, row_sum, weighted, t, v, inv_p, inv_q, state):
+def _second_order(indptr, indices, weights, table_id, table_prob, row_sum, weighted, t, v, inv_p, inv_q, state):
     """node2vec's next node from ``v`` having come from ``t`` (module docstring). Returns (state, node)."""
     bound = max(1.0, inv_q)
     excess = 0.0
@@ -186,7 +194,7 @@ def _second_order(indptr, indices, weights, prob, alias, row_sum, weighted, t, v
             state, z = _next(state)
             if _uniform(z) * (bound + excess) < excess:
                 return state, t
-        state, x = _first_order(indptr, indices, prob, alias, weighted, v, state)
+        state, x = _first_order(indptr, indices, table_id, table_prob, weighted, v, state)
         state, z = _next(state)
         u = _uniform(z) * bound
         if u < lowest:
@@ -205,40 +213,49 @@ def _second_order(indptr, indices, weights, prob, alias, row_sum, weighted, t, v
 
 
 @njit(parallel=True, cache=True)
-def _walk_kernel(indptr, indices, weights, prob, alias, row_sum, out, first_row, seed, inv_p, inv_q,
+def _walk_kernel(indptr, indices, weights, table_id, table_prob, row_sum, out, first_row, seed, inv_p, inv_q,
                  second_order, weighted):
-    """Fill rows of ``out`` whose column 0 holds the start nodes; row i is walk ``first_row + i``."""
+    """Fill rows of ``out`` whose column 0 holds the start nodes; row i is walk ``first_row + i``.
+
+    Each thread advances LANES walks in lockstep, one step of each in turn: a step is a chain of dependent
+    cache misses (the row offsets, then the row's record), and interleaving independent walks lets the
+    processor overlap their misses instead of waiting on one walk at a time. Walks are still independent
+    streams, so the result is the same for any LANES and thread count.
+    """
     n_walks, length = out.shape
-    for i in prange(n_walks):
-        state = _stream(seed, first_row + i)
-        t = np.int64(-1)
-        v = np.int64(out[i, 0])
+    n_groups = (n_walks + LANES - 1) // LANES
+    for group in prange(n_groups):
+        lo = group * LANES
+        hi = min(n_walks, lo + LANES)
+        states = np.empty(LANES, dtype=np.uint64)
+        for i in range(lo, hi):
+            states[i - lo] = _stream(seed, first_row + i)
         for k in range(1, length):
-            if indptr[v + 1] == indptr[v]:
-                for rest in range(k, length):
-                    out[i, rest] = -1  # a node without neighbours ends the walk
-                break
-            if second_order and t >= 0:
-                state, x = _second_order(indptr, indices, weights, prob, alias, row_sum, weighted, t, v,
-                                         inv_p, inv_q, state)
-            else:
-                state, x = _first_order(indptr, indices, prob, alias, weighted, v, state)
-            out[i, k] = x
-            t = v
-            v = np.int64(x)
+            for i in range(lo, hi):
+                v = np.int64(out[i, k - 1])
+                if v < 0 or indptr[v + 1] == indptr[v]:
+                    out[i, k] = -1  # a node without neighbours ends the walk; -1 pads the rest
+                    continue
+                if second_order and k >= 2:
+                    state, x = _second_order(indptr, indices, weights, table_id, table_prob, row_sum, weighted,
+                                             np.int64(out[i, k - 2]), v, inv_p, inv_q, states[i - lo])
+                else:
+                    state, x = _first_order(indptr, indices, table_id, table_prob, weighted, v, states[i - lo])
+                states[i - lo] = state
+                out[i, k] = x
 
 
 @njit(cache=True)
-def _next_steps_kernel(indptr, indices, weights, prob, alias, row_sum, previous, current, n, seed, inv_p,
-                       inv_q, second_order, weighted):
+def _next_steps_kernel(indptr, indices, weights, table_id, table_prob, row_sum, previous, current, n, seed,
+                       inv_p, inv_q, second_order, weighted):
     out = np.empty(n, dtype=np.int32)
     state = _stream(seed, 0)
     for i in range(n):
         if second_order and previous >= 0:
-            state, x = _second_order(indptr, indices, weights, prob, alias, row_sum, weighted, previous,
+            state, x = _second_order(indptr, indices, weights, table_id, table_prob, row_sum, weighted, previous,
                                      current, inv_p, inv_q, state)
         else:
-            state, x = _first_order(indptr, indices, prob, alias, weighted, current, state)
+            state, x = _first_order(indptr, indices, table_id, table_prob, weighted, current, state)
         out[i] = x
     return out
 
@@ -246,13 +263,16 @@ def _next_steps_kernel(indptr, indices, weights, prob, alias, row_sum, previous,
 # ---------------------------------------------------------------- public functions
 
 
-def _tables(graph: CSRGraph) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(prob, alias, row_sum) for first-order draws: float32 and int32 per stored edge, float64 per node."""
-    prob = np.empty(graph.n_edges, dtype=np.float32)
-    alias = np.empty(graph.n_edges, dtype=np.int32)
+def _tables(graph: CSRGraph, weighted: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(table_id, table_prob, row_sum): the alias records (12 bytes per stored edge, two views of one
+    buffer; empty when unweighted, as uniform draws need none) and the float64 row sums."""
+    records = np.empty((graph.n_edges if weighted else 0, 3), dtype=np.int32)
+    table_id = records
+    table_prob = records.view(np.float32)
     row_sum = np.zeros(graph.n_nodes, dtype=np.float64)
-    _build_alias(graph.indptr, graph.weights, prob, alias, row_sum)
-    return prob, alias, row_sum
+    if weighted:
+        _build_alias(graph.indptr, graph.indices, graph.weights, table_id, table_prob, row_sum)
+    return table_id, table_prob, row_sum
 
 
 def _check(graph: CSRGraph, p: float, q: float) -> None:
@@ -276,7 +296,7 @@ def random_walks(graph: CSRGraph, *, walks_per_node: int = 10, walk_length: int 
     ``threads``: numba threads (0: all). The same seed gives the same walks whatever ``threads`` is, and
     with or without ``progress`` (a tqdm bar; the rows are then generated in chunks).
 
-    Memory: the output (4 · n_walks · walk_length bytes) plus 8 bytes per stored edge and per node.
+    Memory: the output (4 · n_walks · walk_length bytes), 12 bytes per stored edge (weighted) and 8 per node.
     """
     _check(graph, p, q)
     if walks_per_node < 0 or walk_length < 1:
@@ -298,7 +318,7 @@ def random_walks(graph: CSRGraph, *, walks_per_node: int = 10, walk_length: int 
     if len(walks) == 0 or walk_length == 1:
         return walks
 
-    prob, alias, row_sum = _tables(graph)
+    table_id, table_prob, row_sum = _tables(graph, weighted)
     second_order = not (p == 1.0 and q == 1.0)
     previous_threads = numba.get_num_threads()
     if threads > 0:
@@ -312,7 +332,7 @@ def random_walks(graph: CSRGraph, *, walks_per_node: int = 10, walk_length: int 
             bar = tqdm(total=len(walks), unit="walk", desc="walks")
         for begin in range(0, len(walks), chunk):
             rows = walks[begin:begin + chunk]
-            _walk_kernel(graph.indptr, graph.indices, graph.weights, prob, alias, row_sum, rows, begin,
+            _walk_kernel(graph.indptr, graph.indices, graph.weights, table_id, table_prob, row_sum, rows, begin,
                          np.uint64(seed % 2**64), 1.0 / p, 1.0 / q, second_order, weighted)
             if bar is not None:
                 bar.update(len(rows))
@@ -330,8 +350,9 @@ def sample_next_steps(graph: CSRGraph, previous: int, current: int, n: int, *, p
     _check(graph, p, q)
     if graph.degree[current] == 0:
         raise ConfigError(f"node {current} has no neighbours: there is no next step")
-    prob, alias, row_sum = _tables(graph)
-    return _next_steps_kernel(graph.indptr, graph.indices, graph.weights, prob, alias, row_sum, int(previous),
+    table_id, table_prob, row_sum = _tables(graph, weighted)
+    return _next_steps_kernel(graph.indptr, graph.indices, graph.weights, table_id, table_prob, row_sum,
+                              int(previous),
                               int(current), int(n), np.uint64(seed % 2**64), 1.0 / p, 1.0 / q,
                               not (p == 1.0 and q == 1.0), weighted)
 

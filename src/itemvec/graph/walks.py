@@ -75,13 +75,13 @@ def _stream(seed, walk):
 
 
 @njit(parallel=True, cache=True)
-def _build_alias(indptr, indices, weights, table_id, table_prob, row_sum):
+def _build_alias(indptr, indices, weights, records, keep, row_sum):
     """Fill per-edge alias records and the row sums.
 
     Record e (a row of the (n_stored, 3) table) = (neighbour, alias neighbour, keep probability): a draw
     from row v picks a column j uniformly and returns record start+j's neighbour with its keep
-    probability, else its alias neighbour. ``table_id`` (int32) and ``table_prob`` (float32) are two views
-    of the same memory, so a step reads one 12-byte record (one cache miss) instead of three arrays.
+    probability, else its alias neighbour. ``records`` (int32) and ``keep`` (float32) are two views of
+    the same memory, so a step reads one 12-byte record (one cache miss) instead of three arrays.
     A row whose weights sum to 0 gets the uniform table. Work space is O(max degree) per block.
     """
     n = len(indptr) - 1
@@ -106,9 +106,9 @@ def _build_alias(indptr, indices, weights, table_id, table_prob, row_sum):
             n_large = 0
             for j in range(degree):
                 scaled[j] = weights[start + j] * degree / total if total > 0 else 1.0
-                table_id[start + j, 0] = indices[start + j]
-                table_id[start + j, 1] = indices[start + j]
-                table_prob[start + j, 2] = 1.0
+                records[start + j, 0] = indices[start + j]
+                records[start + j, 1] = indices[start + j]
+                keep[start + j, 2] = 1.0
                 if scaled[j] < 1.0:
                     small[n_small] = j
                     n_small += 1
@@ -119,8 +119,8 @@ def _build_alias(indptr, indices, weights, table_id, table_prob, row_sum):
                 n_small -= 1
                 s = small[n_small]
                 g = large[n_large - 1]
-                table_prob[start + s, 2] = scaled[s]
-                table_id[start + s, 1] = indices[start + g]
+                keep[start + s, 2] = scaled[s]
+                records[start + s, 1] = indices[start + g]
                 scaled[g] = scaled[g] + scaled[s] - 1.0
                 if scaled[g] < 1.0:
                     n_large -= 1
@@ -133,7 +133,7 @@ def _build_alias(indptr, indices, weights, table_id, table_prob, row_sum):
 
 
 @njit(inline="always")
-def _first_order(indptr, indices, table_id, table_prob, weighted, v, state):
+def _first_order(indptr, indices, records, keep, weighted, v, state):
     """A neighbour of ``v`` (which must have one) ∝ weight, or uniformly. Returns (state, node)."""
     start = indptr[v]
     degree = indptr[v + 1] - start
@@ -145,9 +145,9 @@ def _first_order(indptr, indices, table_id, table_prob, weighted, v, state):
     if not weighted:
         return state, np.int64(indices[start + j])
     e = start + j
-    if x - j < table_prob[e, 2]:
-        return state, np.int64(table_id[e, 0])
-    return state, np.int64(table_id[e, 1])
+    if x - j < keep[e, 2]:
+        return state, np.int64(records[e, 0])
+    return state, np.int64(records[e, 1])
 
 
 @njit(inline="always")
@@ -167,7 +167,7 @@ def _find(indices, start, stop, x):
 
 
 @njit(inline="always")
-def _second_order(indptr, indices, weights, table_id, table_prob, row_sum, weighted, t, v, inv_p, inv_q, state):
+def _second_order(indptr, indices, weights, records, keep, row_sum, weighted, t, v, inv_p, inv_q, state):
     """node2vec's next node from ``v`` having come from ``t`` (module docstring). Returns (state, node)."""
     bound = max(1.0, inv_q)
     excess = 0.0
@@ -194,7 +194,7 @@ def _second_order(indptr, indices, weights, table_id, table_prob, row_sum, weigh
             state, z = _next(state)
             if _uniform(z) * (bound + excess) < excess:
                 return state, t
-        state, x = _first_order(indptr, indices, table_id, table_prob, weighted, v, state)
+        state, x = _first_order(indptr, indices, records, keep, weighted, v, state)
         state, z = _next(state)
         u = _uniform(z) * bound
         if u < lowest:
@@ -213,7 +213,7 @@ def _second_order(indptr, indices, weights, table_id, table_prob, row_sum, weigh
 
 
 @njit(parallel=True, cache=True)
-def _walk_kernel(indptr, indices, weights, table_id, table_prob, row_sum, out, first_row, seed, inv_p, inv_q,
+def _walk_kernel(indptr, indices, weights, records, keep, row_sum, out, first_row, seed, inv_p, inv_q,
                  second_order, weighted):
     """Fill rows of ``out`` whose column 0 holds the start nodes; row i is walk ``first_row + i``.
 
@@ -237,25 +237,25 @@ def _walk_kernel(indptr, indices, weights, table_id, table_prob, row_sum, out, f
                     out[i, k] = -1  # a node without neighbours ends the walk; -1 pads the rest
                     continue
                 if second_order and k >= 2:
-                    state, x = _second_order(indptr, indices, weights, table_id, table_prob, row_sum, weighted,
+                    state, x = _second_order(indptr, indices, weights, records, keep, row_sum, weighted,
                                              np.int64(out[i, k - 2]), v, inv_p, inv_q, states[i - lo])
                 else:
-                    state, x = _first_order(indptr, indices, table_id, table_prob, weighted, v, states[i - lo])
+                    state, x = _first_order(indptr, indices, records, keep, weighted, v, states[i - lo])
                 states[i - lo] = state
                 out[i, k] = x
 
 
 @njit(cache=True)
-def _next_steps_kernel(indptr, indices, weights, table_id, table_prob, row_sum, previous, current, n, seed,
+def _next_steps_kernel(indptr, indices, weights, records, keep, row_sum, previous, current, n, seed,
                        inv_p, inv_q, second_order, weighted):
     out = np.empty(n, dtype=np.int32)
     state = _stream(seed, 0)
     for i in range(n):
         if second_order and previous >= 0:
-            state, x = _second_order(indptr, indices, weights, table_id, table_prob, row_sum, weighted, previous,
+            state, x = _second_order(indptr, indices, weights, records, keep, row_sum, weighted, previous,
                                      current, inv_p, inv_q, state)
         else:
-            state, x = _first_order(indptr, indices, table_id, table_prob, weighted, current, state)
+            state, x = _first_order(indptr, indices, records, keep, weighted, current, state)
         out[i] = x
     return out
 
@@ -264,15 +264,14 @@ def _next_steps_kernel(indptr, indices, weights, table_id, table_prob, row_sum, 
 
 
 def _tables(graph: CSRGraph, weighted: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(table_id, table_prob, row_sum): the alias records (12 bytes per stored edge, two views of one
+    """(records, keep, row_sum): the alias records (12 bytes per stored edge, two views of one
     buffer; empty when unweighted, as uniform draws need none) and the float64 row sums."""
     records = np.empty((graph.n_edges if weighted else 0, 3), dtype=np.int32)
-    table_id = records
-    table_prob = records.view(np.float32)
+    keep = records.view(np.float32)
     row_sum = np.zeros(graph.n_nodes, dtype=np.float64)
     if weighted:
-        _build_alias(graph.indptr, graph.indices, graph.weights, table_id, table_prob, row_sum)
-    return table_id, table_prob, row_sum
+        _build_alias(graph.indptr, graph.indices, graph.weights, records, keep, row_sum)
+    return records, keep, row_sum
 
 
 def _check(graph: CSRGraph, p: float, q: float) -> None:
@@ -318,7 +317,7 @@ def random_walks(graph: CSRGraph, *, walks_per_node: int = 10, walk_length: int 
     if len(walks) == 0 or walk_length == 1:
         return walks
 
-    table_id, table_prob, row_sum = _tables(graph, weighted)
+    records, keep, row_sum = _tables(graph, weighted)
     second_order = not (p == 1.0 and q == 1.0)
     previous_threads = numba.get_num_threads()
     if threads > 0:
@@ -332,7 +331,7 @@ def random_walks(graph: CSRGraph, *, walks_per_node: int = 10, walk_length: int 
             bar = tqdm(total=len(walks), unit="walk", desc="walks")
         for begin in range(0, len(walks), chunk):
             rows = walks[begin:begin + chunk]
-            _walk_kernel(graph.indptr, graph.indices, graph.weights, table_id, table_prob, row_sum, rows, begin,
+            _walk_kernel(graph.indptr, graph.indices, graph.weights, records, keep, row_sum, rows, begin,
                          np.uint64(seed % 2**64), 1.0 / p, 1.0 / q, second_order, weighted)
             if bar is not None:
                 bar.update(len(rows))
@@ -350,8 +349,8 @@ def sample_next_steps(graph: CSRGraph, previous: int, current: int, n: int, *, p
     _check(graph, p, q)
     if graph.degree[current] == 0:
         raise ConfigError(f"node {current} has no neighbours: there is no next step")
-    table_id, table_prob, row_sum = _tables(graph, weighted)
-    return _next_steps_kernel(graph.indptr, graph.indices, graph.weights, table_id, table_prob, row_sum,
+    records, keep, row_sum = _tables(graph, weighted)
+    return _next_steps_kernel(graph.indptr, graph.indices, graph.weights, records, keep, row_sum,
                               int(previous),
                               int(current), int(n), np.uint64(seed % 2**64), 1.0 / p, 1.0 / q,
                               not (p == 1.0 and q == 1.0), weighted)

@@ -7,7 +7,6 @@ history and one, a baseline, has none. The report is written once per module to 
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import numpy as np
@@ -205,12 +204,11 @@ def test_downsample_keeps_endpoints_and_bounds_size():
     assert xs.tolist() == [0.0, 1.0]
 
 
-def test_large_curves_plot_quickly(tmp_path):
+def test_large_curves_plot(tmp_path):
+    # Speed lives in benchmarks, not in timed tests (DESIGN.md): this checks that a 10^6-point curve plots
+    # at all; _downsample's bound is tested above.
     n = 1_000_000
     curves = _curves(n=n)
-    start = time.perf_counter()
     per_model = plot_model(tmp_path, "big", curves)
     overlays = plot_overlay(tmp_path, {"big": curves})
-    seconds = time.perf_counter() - start
     assert len(per_model) == 3 and len(overlays) == 3
-    assert seconds < 3.0, f"plotting {n:,} points took {seconds:.1f} s"

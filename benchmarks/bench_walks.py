@@ -235,6 +235,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--pecanpy-venv", type=Path, default=Path(".venv-pecanpy"))
     parser.add_argument("--skip-pecanpy", action="store_true")
+    parser.add_argument("--peers-from", type=Path, action="append", default=[],
+                        help="take PecanPy's figures from an earlier output of this script (same data and "
+                             "settings) instead of rerunning it (its runs take tens of minutes); repeatable, "
+                             "later files win, failed runs are ignored")
+    parser.add_argument("--runs", default="deepwalk,node2vec", help="which of deepwalk,node2vec to run")
+    parser.add_argument("--pecanpy-modes", default="PreCompFirstOrder,SparseOTF,PreComp",
+                        help="PecanPy modes (PreCompFirstOrder: DeepWalk only, PreComp: node2vec only)")
+    parser.add_argument("--skip-ours", action="store_true")
     parser.add_argument("--precomp-max-gb", type=float, default=8.0,
                         help="skip PecanPy PreComp when its second-order table would exceed this")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per walker run")
@@ -255,16 +263,37 @@ def main() -> None:
               "walks_per_node": args.walks_per_node, "walk_nodes": args.walk_length, "weighted": True,
               "runs": {}}
     configs = {"deepwalk": (1.0, 1.0), f"node2vec_p1_q{args.q:g}": (1.0, args.q)}
+    wanted = args.runs.split(",")
+    configs = {name: pq for name, pq in configs.items() if name.split("_")[0] in wanted}
+    wanted_modes = args.pecanpy_modes.split(",")
 
     with tempfile.TemporaryDirectory() as tmp:
         for name, (p, q) in configs.items():
+            result["runs"].setdefault(name, {"p": p, "q": q})
+            if args.skip_ours:
+                continue
             # Our kernels compile into a fresh cache directory, so compile_s is a real compilation.
             ours_env = dict(env, NUMBA_CACHE_DIR=str(Path(tmp) / f"numba-cache-{name}"))
-            result["runs"].setdefault(name, {"p": p, "q": q})["itemvec"] = run_worker(
-                sys.executable, "ours", dict(base, p=p, q=q), ours_env, args.timeout)
+            settings = dict(base, p=p, q=q)
+            outcome = run_worker(sys.executable, "ours", settings, ours_env, args.timeout)
+            result["runs"][name]["itemvec"] = outcome
             print(f"{name} itemvec: {result['runs'][name]['itemvec']}", file=sys.stderr)
 
-        if not args.skip_pecanpy:
+        for path in args.peers_from:
+            earlier = json.loads(path.read_text())
+            for key in ("data", "walks_per_node", "walk_nodes", "threads"):
+                if earlier[key] != result[key]:
+                    raise SystemExit(f"--peers-from {path}: {key} differs "
+                                     f"({earlier[key]!r} != {result[key]!r})")
+            result.setdefault("peers_from", []).append(str(path))
+            for key in ("edge_list", "precomp_table_gb_estimate"):
+                if key in earlier:
+                    result[key] = earlier[key]
+            for name, run in earlier["runs"].items():
+                if name in result["runs"]:
+                    result["runs"][name].update({k: v for k, v in run.items()
+                                                 if k.startswith("pecanpy_") and "error" not in v})
+        if not args.peers_from and not args.skip_pecanpy:
             python = str(ensure_pecanpy(args.pecanpy_venv))
             edges = Path(tmp) / "train.edg"
             result["edge_list"] = write_edge_list(data, edges)
@@ -273,7 +302,7 @@ def main() -> None:
             result["precomp_table_gb_estimate"] = round(precomp_gb, 2)
             for name, (p, q) in configs.items():
                 modes = ["PreCompFirstOrder", "SparseOTF"] if name == "deepwalk" else ["SparseOTF", "PreComp"]
-                for mode in modes:
+                for mode in [m for m in modes if m in wanted_modes]:
                     if mode == "PreComp" and precomp_gb > args.precomp_max_gb:
                         outcome = {"skipped": f"second-order table ≈ {precomp_gb:.1f} GB "
                                               f"(> --precomp-max-gb {args.precomp_max_gb:g})"}

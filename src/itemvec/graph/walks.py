@@ -38,7 +38,7 @@ from numba import njit, prange
 from itemvec.errors import ConfigError
 from itemvec.graph.csr import CSRGraph
 
-LANES = 8  # walks each thread advances in lockstep (see _walk_kernel)
+LANES = 16  # walks each thread advances in lockstep (see _walk_kernel)
 ALIAS_BLOCKS = 64  # fixed split of the nodes for building alias tables in parallel (deterministic either way)
 PROGRESS_CHUNK = 1 << 16  # rows per kernel call when a progress bar is shown
 

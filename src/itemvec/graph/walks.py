@@ -37,6 +37,7 @@ from numba import njit, prange
 
 from itemvec.errors import ConfigError
 from itemvec.graph.csr import CSRGraph
+from itemvec.models.kernels import splitmix_next, to_uniform
 
 LANES = 16  # walks each thread advances in lockstep (see _walk_kernel)
 ALIAS_BLOCKS = 64  # fixed split of the nodes for building alias tables in parallel (deterministic either way)
@@ -47,27 +48,11 @@ PROGRESS_CHUNK = 1 << 16  # rows per kernel call when a progress bar is shown
 
 
 @njit(inline="always")
-def _next(state):
-    """splitmix64 (Steele et al. 2014): the whole state is one uint64, so every walk can own a stream."""
-    state = state + np.uint64(0x9E3779B97F4A7C15)
-    z = state
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return state, z ^ (z >> np.uint64(31))
-
-
-@njit(inline="always")
-def _uniform(z):
-    """The top 53 bits of ``z`` as a double in [0, 1)."""
-    return (z >> np.uint64(11)) * (1.0 / 9007199254740992.0)
-
-
-@njit(inline="always")
 def _stream(seed, walk):
     """The starting state of walk ``walk``'s stream: both numbers pass through the splitmix64 mixer, so
     neighbouring seeds and neighbouring walks start far apart (no walk's stream is another's shifted)."""
-    _, s = _next(np.uint64(seed))
-    _, w = _next(np.uint64(walk) ^ np.uint64(0xD1B54A32D192ED03))
+    _, s = splitmix_next(np.uint64(seed))
+    _, w = splitmix_next(np.uint64(walk) ^ np.uint64(0xD1B54A32D192ED03))
     return s ^ w
 
 
@@ -137,10 +122,10 @@ def _first_order(indptr, indices, records, keep, weighted, v, state):
     """A neighbour of ``v`` (which must have one) ∝ weight, or uniformly. Returns (state, node)."""
     start = indptr[v]
     degree = indptr[v + 1] - start
-    state, z = _next(state)
+    state, z = splitmix_next(state)
     # One draw gives both the column and the alias coin: the fractional part of u·degree is itself
     # uniform (with 53 - log2(degree) bits, more than the float32 probability has).
-    x = _uniform(z) * degree
+    x = to_uniform(z) * degree
     j = min(np.int64(x), degree - 1)
     if not weighted:
         return state, np.int64(indices[start + j])
@@ -191,12 +176,12 @@ def _second_order(indptr, indices, weights, records, keep, row_sum, weighted, t,
     t_stop = indptr[t + 1]
     while True:
         if excess > 0.0:
-            state, z = _next(state)
-            if _uniform(z) * (bound + excess) < excess:
+            state, z = splitmix_next(state)
+            if to_uniform(z) * (bound + excess) < excess:
                 return state, t
         state, x = _first_order(indptr, indices, records, keep, weighted, v, state)
-        state, z = _next(state)
-        u = _uniform(z) * bound
+        state, z = splitmix_next(state)
+        u = to_uniform(z) * bound
         if u < lowest:
             return state, x  # accepted whatever alpha(t, x) is: no membership test needed
         if x == t:

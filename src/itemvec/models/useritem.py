@@ -1,0 +1,230 @@
+"""The one interface every user-item model implements (explicit ratings and implicit feedback alike).
+
+Like ``ItemModel`` (and scikit-learn, `implicit`): the constructor stores settings; ``fit(data) -> self``;
+learned state ends in ``_``. Queries are batched:
+
+- ``predict(users, items) -> (n,) float64``: the predicted rating on the data's rating scale for an
+  ``explicit`` model, a match score (higher = more likely) for an ``implicit`` one. NaN where the model
+  has nothing to say (a user or item unseen in training and no side features); the evaluation protocol,
+  not the model, decides what such a pair gets.
+- ``score_users(users) -> (u, n_items) float32``: the same over the whole catalogue, NaN where unscorable.
+- ``recommend(users, k, exclude=None) -> (ids (u, k) int64, scores (u, k) float64)``: best items per user,
+  items in ``exclude`` (a users × items CSR matrix, e.g. the train interactions) and unscorable items
+  left out; rows padded with -1 / NaN when fewer than k candidates exist.
+- ``save(dir)`` / ``load(dir)``: ``model.json`` + ``weights.npz`` (``allow_pickle=False``); no pickle.
+
+Subclasses set ``name``, ``kind`` ("explicit" or "implicit") and ``Config`` and implement ``fit``,
+``_predict`` and ``_score_users`` over known users and items, and ``_state`` / ``_set_state``.
+Models that can score unseen users or items (the factorisation machine, through side features) override
+``predict`` / ``score_users`` themselves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from itemvec.config import replace
+
+
+@dataclass
+class Interactions:
+    """Ratings of one split part as parallel arrays, plus what every model may read about the data.
+
+    ``user``, ``item`` (int64 dense ids in ``[0, n_users)`` / ``[0, n_items)``), ``rating`` (float32 on the
+    data's scale ``[rating_min, rating_max]``), ``timestamp`` (int64 seconds, 0 when unknown).
+    ``threshold``: the implicit view; ratings at or above it are positives.
+    ``user_features`` / ``item_features``: optional (n_users, f) / (n_items, g) CSR matrices of 0/1 side
+    features (genres, year bucket, age bucket, gender, occupation, brand, category), with their column names.
+    ``validation``: the validation part, for learning curves (None or empty when the split has none).
+    """
+
+    n_users: int
+    n_items: int
+    user: np.ndarray
+    item: np.ndarray
+    rating: np.ndarray
+    timestamp: np.ndarray
+    rating_min: float = 1.0
+    rating_max: float = 5.0
+    threshold: float = 4.0
+    user_features: sp.csr_matrix | None = None
+    item_features: sp.csr_matrix | None = None
+    user_feature_names: list[str] | None = None
+    item_feature_names: list[str] | None = None
+    validation: Interactions | None = None
+
+    def __len__(self) -> int:
+        return len(self.user)
+
+    @property
+    def positive(self) -> np.ndarray:
+        """(n,) bool: the implicit view, rating >= threshold."""
+        return self.rating >= self.threshold
+
+    def scaled(self, ratings: np.ndarray) -> np.ndarray:
+        """Ratings mapped onto [0, 1] (the scale of the "PyTorch for Recommenders 101" figures)."""
+        return (np.asarray(ratings, dtype=np.float64) - self.rating_min) / (self.rating_max - self.rating_min)
+
+    def matrix(self, positives_only: bool = False) -> sp.csr_matrix:
+        """(n_users, n_items) CSR with 1 where the user rated the item (or rated it >= threshold)."""
+        keep = self.positive if positives_only else np.ones(len(self), dtype=bool)
+        m = sp.csr_matrix((np.ones(int(keep.sum()), dtype=np.float32), (self.user[keep], self.item[keep])),
+                          shape=(self.n_users, self.n_items))
+        m.sum_duplicates()
+        m.data[:] = 1.0
+        return m
+
+    def subset(self, mask: np.ndarray) -> Interactions:
+        """The same data restricted to the rows in ``mask`` (features and validation kept)."""
+        return dataclasses.replace(self, user=self.user[mask], item=self.item[mask], rating=self.rating[mask],
+                                   timestamp=self.timestamp[mask])
+
+
+class UserItemModel:
+    """Base class of the user-item models; see the module docstring for the contract."""
+
+    name = "base"
+    kind = "explicit"  # or "implicit"
+
+    @dataclass(frozen=True)
+    class Config:
+        seed: int = 0
+
+    def __init__(self, config=None, **settings) -> None:
+        config = config if config is not None else self.Config()
+        self.config = replace(config, settings, source=self.name) if settings else config
+        self.known_users_: np.ndarray | None = None
+        self.known_items_: np.ndarray | None = None
+        self.history_: list[dict] = []
+
+    # ---------------------------------------------------------------- queries
+
+    def _check_fitted(self) -> None:
+        if self.known_items_ is None or self.known_users_ is None:
+            raise RuntimeError(f"{self.name}: call fit() or load() first")
+
+    @property
+    def n_users(self) -> int:
+        self._check_fitted()
+        return len(self.known_users_)
+
+    @property
+    def n_items(self) -> int:
+        self._check_fitted()
+        return len(self.known_items_)
+
+    def _mark_known(self, data: Interactions) -> None:
+        """Users and items with at least one train rating: the ones the model has learned anything about."""
+        self.known_users_ = np.bincount(data.user, minlength=data.n_users) > 0
+        self.known_items_ = np.bincount(data.item, minlength=data.n_items) > 0
+
+    def predict(self, users, items) -> np.ndarray:
+        self._check_fitted()
+        users = np.asarray(users, dtype=np.int64)
+        items = np.asarray(items, dtype=np.int64)
+        out = np.full(len(users), np.nan, dtype=np.float64)
+        inside = (users >= 0) & (users < self.n_users) & (items >= 0) & (items < self.n_items)
+        ok = inside.copy()
+        ok[inside] = self.known_users_[users[inside]] & self.known_items_[items[inside]]
+        if ok.any():
+            out[ok] = self._predict(users[ok], items[ok])
+        return out
+
+    def score_users(self, users) -> np.ndarray:
+        self._check_fitted()
+        users = np.asarray(users, dtype=np.int64)
+        out = np.full((len(users), self.n_items), np.nan, dtype=np.float32)
+        ok = (users >= 0) & (users < self.n_users)
+        ok[ok] = self.known_users_[users[ok]]
+        if ok.any():
+            scores = np.asarray(self._score_users(users[ok]), dtype=np.float32)
+            scores[:, ~self.known_items_] = np.nan
+            out[ok] = scores
+        return out
+
+    def recommend(self, users, k: int = 10, exclude: sp.csr_matrix | None = None) -> tuple[np.ndarray, np.ndarray]:
+        users = np.asarray(users, dtype=np.int64)
+        scores = self.score_users(users)
+        if exclude is not None:
+            rows = exclude[users]
+            scores[np.repeat(np.arange(len(users)), np.diff(rows.indptr)), rows.indices] = np.nan
+        scores = np.where(np.isnan(scores), -np.inf, scores)
+        k_eff = min(k, scores.shape[1])
+        top = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff]
+        top_scores = np.take_along_axis(scores, top, axis=1)
+        order = np.argsort(-top_scores, axis=1, kind="stable")
+        top = np.take_along_axis(top, order, axis=1)
+        top_scores = np.take_along_axis(top_scores, order, axis=1).astype(np.float64)
+        missing = ~np.isfinite(top_scores)
+        top[missing] = -1
+        top_scores[missing] = np.nan
+        if k_eff < k:
+            top = np.pad(top, ((0, 0), (0, k - k_eff)), constant_values=-1)
+            top_scores = np.pad(top_scores, ((0, 0), (0, k - k_eff)), constant_values=np.nan)
+        return top, top_scores
+
+    # ---------------------------------------------------------------- subclass hooks
+
+    def fit(self, data: Interactions, **kwargs) -> UserItemModel:
+        """kwargs the runner may pass: ``progress`` (bool), ``run_dir``, ``resume``, ``evaluate`` (a function
+        of the model returning a validation figure for the learning curve, or None)."""
+        raise NotImplementedError
+
+    def _predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _score_users(self, users: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _state(self) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def _set_state(self, state: dict[str, np.ndarray]) -> None:
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------- persistence
+
+    def save(self, directory: str | Path) -> Path:
+        self._check_fitted()
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        state = {"known_users_": self.known_users_, "known_items_": self.known_items_, **self._state()}
+        tmp = directory / ".weights.tmp.npz"
+        np.savez(tmp, **state)
+        tmp.replace(directory / "weights.npz")
+        (directory / "model.json").write_text(json.dumps(
+            {"model": self.name, "kind": self.kind, "config": dataclasses.asdict(self.config)}, indent=2) + "\n")
+        return directory
+
+    @classmethod
+    def load(cls, directory: str | Path) -> UserItemModel:
+        directory = Path(directory)
+        meta = json.loads((directory / "model.json").read_text())
+        if meta["model"] != cls.name:
+            raise ValueError(f"{directory} holds a {meta['model']!r} model, not {cls.name!r}")
+        model = cls(cls.Config(**meta["config"]))
+        with np.load(directory / "weights.npz", allow_pickle=False) as npz:
+            state = {key: npz[key] for key in npz.files}
+        model.known_users_ = state.pop("known_users_").astype(bool)
+        model.known_items_ = state.pop("known_items_").astype(bool)
+        model._set_state(state)
+        return model
+
+
+def torch_state(module) -> dict[str, np.ndarray]:
+    """A torch module's parameters and buffers as numpy arrays, for ``_state``."""
+    return {f"net.{key}": value.detach().cpu().numpy().copy() for key, value in module.state_dict().items()}
+
+
+def set_torch_state(module, state: dict[str, np.ndarray]) -> None:
+    """The inverse of ``torch_state``."""
+    import torch
+
+    module.load_state_dict({key[4:]: torch.from_numpy(np.asarray(value)) for key, value in state.items()
+                            if key.startswith("net.")})

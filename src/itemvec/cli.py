@@ -110,6 +110,39 @@ def prepare_sessions_command(
     _print_manifest(manifest, out)
 
 
+@prepare_app.command("ratings")
+def prepare_ratings_command(
+    path: Annotated[Path, typer.Argument(help="The ml-100k / ml-latest folder, or a CSV or review file.")],
+    out: Annotated[Path, typer.Option(help="DATA_DIR to write.")],
+    fmt: Annotated[str, typer.Option("--format", help="movielens-100k, movielens-csv, csv or amazon-reviews.")],
+    split: Annotated[str | None, typer.Option(help="random, temporal (per user) or files (default: files "
+                                                   "with --split-files, else random).")] = None,
+    split_files: Annotated[str | None, typer.Option(help="TRAIN,TEST file names inside PATH, e.g. "
+                                                         "ua.base,ua.test.")] = None,
+    test_fraction: Annotated[float, typer.Option(help="Test share of the ratings (of each user's, temporal).")] = 0.2,
+    validation_fraction: Annotated[float | None, typer.Option(
+        help="Validation share of what is left (default 0.05; 0 for --split files).")] = None,
+    threshold: Annotated[float, typer.Option(help="Ratings at or above it are positives (implicit view).")] = 4.0,
+    seed: Seed = 0,
+    metadata: Annotated[Path | None, typer.Option(help="Amazon metadata file (amazon-reviews).")] = None,
+    columns: Annotated[str | None, typer.Option(help="csv: user=...,item=...,rating=...,timestamp=... header "
+                                                     "names.")] = None,
+    delimiter: Annotated[str, typer.Option(help="csv: field delimiter ('tab' for tabs).")] = ",",
+    max_bad_fraction: MaxBad = 0.01,
+    progress: Progress = True,
+) -> None:
+    """Read explicit ratings (MovieLens, CSV, Amazon reviews) into users, items and a seeded split."""
+    from itemvec.data.ratings import prepare_ratings, ratings_summary_lines
+
+    manifest = prepare_ratings(path, out, fmt=fmt, split=split, split_files=split_files,
+                               test_fraction=test_fraction, validation_fraction=validation_fraction,
+                               threshold=threshold, seed=seed, metadata=metadata, columns=columns,
+                               delimiter=delimiter, max_bad_fraction=max_bad_fraction, progress=progress)
+    for line in ratings_summary_lines(manifest):
+        typer.echo(line)
+    typer.echo(f"wrote {out} (manifest: {out / 'manifest.json'})")
+
+
 SetOption = Annotated[list[str] | None, typer.Option("--set", help="Override a setting: key=value (repeatable).")]
 ConfigOption = Annotated[Path | None, typer.Option("--config", help="TOML file of settings.")]
 
@@ -152,22 +185,22 @@ def evaluate_command(
 def compare_command(
     data: Annotated[Path, typer.Option(help="Prepared DATA_DIR.")],
     out: Annotated[Path, typer.Option(help="REPORT_DIR to write.")],
-    models: Annotated[str | None, typer.Option(help="Comma-separated model names, a variant as NAME@key=value (default: all item-item models).")] = None,
+    models: Annotated[str | None, typer.Option(help="Comma-separated model names, a variant as NAME@key=value (default: the standard models for the data's kind, see `itemvec models`).")] = None,
     config: ConfigOption = None,
     set_: SetOption = None,
     reuse: Annotated[bool, typer.Option("--reuse/--retrain", help="Reuse finished runs with the same settings.")] = True,
     progress: Progress = True,
 ) -> None:
-    """Train (or reuse) each model and evaluate all on the same pairs; writes report.md/html and metrics.json."""
+    """Train (or reuse) each model and evaluate all on the same test part; writes report.md/html and
+    metrics.json. Product-pair data gets the item-item models, ratings data the user-item models."""
     from itemvec import registry
     from itemvec.config import parse_sets
-    from itemvec.runs import compare, table_lines
+    from itemvec.runs import compare, parse_model_spec, table_lines
 
-    names = [m.strip() for m in models.split(",") if m.strip()] if models else list(registry.ITEM_MODELS)
-    from itemvec.runs import parse_model_spec
-
+    kind = registry.data_kind(data)
+    names = [m.strip() for m in models.split(",") if m.strip()] if models else registry.default_models(kind)
     for name in names:
-        parse_model_spec(name)  # unknown names fail before any training
+        parse_model_spec(name, kind)  # unknown names fail before any training
     rows = compare(data, names, out, config_file=config, sets=parse_sets(set_), progress=progress, reuse=reuse,
                    log=lambda m: typer.echo(m, err=True))
     for line in table_lines(rows):
@@ -199,13 +232,40 @@ def similar_command(
             typer.echo(f"  {rank:>3}. {n['asin']}  {n['score']:+.4f}  {n['title'] or ''}")
 
 
+@app.command("recommend")
+def recommend_command(
+    run_dir: Annotated[Path, typer.Argument(help="A RUN_DIR of a user-item model (trained on `prepare ratings` data).")],
+    user: Annotated[list[str], typer.Option("--user", help="User id as in the ratings file (repeatable).")],
+    k: Annotated[int, typer.Option("-k", help="How many items.")] = 10,
+    data: Annotated[Path | None, typer.Option(help="DATA_DIR (default: the one it was trained on).")] = None,
+    include_seen: Annotated[bool, typer.Option("--include-seen", help="Keep items the user rated in train.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Print the top items for each user that they have not rated in train, with titles and scores."""
+    import json
+
+    from itemvec.runs import recommend
+
+    results = recommend(run_dir, user, k, data, include_seen=include_seen)
+    if as_json:
+        typer.echo(json.dumps(results, indent=2))
+        return
+    for result in results:
+        note = "" if result["seen_in_training"] else "  (no train ratings: no personal recommendations)"
+        typer.echo(f"user {result['user']}  ({result['train_items']} items rated in train){note}")
+        for rank, r in enumerate(result["recommendations"], 1):
+            typer.echo(f"  {rank:>3}. {r['item']}  {r['score']:+.4f}  {r['title'] or ''}")
+
+
 @app.command("models")
 def models_command() -> None:
-    """List the registered models."""
+    """List the registered models: item-item (product pairs) and user-item (ratings)."""
     from itemvec import registry
 
-    for name in registry.names():
-        typer.echo(name)
+    for kind, title in (("pairs", "item-item (product pairs, sessions)"), ("ratings", "user-item (ratings)")):
+        typer.echo(f"{title}:")
+        for name in registry.names(kind):
+            typer.echo(f"  {name}")
 
 
 def main() -> None:

@@ -1,8 +1,15 @@
-"""Model name → class. The CLI, configs and the contract tests all read this one table."""
+"""Model name → class. The CLI, configs and the contract tests all read these tables.
+
+Two tables, one per kind of DATA_DIR: item-item models learn from product pairs (``prepare amazon``,
+``edges``, ``sessions``); user-item models from ratings (``prepare ratings``). A name may appear in both
+(``popularity``); which class it means follows from the data.
+"""
 
 from __future__ import annotations
 
 import importlib
+import json
+from pathlib import Path
 
 from itemvec.errors import ConfigError
 
@@ -19,18 +26,68 @@ _MODELS = {
     "w2v-gensim": "itemvec.models.w2v:GensimWord2Vec",
 }
 
-# The item-item models `compare` runs when no --models is given, baselines first.
+_USER_MODELS = {
+    # explicit ratings
+    "global-mean": "itemvec.models.explicit:GlobalMean",
+    "bias-baseline": "itemvec.models.explicit:BiasBaseline",
+    "mf-explicit": "itemvec.models.explicit:MFExplicit",
+    "mf-explicit-bias": "itemvec.models.explicit:MFExplicitBias",
+    "dense": "itemvec.models.dense:Dense",
+    "lstm": "itemvec.models.lstm:LSTMRating",
+    # implicit feedback
+    "popularity": "itemvec.models.implicit:PopularityUsers",
+    "bpr": "itemvec.models.implicit:BPR",
+    "warp": "itemvec.models.implicit:WARP",
+    "triplet": "itemvec.models.triplet:Triplet",
+    "deep-triplet": "itemvec.models.triplet:DeepTriplet",
+    "fm": "itemvec.models.fm:FactorizationMachine",
+}
+
+KINDS = ("pairs", "ratings")
+
+# The models `compare` runs when no --models is given, baselines first.
 ITEM_MODELS = ["popularity", "adamic-adar", "mf", "mf-bias"]
+USER_MODELS = list(_USER_MODELS)
 
 
-def names() -> list[str]:
-    return list(_MODELS)
+def _table(kind: str) -> dict[str, str]:
+    if kind not in KINDS:
+        raise ValueError(f"unknown data kind {kind!r}; expected one of {KINDS}")
+    return _MODELS if kind == "pairs" else _USER_MODELS
 
 
-def get(name: str):
+def names(kind: str = "pairs") -> list[str]:
+    return list(_table(kind))
+
+
+def default_models(kind: str = "pairs") -> list[str]:
+    return list(ITEM_MODELS if kind == "pairs" else USER_MODELS)
+
+
+def get(name: str, kind: str = "pairs"):
+    table = _table(kind)
     try:
-        target = _MODELS[name]
+        target = table[name]
     except KeyError:
-        raise ConfigError(f"unknown model {name!r}; registered: {', '.join(_MODELS)}") from None
+        other = "ratings" if kind == "pairs" else "pairs"
+        hint = (f" ({name!r} is a model for {other} data: prepare the data with "
+                f"`itemvec prepare {'ratings' if other == 'ratings' else 'amazon|edges|sessions'}`)"
+                if name in _table(other) else "")
+        raise ConfigError(f"unknown model {name!r} for {kind} data; registered: {', '.join(table)}{hint}") from None
     module, _, attribute = target.partition(":")
     return getattr(importlib.import_module(module), attribute)
+
+
+def data_kind(data_dir: str | Path) -> str:
+    """"ratings" for a DATA_DIR written by ``prepare ratings``, "pairs" for every other prepared DATA_DIR."""
+    manifest = Path(data_dir) / "manifest.json"
+    try:
+        kind = json.loads(manifest.read_text()).get("kind")
+    except (OSError, ValueError):
+        return "pairs"
+    return "ratings" if kind == "ratings" else "pairs"
+
+
+def run_kind(meta: dict) -> str:
+    """The data kind a saved model (its ``model.json``) was trained on."""
+    return "ratings" if meta.get("kind") in ("explicit", "implicit") else "pairs"

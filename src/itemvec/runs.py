@@ -13,6 +13,7 @@ RUN_DIR/
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -31,11 +32,13 @@ from itemvec.evaluate.protocols import POLICY, evaluate_item_model, validation_a
 from itemvec.models.base import TrainingData, load_model
 
 METRIC_COLUMNS = ["auc", "auc_seen", "auc_unseen", "auc_degree", "ap", "recall_at_10", "ndcg_at_10"]
+RATINGS_METRIC_COLUMNS = ["rmse", "rmse_scaled", "mae", "auc_per_user", "precision_at_10", "recall_at_10",
+                          "map_at_10", "ndcg_at_10"]
 
 
 def resolve_config(model: str, config_file: Path | None = None, sets: dict[str, str] | None = None,
-                   *, strict: bool = True):
-    cls = registry.get(model)
+                   *, strict: bool = True, kind: str = "pairs"):
+    cls = registry.get(model, kind)
     file_values = load_toml(config_file) if config_file else None
     if file_values and "model" in file_values and file_values.get("model") != model:
         file_values = {k: v for k, v in file_values.items() if k != "model"}
@@ -54,30 +57,67 @@ def _write_json(path: Path, obj) -> None:
 def train_run(model: str, data_dir: Path, out: Path, *, config_file: Path | None = None,
               sets: dict[str, str] | None = None, progress: bool = True, resume: bool = True,
               ranking_queries: int = 1000) -> dict:
-    """Fit ``model`` on DATA_DIR's train pairs, save it into ``out`` and evaluate it on the test pairs."""
-    cls, config = resolve_config(model, config_file, sets)
-    data = DataDir(data_dir)
+    """Fit ``model`` on DATA_DIR's train pairs (or ratings), save it into ``out`` and evaluate it on the
+    test part."""
+    kind = registry.data_kind(data_dir)
+    cls, config = resolve_config(model, config_file, sets, kind=kind)
+    data = _open_data(data_dir, kind)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     previous = out / "config.toml"
     if previous.exists() and previous.read_text() != _toml_text(model, config):
         (out / "checkpoint.npz").unlink(missing_ok=True)  # settings changed: do not resume from another run
     write_toml(out / "config.toml", model, config)
-    training = TrainingData.from_data_dir(data)
     estimator = cls(config)
+    if kind == "ratings":
+        training = data.training()
+        evaluate = validation_user_auc_function(training)
+        size = {"train_ratings": len(training)}
+    else:
+        training = TrainingData.from_data_dir(data)
+        evaluate = validation_auc_function(estimator, training.validation, seed=config.seed)
+        size = {"train_pairs": len(training.train)}
     started = time.perf_counter()
     fit_kwargs = {"progress": progress}
     if hasattr(config, "epochs"):
-        fit_kwargs.update(run_dir=out, resume=resume,
-                          evaluate=validation_auc_function(estimator, training.validation, seed=config.seed))
+        fit_kwargs.update(run_dir=out, resume=resume, evaluate=evaluate)
     estimator.fit(training, **fit_kwargs)
     train_seconds = time.perf_counter() - started
     info = {"model": model, "data_dir": str(Path(data_dir).resolve()), "train_seconds": round(train_seconds, 3),
-            "peak_rss_mb": round(peak_rss_mb(), 1), "train_pairs": len(training.train)}
+            "peak_rss_mb": round(peak_rss_mb(), 1), **size}
     estimator.save(out)
     _write_json(out / "train.json", info)
     (out / "checkpoint.npz").unlink(missing_ok=True)
     return evaluate_run(out, data_dir, model=estimator, ranking_queries=ranking_queries)
+
+
+def _open_data(data_dir: Path, kind: str):
+    if kind == "ratings":
+        from itemvec.data.ratings import RatingsDir
+
+        return RatingsDir(data_dir)
+    return DataDir(data_dir)
+
+
+def validation_user_auc_function(training, max_users: int = 2000):
+    """The learning curve of a user-item model: mean per-user AUC on the validation ratings (at most
+    ``max_users`` users, a fixed seeded sample), or None when the split has no validation part."""
+    from itemvec.evaluate.ranking import evaluate_user_model
+
+    validation = training.validation
+    if validation is None or len(validation) == 0:
+        return None
+    users = np.unique(validation.user)
+    if len(users) > max_users:
+        users = np.sort(np.random.default_rng(0).choice(users, max_users, replace=False))
+        validation = validation.subset(np.isin(validation.user, users))
+
+    train_only = dataclasses.replace(training, validation=None)  # else the validation items are excluded
+
+    def evaluate(model) -> float | None:
+        return evaluate_user_model(model, train_only, validation, k=10)["auc_per_user"]
+
+    return evaluate
 
 
 def _toml_text(model: str, config) -> str:
@@ -122,8 +162,12 @@ def evaluate_run(run_dir: Path, data_dir: Path | None = None, *, model=None, ran
         raise InputError(f"{run_dir}: not a run directory (no model.json); run `itemvec train` first")
     info = json.loads((run_dir / "train.json").read_text()) if (run_dir / "train.json").exists() else {}
     data_dir = Path(data_dir or info.get("data_dir", ""))
-    data = DataDir(data_dir)
     model = model if model is not None else load_model(run_dir)
+    if registry.data_kind(data_dir) == "ratings":
+        return _evaluate_user_run(run_dir, data_dir, model, info, plots=plots)
+    data = DataDir(data_dir)
+    if not hasattr(model, "score_pairs"):
+        raise InputError(f"{run_dir} holds a user-item model; {data_dir} holds product pairs")
     if model.n_items != data.n_items:
         raise InputError(f"{run_dir} was trained on {model.n_items} products but {data_dir} has {data.n_items}")
     started = time.perf_counter()
@@ -135,6 +179,31 @@ def evaluate_run(run_dir: Path, data_dir: Path | None = None, *, model=None, ran
                "config": to_dict(model.config)}
     _write_json(run_dir / "metrics.json", metrics)
     _save_curves(run_dir / "curves.npz", curves)
+    if plots:
+        plot_model(run_dir, model.name, load_curves(run_dir))
+    return metrics
+
+
+def _evaluate_user_run(run_dir: Path, data_dir: Path, model, info: dict, *, plots: bool = True) -> dict:
+    from itemvec.data.ratings import RatingsDir
+    from itemvec.evaluate.ranking import RANKING_POLICY, evaluate_user_model
+    from itemvec.evaluate.report import plot_model
+
+    data = RatingsDir(data_dir)
+    if not hasattr(model, "score_users"):
+        raise InputError(f"{run_dir} holds an item-item model; {data_dir} holds ratings")
+    if (model.n_users, model.n_items) != (data.n_users, data.n_items):
+        raise InputError(f"{run_dir} was trained on {model.n_users} users × {model.n_items} items but "
+                         f"{data_dir} has {data.n_users} × {data.n_items}")
+    started = time.perf_counter()
+    # Train and validation ratings are both the user's known history: neither is a candidate.
+    result = evaluate_user_model(model, data.training(features=False), data.interactions("test", features=False),
+                                 k=10)
+    metrics = {"model": model.name, "kind": model.kind, **result,
+               "train_seconds": info.get("train_seconds"), "peak_rss_mb": info.get("peak_rss_mb"),
+               "epochs": getattr(model.config, "epochs", None), "eval_seconds": round(time.perf_counter() - started, 3),
+               "data_dir": str(data_dir), "policy": RANKING_POLICY, "config": to_dict(model.config)}
+    _write_json(run_dir / "metrics.json", metrics)
     if plots:
         plot_model(run_dir, model.name, load_curves(run_dir))
     return metrics
@@ -154,15 +223,16 @@ def compare(data_dir: Path, models: list[str], out: Path, *, config_file: Path |
             sets: dict[str, str] | None = None, progress: bool = True, reuse: bool = True,
             log=print) -> list[dict]:
     """Train (or reuse) each model in its own process, evaluate all on the same pairs, write the report."""
-    from itemvec.evaluate.report import write_report
+    from itemvec.evaluate import report
 
-    data = DataDir(data_dir)
+    kind = registry.data_kind(data_dir)
+    data = _open_data(data_dir, kind)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     configs = {}
     for spec in models:
-        base, variant = parse_model_spec(spec)
-        config = resolve_config(base, config_file, sets, strict=False)[1]
+        base, variant = parse_model_spec(spec, kind)
+        config = resolve_config(base, config_file, sets, strict=False, kind=kind)[1]
         configs[spec] = (base, replace(config, variant, source=spec) if variant else config)
     unknown = [key for key in (sets or {}) if "." not in key and
                not any(key in to_dict(c) for _, c in configs.values())]
@@ -188,23 +258,36 @@ def compare(data_dir: Path, models: list[str], out: Path, *, config_file: Path |
         metrics = {**json.loads((run_dir / "metrics.json").read_text()), "model": name}
         rows.append(metrics)
         curves_by_model[name] = load_curves(run_dir)
-        log(f"[{name}] auc {metrics['auc']:.4f}  auc_seen {_fmt(metrics['auc_seen'])}  "
-            f"auc_degree {metrics['auc_degree']:.4f}  train {metrics['train_seconds']:.1f} s")
+        if kind == "ratings":
+            log(f"[{name}] rmse {_fmt(metrics['rmse'])}  auc_per_user {_fmt(metrics['auc_per_user'])}  "
+                f"ndcg@10 {_fmt(metrics['ndcg_at_10'])}  train {metrics['train_seconds']:.1f} s")
+        else:
+            log(f"[{name}] auc {metrics['auc']:.4f}  auc_seen {_fmt(metrics['auc_seen'])}  "
+                f"auc_degree {metrics['auc_degree']:.4f}  train {metrics['train_seconds']:.1f} s")
     _write_json(out / "metrics.json", rows)
     context = {"title": "itemvec comparison", "data_dir": str(data_dir), "manifest": data.manifest,
-               "policy": POLICY, "command": " ".join(sys.argv) if sys.argv else "",
-               "created": time.strftime("%Y-%m-%d %H:%M:%S"),
-               "baseline_note": "popularity (the degree product) and adamic-adar are baselines: every learned "
-                                "model's figure stands beside them."}
-    write_report(out, rows, curves_by_model, context)
+               "command": " ".join(sys.argv) if sys.argv else "", "created": time.strftime("%Y-%m-%d %H:%M:%S")}
+    if kind == "ratings":
+        from itemvec.evaluate.ranking import RANKING_POLICY
+
+        context.update(policy=RANKING_POLICY, baseline_note=(
+            "global-mean and bias-baseline (explicit) and popularity (implicit) are baselines: every learned "
+            "model's figure stands beside them."))
+        report.write_report(out, rows, curves_by_model, context, columns=report.RATINGS_COLUMNS,
+                            notes=report.RATINGS_NOTES)
+    else:
+        context.update(policy=POLICY, baseline_note=(
+            "popularity (the degree product) and adamic-adar are baselines: every learned model's figure "
+            "stands beside them."))
+        report.write_report(out, rows, curves_by_model, context)
     return rows
 
 
-def parse_model_spec(spec: str) -> tuple[str, dict[str, str]]:
+def parse_model_spec(spec: str, kind: str = "pairs") -> tuple[str, dict[str, str]]:
     """``"mf@labels=continuous@dim=32"`` → ``("mf", {"labels": "continuous", "dim": "32"})``: a registered
     model with settings of its own, so one comparison can hold variants of one model."""
     base, *parts = spec.split("@")
-    registry.get(base)
+    registry.get(base, kind)
     variant = {}
     for part in parts:
         key, sep, value = part.partition("=")
@@ -219,10 +302,11 @@ def _fmt(value) -> str:
 
 
 def table_lines(rows: list[dict]) -> list[str]:
-    header = f"{'model':<14}" + "".join(f"{c:>14}" for c in METRIC_COLUMNS) + f"{'train s':>10}{'peak MB':>10}"
+    columns = RATINGS_METRIC_COLUMNS if rows and "auc_per_user" in rows[0] else METRIC_COLUMNS
+    header = f"{'model':<14}" + "".join(f"{c:>14}" for c in columns) + f"{'train s':>10}{'peak MB':>10}"
     lines = [header]
     for row in rows:
-        cells = "".join(f"{_fmt(row.get(c)):>14}" for c in METRIC_COLUMNS)
+        cells = "".join(f"{_fmt(row.get(c)):>14}" for c in columns)
         lines.append(f"{row['model']:<14}{cells}{row.get('train_seconds') or 0:>10.1f}{row.get('peak_rss_mb') or 0:>10.0f}")
     return lines
 
@@ -247,4 +331,39 @@ def similar(run_dir: Path, asins: list[str], k: int = 10, data_dir: Path | None 
                       for j, s in zip(row, row_scores) if j >= 0]
         results.append({"asin": asin, "title": titles[item], "seen_in_training": bool(model.known_items_[item]),
                         "similar": neighbours})
+    return results
+
+
+def recommend(run_dir: Path, users: list[str], k: int = 10, data_dir: Path | None = None,
+              include_seen: bool = False) -> list[dict]:
+    """Top-k items for each user (ids as in the ratings file), the items they rated in train left out,
+    with titles. Unknown user ids raise an InputError naming them."""
+    from itemvec.data.ratings import RatingsDir
+
+    run_dir = Path(run_dir)
+    info = json.loads((run_dir / "train.json").read_text()) if (run_dir / "train.json").exists() else {}
+    data = RatingsDir(data_dir or info.get("data_dir", ""))
+    model = load_model(run_dir)
+    if not hasattr(model, "recommend"):
+        raise InputError(f"{run_dir} holds an item-item model; use `itemvec similar` for it")
+    user_ids = [str(u) for u in data.users().column("user_id").to_pylist()]
+    index = {u: i for i, u in enumerate(user_ids)}
+    missing = [u for u in users if u not in index]
+    if missing:
+        raise InputError(f"unknown user id(s): {', '.join(missing)}")
+    items = data.items()
+    item_ids = [str(i) for i in items.column("item_id").to_pylist()]
+    titles = items.column("title").to_pylist() if "title" in items.column_names else [None] * len(item_ids)
+    train = data.training(features=False)
+    seen = train.matrix()
+    if train.validation is not None and len(train.validation):
+        seen = ((seen + train.validation.matrix()) > 0).astype(np.float32).tocsr()
+    ids = np.array([index[u] for u in users], dtype=np.int64)
+    top, scores = model.recommend(ids, k, exclude=None if include_seen else seen)
+    results = []
+    for user, uid, row, row_scores in zip(users, ids, top, scores):
+        results.append({"user": user, "seen_in_training": bool(model.known_users_[uid]),
+                        "train_items": int(seen[uid].nnz),
+                        "recommendations": [{"item": item_ids[j], "title": titles[j], "score": float(s)}
+                                            for j, s in zip(row, row_scores) if j >= 0]})
     return results

@@ -207,3 +207,22 @@ class SequenceSteps:
 
     def chunk(self, step: int) -> np.ndarray:
         return self.order[step * self.batch:(step + 1) * self.batch]
+
+
+class RowSteps:
+    """Steps over the rows of parallel arrays (ratings, triplets): a fresh shuffle every epoch and ``batch``
+    rows per step. Subclasses implement ``train_step`` over ``self.chunk(step)``."""
+
+    def __init__(self, n_rows: int, batch: int) -> None:
+        self.n_rows = n_rows
+        self.batch = max(1, batch)
+        self.order = np.arange(n_rows, dtype=np.int64)
+
+    def steps_per_epoch(self) -> int:
+        return max(1, -(-self.n_rows // self.batch))
+
+    def begin_epoch(self, epoch: int, seed: int) -> None:
+        self.order = np.random.default_rng(seed).permutation(self.n_rows).astype(np.int64)
+
+    def chunk(self, step: int) -> np.ndarray:
+        return self.order[step * self.batch:(step + 1) * self.batch]

@@ -57,6 +57,7 @@ _COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("model", "model", "text"),
     ("auc", "AUC", "quality"),
     ("auc_seen", "AUC seen", "quality"),
+    ("auc_unseen", "AUC unseen", "quality"),
     ("auc_degree", "AUC degree-matched", "quality"),
     ("ap", "AP", "quality"),
     ("recall_at_10", "Recall@10", "quality"),
@@ -65,16 +66,40 @@ _COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("peak_rss_mb", "peak MB", "megabytes"),
     ("n_unseen_pairs", "unseen pairs", "count"),
 )
-_DECIMALS = {"quality": 4, "seconds": 1, "megabytes": 0, "count": 0}
+_DECIMALS = {"quality": 4, "error": 4, "seconds": 1, "megabytes": 0, "count": 0}
 
 _COLUMN_NOTES = (
     "AUC: test pairs against uniformly sampled negative pairs. "
-    "AUC seen: only test pairs whose products both appear in training. "
+    "AUC seen: only test pairs whose products both appear in training; AUC unseen: the others (the "
+    "cold-start slice), each against the negatives of the same kind. "
     "AUC degree-matched: against negatives drawn to match the positives' product degrees, "
     "so popularity alone cannot win. AP: average precision. "
     "Recall@10 and NDCG@10: the held-out partner ranked among the top 10 candidates. "
     "Unseen pairs: test pairs that touch a product unseen in training. "
     "Bold: the best value of each column (the lowest training time)."
+)
+
+# The user-item table (a ratings DATA_DIR): "error" columns are lower-is-better.
+RATINGS_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("model", "model", "text"),
+    ("rmse", "RMSE", "error"),
+    ("rmse_scaled", "RMSE [0,1]", "error"),
+    ("mae", "MAE", "error"),
+    ("auc_per_user", "AUC per user", "quality"),
+    ("precision_at_10", "P@10", "quality"),
+    ("recall_at_10", "R@10", "quality"),
+    ("map_at_10", "MAP@10", "quality"),
+    ("ndcg_at_10", "NDCG@10", "quality"),
+    ("train_seconds", "train s", "seconds"),
+    ("peak_rss_mb", "peak MB", "megabytes"),
+)
+
+RATINGS_NOTES = (
+    "RMSE and MAE: test ratings on the data's scale; RMSE [0,1]: on ratings scaled to [0, 1] (the scale of "
+    "\"PyTorch for Recommenders 101\"); explicit-rating models only. AUC per user: the probability that a "
+    "relevant test item outranks a non-relevant candidate, averaged over users. P, R, MAP and NDCG at 10: "
+    "the top 10 of the whole catalogue, the user's train items excluded. Bold: the best value of each "
+    "column (the lowest error and training time)."
 )
 
 
@@ -353,7 +378,8 @@ def _file_stem(model: str) -> str:
 
 
 def write_report(out_dir: Path, rows: list[dict], curves_by_model: dict[str, dict],
-                 context: dict) -> dict[str, Path]:
+                 context: dict, *, columns: tuple[tuple[str, str, str], ...] = _COLUMNS,
+                 notes: str = _COLUMN_NOTES) -> dict[str, Path]:
     """Write ``report.md``, ``report.html`` and every plot into ``out_dir``.
 
     Parameters
@@ -374,6 +400,9 @@ def write_report(out_dir: Path, rows: list[dict], curves_by_model: dict[str, dic
     (``"roc_all"``, ``"pr_all"``, ``"learning_all"``, ``"{model}_threshold"``, ``"{model}_roc"``,
     ``"{model}_learning_curve"``).
 
+    columns, notes : the table's columns ``(key, header, kind)`` and the note under it: the item-item
+        table by default, ``RATINGS_COLUMNS`` / ``RATINGS_NOTES`` for a user-item comparison.
+
     The page order: title, data summary, evaluation policy, table, overlays, one section per model.
     """
     out_dir = Path(out_dir)
@@ -382,7 +411,7 @@ def write_report(out_dir: Path, rows: list[dict], curves_by_model: dict[str, dic
     models += [model for model in curves_by_model if model not in models]
     rows_by_model = {str(row["model"]): row for row in rows if row.get("model") is not None}
 
-    headers, cells = _table(rows)
+    headers, cells = _table(rows, columns)
     overlays = plot_overlay(out_dir, curves_by_model)
     per_model = {model: plot_model(out_dir, model, curves_by_model.get(model) or {}) for model in models}
     doc = _Document(
@@ -393,6 +422,7 @@ def write_report(out_dir: Path, rows: list[dict], curves_by_model: dict[str, dic
         baseline_note=_text_or_none(context.get("baseline_note")),
         headers=headers,
         cells=cells,
+        notes=notes,
         overlays=[(path, caption) for key, caption in (
             ("roc", "ROC curves of all models"), ("pr", "Precision-recall curves of all models"),
             ("learning", "Validation AUC against training epoch"),
@@ -421,6 +451,7 @@ class _Document:
     baseline_note: str | None
     headers: list[str]
     cells: list[list[tuple[str, bool]]]  # per row, per column: (text, bold)
+    notes: str
     overlays: list[tuple[Path, str]]  # (png, caption)
     sections: list[dict]  # see _section
 
@@ -460,7 +491,14 @@ def _summary(context: Mapping) -> list[str]:
     if context.get("data_dir"):
         lines.append(f"Data directory: {context['data_dir']}")
     manifest = context.get("manifest") or {}
-    if _number(manifest.get("n_items")) is not None:
+    if manifest.get("kind") == "ratings":
+        lines.append(f"Users: {_count(manifest.get('n_users'))}, items: {_count(manifest.get('n_items'))}, "
+                     f"ratings: {_count(manifest.get('n_ratings'))} (scale {manifest.get('rating_min')} to "
+                     f"{manifest.get('rating_max')}; positives at {manifest.get('threshold')} or above)")
+        parts = manifest.get("parts") or {}
+        if parts:
+            lines.append("Ratings per part: " + ", ".join(f"{name} {_count(n)}" for name, n in parts.items()))
+    elif _number(manifest.get("n_items")) is not None:
         lines.append(f"Products: {_count(manifest['n_items'])}")
     parts = manifest.get("pairs_per_part") or {}
     part_text = ", ".join(f"{name} {_count(count)}" for name, count in parts.items())
@@ -489,15 +527,16 @@ def _negatives_name(name: str) -> str:
     return f"{part} " + {"": "uniform", "degree": "degree-matched"}.get(kind, kind.replace("_", " "))
 
 
-def _table(rows: Sequence[Mapping]) -> tuple[list[str], list[list[tuple[str, bool]]]]:
+def _table(rows: Sequence[Mapping], columns: tuple[tuple[str, str, str], ...] = _COLUMNS,
+           ) -> tuple[list[str], list[list[tuple[str, bool]]]]:
     """Headers and (text, bold) cells, rows in the given order.
 
     The best value of a column is chosen on the value as displayed (rounded), so two models shown with
     the same number are both bold; a column is only bolded when at least two models have a value in it.
     """
-    headers = [header for _, header, _ in _COLUMNS]
+    headers = [header for _, header, _ in columns]
     cells: list[list[tuple[str, bool]]] = [[] for _ in rows]
-    for key, _, kind in _COLUMNS:
+    for key, _, kind in columns:
         values = [row.get(key) for row in rows]
         if kind == "text":
             for row_cells, value in zip(cells, values, strict=True):
@@ -507,7 +546,7 @@ def _table(rows: Sequence[Mapping]) -> tuple[list[str], list[list[tuple[str, boo
         shown = [None if (v := _number(value)) is None else round(v, decimals) for value in values]
         present = [v for v in shown if v is not None]
         best = None
-        if len(present) >= 2 and kind in ("quality", "seconds"):
+        if len(present) >= 2 and kind in ("quality", "error", "seconds"):
             best = max(present) if kind == "quality" else min(present)
         for row_cells, row, value, rounded in zip(cells, rows, values, shown, strict=True):
             if rounded is None:
@@ -565,7 +604,7 @@ def _markdown(doc: _Document) -> str:
     out.append("|" + "|".join([":---"] + ["---:"] * (len(doc.headers) - 1)) + "|")
     for row in doc.cells:
         out.append("| " + " | ".join(_md_cell(text, bold) for text, bold in row) + " |")
-    out += ["", _md_escape(_COLUMN_NOTES), ""]
+    out += ["", _md_escape(doc.notes), ""]
     if doc.baseline_note:
         out += [f"*Baseline:* {_md_escape(doc.baseline_note)}", ""]
     if doc.overlays:
@@ -657,7 +696,7 @@ def _html(doc: _Document) -> str:
                 content = f'<a href="#{e(section_anchor)}">{content}</a>'
             cells.append(f'<th scope="row">{content}</th>' if k == 0 else f"<td>{content}</td>")
         out.append("<tr>" + "".join(cells) + "</tr>")
-    out += ["</tbody>", "</table></div>", f'<p class="note">{e(_COLUMN_NOTES)}</p>']
+    out += ["</tbody>", "</table></div>", f'<p class="note">{e(doc.notes)}</p>']
     if doc.baseline_note:
         out.append(f'<p class="note"><em>Baseline:</em> {e(doc.baseline_note)}</p>')
     if doc.overlays:

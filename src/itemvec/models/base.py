@@ -169,4 +169,4 @@ def load_model(directory: str | Path) -> ItemModel:
     from itemvec import registry
 
     meta = json.loads((Path(directory) / "model.json").read_text())
-    return registry.get(meta["model"]).load(directory)
+    return registry.get(meta["model"], registry.run_kind(meta)).load(directory)

@@ -1,0 +1,390 @@
+"""Triplet models for implicit feedback, after Olivier Grisel's "Triplet loss for implicit feedback neural
+recommender systems" notebook (Keras, MovieLens 100K): a model scores (user, item) pairs and is trained on
+(user, positive item, negative item) triplets with the margin (hinge) loss
+
+    loss = max(0, margin − score(u, i) + score(u, j)),
+
+i a train positive of u and j an item drawn uniformly among the items with a train rating that are not among
+u's train positives (``implicit.sample_negatives``). Unlike the notebook, ``negatives`` items are drawn per
+positive and the hinge is taken against the highest-scoring of them (``hardest``; as WARP, this pushes on the
+top of the list): on a validation slice of MovieLens latest-small, 10 negatives lifted the deep model's
+per-user AUC from 0.900 (popularity: 0.904) to 0.917, and the cosine model's NDCG@10 from 0.083 to 0.118.
+
+- ``triplet``: user and item embeddings, score = cosine similarity of the two (the notebook's first model).
+- ``deep-triplet``: an MLP over the concatenated user and item embeddings gives the score (the notebook's
+  ``DeepTripletModel``). The notebook ends the MLP on a ReLU; a linear output is used here, since a ReLU
+  output that goes to zero for every pair stops learning. A per-item bias is added to the MLP's output, so
+  the MLP need not spend itself on item popularity.
+
+Both are torch modules trained with Adam (the notebook's optimiser) through the shared ``train_model`` loop.
+``TorchRankingModel`` is the shared part (steps, optimiser state for resume, save/load), reused by the
+factorisation machine in ``fm.py``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from itemvec.errors import ConfigError
+from itemvec.models.dense import TorchSteps
+from itemvec.models.implicit import popularity_cdf, positive_rows, sample_negatives
+from itemvec.models.useritem import Interactions, UserItemModel, set_torch_state, torch_state
+from itemvec.train import SCHEDULES, RowSteps, train_model
+
+SCORE_CHUNK = 1 << 20  # pairs scored per forward pass at query time
+
+
+def margin_loss(positive, negative, margin: float):
+    """(n,) hinge max(0, margin − positive + negative), the triplet loss (a pure function of scores)."""
+    import torch
+
+    return torch.clamp(margin - positive + negative, min=0.0)
+
+
+def bpr_loss(positive, negative):
+    """(n,) −ln σ(positive − negative), BPR-Opt's loss."""
+    import torch.nn.functional as F
+
+    return -F.logsigmoid(positive - negative)
+
+
+def dropout(x, p: float, generator):
+    """Inverted dropout drawn from ``generator`` (not the global torch generator, so steps replay exactly)."""
+    import torch
+
+    if p <= 0.0:
+        return x
+    keep = torch.rand(x.shape, generator=generator) >= p
+    return x * keep / (1.0 - p)
+
+
+class _TorchSteps(RowSteps, TorchSteps):
+    """Steps for the shared trainer over the train positives of a ``TorchRankingModel``: a shuffled pass each
+    epoch, ``batch_size`` positives per step, ``negatives`` negatives per positive (one where the config has no
+    such setting) drawn from the step's seed, uniformly or by ``cdf`` (see ``sample_negatives``). The Adam
+    optimiser and its checkpointed state are ``TorchSteps``'."""
+
+    def __init__(self, model: TorchRankingModel, users, items, indptr, indices, candidates, cdf=None) -> None:
+        import torch
+
+        RowSteps.__init__(self, len(users), model.config.batch_size)
+        TorchSteps.__init__(self, model.net_, model.config.lr)
+        self.model = model
+        self.users, self.items = users, items
+        self.indptr, self.indices, self.candidates, self.cdf = indptr, indices, candidates, cdf
+        self.negatives = getattr(model.config, "negatives", 1)
+        self.generator = torch.Generator()
+
+    def train_step(self, step: int, lr_start: float, lr_end: float, seed: int) -> tuple[float, int]:
+        import torch
+
+        chunk = self.chunk(step)
+        if len(chunk) == 0:
+            return 0.0, 0
+        rng = np.random.default_rng(seed)
+        users = self.users[chunk]
+        negatives = sample_negatives(np.repeat(users, self.negatives), self.indptr, self.indices, self.candidates,
+                                     rng, cdf=self.cdf).reshape(len(users), self.negatives)
+        self.generator.manual_seed(seed)
+        for group in self.optimizer.param_groups:
+            group["lr"] = 0.5 * (lr_start + lr_end)
+        model = self.model
+        model.net_.train()
+        u = torch.from_numpy(users)
+        loss = model._triplet_loss(u, torch.from_numpy(self.items[chunk]), torch.from_numpy(negatives),
+                                   self.generator)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.mean().backward()
+        self.optimizer.step()
+        return float(loss.detach().sum()), len(chunk)
+
+
+
+class TorchRankingModel(UserItemModel):
+    """Shared part of the torch implicit models: training on triplets through ``train_model``, scoring in
+    chunks, save/load of the module. Subclasses build ``net_`` (``_build``), score pairs (``_pair_scores``)
+    and give the per-triplet loss (``_triplet_loss``)."""
+
+    kind = "implicit"
+
+    def __init__(self, config=None, **settings) -> None:
+        super().__init__(config, **settings)
+        self.config.validate()
+
+    # ---------------------------------------------------------------- subclass hooks
+
+    def _build(self, n_users: int, n_items: int, generator) -> None:
+        raise NotImplementedError
+
+    def _pair_scores(self, users, items, generator=None):
+        """(n,) torch scores of the pairs; ``generator`` is given in training (for dropout)."""
+        raise NotImplementedError
+
+    def _negative_scores(self, users, negatives, generator):
+        """(n, k) scores of each user's k negatives ``negatives`` (n, k)."""
+        n, k = negatives.shape
+        return self._pair_scores(users.repeat_interleave(k), negatives.reshape(-1), generator).reshape(n, k)
+
+    def _triplet_loss(self, users, positives, negatives, generator):
+        """(n,) loss of each positive against its negatives (n, k): the hinge against the highest-scoring
+        negative (``hardest``, as in WARP, and the default with one negative) or summed over all k."""
+        c = self.config
+        pos = self._pair_scores(users, positives, generator)
+        neg = self._negative_scores(users, negatives, generator)
+        if getattr(c, "hardest", True):
+            loss = margin_loss(pos, neg.max(1).values, c.margin)
+        else:
+            loss = margin_loss(pos[:, None], neg, c.margin).sum(1)
+        if c.l2 > 0:
+            loss = loss + c.l2 * self._l2_terms(users, positives, negatives)
+        return loss
+
+    def _l2_terms(self, users, positives, negatives):
+        net = self.net_
+        return ((net.user(users) ** 2).sum(1) + (net.item(positives) ** 2).sum(1)
+                + (net.item(negatives) ** 2).sum(-1).mean(1))
+
+    def _prepare(self, data: Interactions) -> None:
+        """Anything the model keeps from the data besides the known users and items (FM: features)."""
+
+    # ---------------------------------------------------------------- training
+
+    def fit(self, data: Interactions, *, run_dir=None, evaluate=None, progress: bool = True, resume: bool = True,
+            stop_after_epochs: int | None = None) -> TorchRankingModel:
+        import torch
+
+        c = self.config
+        if c.threads > 0:
+            torch.set_num_threads(c.threads)
+        self._mark_known(data)
+        self._prepare(data)
+        generator = torch.Generator().manual_seed(c.seed)
+        self._build(data.n_users, data.n_items, generator)
+        positive = data.positive
+        indptr, indices = positive_rows(data)
+        candidates = np.flatnonzero(self.known_items_).astype(np.int64)
+        if positive.any() and len(candidates) > 1:
+            cdf = popularity_cdf(data, candidates, getattr(c, "negative_power", 0.0))
+            steps = _TorchSteps(self, data.user[positive].astype(np.int64), data.item[positive].astype(np.int64),
+                                indptr, indices, candidates, cdf)
+            self.history_ = train_model(self, steps, run_dir=run_dir, evaluate=evaluate, progress=progress,
+                                        resume=resume, stop_after_epochs=stop_after_epochs)
+        self.net_.eval()
+        return self
+
+    # ---------------------------------------------------------------- scoring
+
+    def _predict(self, users, items):
+        import torch
+
+        out = np.empty(len(users), dtype=np.float64)
+        with torch.no_grad():
+            for s in range(0, len(users), SCORE_CHUNK):
+                out[s:s + SCORE_CHUNK] = self._pair_scores(torch.from_numpy(users[s:s + SCORE_CHUNK]),
+                                                           torch.from_numpy(items[s:s + SCORE_CHUNK])).numpy()
+        return out
+
+    def _score_users(self, users):
+        import torch
+
+        n_items = self.n_items
+        out = np.empty((len(users), n_items), dtype=np.float32)
+        rows = max(1, SCORE_CHUNK // max(n_items, 1))
+        all_items = torch.arange(n_items)
+        with torch.no_grad():
+            for s in range(0, len(users), rows):
+                u = torch.from_numpy(users[s:s + rows])
+                pair_users = u.repeat_interleave(n_items)
+                pair_items = all_items.repeat(len(u))
+                out[s:s + rows] = self._pair_scores(pair_users, pair_items).reshape(len(u), n_items).numpy()
+        return out
+
+    # ---------------------------------------------------------------- persistence
+
+    def _state(self):
+        return torch_state(self.net_)
+
+    def _set_state(self, state):
+        import torch
+
+        self._build(len(self.known_users_), len(self.known_items_), torch.Generator().manual_seed(0))
+        set_torch_state(self.net_, state)
+        self.net_.eval()
+
+
+def _validate(c, checks=()) -> None:
+    checks = [
+        (c.dim > 0, "dim must be positive"),
+        (getattr(c, "margin", 1.0) > 0, "margin must be positive"),
+        (c.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}"),
+        (c.epochs >= 0 and c.batch_size > 0 and c.lr > 0 and c.l2 >= 0, "epochs, batch_size, lr, l2 out of range"),
+        *checks,
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
+
+
+def _embedding(n: int, dim: int, std: float, generator):
+    import torch
+
+    table = torch.nn.Embedding(n, dim)
+    with torch.no_grad():
+        table.weight.copy_(torch.randn(n, dim, generator=generator) * std)
+    return table
+
+
+def _linear(n_in: int, n_out: int, generator):
+    """A dense layer with Glorot-uniform weights (Keras' default, as in the notebook) and zero bias."""
+    import torch
+
+    layer = torch.nn.Linear(n_in, n_out)
+    bound = (6.0 / (n_in + n_out)) ** 0.5
+    with torch.no_grad():
+        layer.weight.copy_((torch.rand(n_out, n_in, generator=generator) * 2 - 1) * bound)
+        layer.bias.zero_()
+    return layer
+
+
+class Triplet(TorchRankingModel):
+    """score(u, i) = cos(user_u, item_i), margin loss on (user, positive, negative) triplets."""
+
+    name = "triplet"
+
+    @dataclass(frozen=True)
+    class Config:
+        dim: int = 64
+        margin: float = 0.5
+        negatives: int = 10  # negatives drawn per positive
+        hardest: bool = True  # hinge against the highest-scoring negative, else summed over them
+        l2: float = 0.0  # on the embedding rows of each triplet
+        lr: float = 0.01  # Adam
+        schedule: str = "cosine"
+        min_lr_fraction: float = 1e-2
+        epochs: int = 20
+        batch_size: int = 1024  # triplets per step
+        eval_every: int = 0
+        init_std: float = 0.05
+        threads: int = 0  # torch threads; 0: torch's default
+        seed: int = 0
+
+        def validate(self) -> None:
+            _validate(self, [(self.negatives >= 1, "negatives must be >= 1")])
+
+    def _build(self, n_users, n_items, generator):
+        import torch
+
+        c = self.config
+        self.net_ = torch.nn.Module()
+        self.net_.user = _embedding(n_users, c.dim, c.init_std, generator)
+        self.net_.item = _embedding(n_items, c.dim, c.init_std, generator)
+
+    def _pair_scores(self, users, items, generator=None):
+        import torch.nn.functional as F
+
+        return F.cosine_similarity(self.net_.user(users), self.net_.item(items), dim=1, eps=1e-8)
+
+    def _score_users(self, users):
+        import torch
+        import torch.nn.functional as F
+
+        with torch.no_grad():
+            u = F.normalize(self.net_.user.weight[torch.from_numpy(users)], dim=1, eps=1e-8)
+            v = F.normalize(self.net_.item.weight, dim=1, eps=1e-8)
+            return (u @ v.T).numpy()
+
+
+class DeepTriplet(TorchRankingModel):
+    """score(u, i) = MLP([user_u, item_i]), margin loss on (user, positive, negative) triplets."""
+
+    name = "deep-triplet"
+
+    @dataclass(frozen=True)
+    class Config:
+        dim: int = 64  # item embedding size (the notebook's item_dim)
+        user_dim: int = 32  # the notebook's user_dim
+        hidden: int = 64  # units per hidden layer
+        layers: int = 1  # hidden layers
+        dropout: float = 0.0
+        product: bool = False  # also feed user ⊙ item to the MLP (needs user_dim == dim); not in the notebook
+        item_bias: bool = True  # add a learned per-item bias to the MLP's score (not in the notebook)
+        negatives: int = 10  # negatives drawn per positive (the notebook: 1)
+        hardest: bool = True  # hinge against the highest-scoring negative, else summed over them
+        negative_power: float = 0.0  # negatives drawn ∝ (train ratings of the item) ** power; 0: uniformly
+        margin: float = 1.0
+        l2: float = 1e-4  # on the embedding rows of each triplet
+        lr: float = 0.003
+        schedule: str = "cosine"
+        min_lr_fraction: float = 1e-2
+        epochs: int = 20
+        batch_size: int = 1024
+        eval_every: int = 0
+        init_std: float = 0.05
+        threads: int = 0
+        seed: int = 0
+
+        def validate(self) -> None:
+            _validate(self, [(self.user_dim > 0 and self.hidden > 0 and self.layers >= 1,
+                              "user_dim, hidden must be positive and layers >= 1"),
+                             (0.0 <= self.dropout < 1.0, "dropout must be in [0, 1)"),
+                             (self.negatives >= 1 and self.negative_power >= 0,
+                              "negatives must be >= 1 and negative_power >= 0"),
+                             (not self.product or self.user_dim == self.dim, "product needs user_dim == dim")])
+
+    def _build(self, n_users, n_items, generator):
+        import torch
+
+        c = self.config
+        self.net_ = torch.nn.Module()
+        self.net_.user = _embedding(n_users, c.user_dim, c.init_std, generator)
+        self.net_.item = _embedding(n_items, c.dim, c.init_std, generator)
+        sizes = [c.user_dim + c.dim + (c.dim if c.product else 0)] + [c.hidden] * c.layers
+        self.net_.hidden = torch.nn.ModuleList([_linear(a, b, generator) for a, b in zip(sizes[:-1], sizes[1:])])
+        self.net_.out = _linear(c.hidden, 1, generator)
+        if c.item_bias:
+            self.net_.bias = _embedding(n_items, 1, 0.0, generator)
+
+    def _mlp(self, h, generator=None):
+        """The rest of the MLP from the first layer's pre-activation ``h``."""
+        import torch
+
+        for k, layer in enumerate(self.net_.hidden):
+            h = torch.relu(h if k == 0 else layer(h))
+            if generator is not None:
+                h = dropout(h, self.config.dropout, generator)
+        return self.net_.out(h).squeeze(-1)
+
+    def _pair_scores(self, users, items, generator=None):
+        import torch
+
+        first = self.net_.hidden[0]
+        u, v = self.net_.user(users), self.net_.item(items)
+        h = first(torch.cat([u, v, u * v] if self.config.product else [u, v], dim=1))
+        score = self._mlp(h, generator)
+        return score + self.net_.bias(items).squeeze(-1) if self.config.item_bias else score
+
+    def _score_users(self, users):
+        import torch
+
+        # The first layer is linear in [user, item]: split its weight so the item half is computed once.
+        c = self.config
+        first = self.net_.hidden[0]
+        n_items = self.n_items
+        out = np.empty((len(users), n_items), dtype=np.float32)
+        rows = max(1, SCORE_CHUNK // max(n_items, 1))
+        with torch.no_grad():
+            items = self.net_.item.weight
+            item_part = items @ first.weight[:, c.user_dim:c.user_dim + c.dim].T + first.bias  # (n_items, hidden)
+            user_vectors = self.net_.user.weight[torch.from_numpy(users)]
+            user_part = user_vectors @ first.weight[:, :c.user_dim].T
+            for s in range(0, len(users), rows):
+                h = user_part[s:s + rows, None, :] + item_part[None, :, :]
+                if c.product:  # W_p (u ⊙ v) = (W_p ⊙ u) v: one (n_items, dim) @ (dim, hidden) per user
+                    scaled = first.weight[None, :, c.user_dim + c.dim:] * user_vectors[s:s + rows, None, :]
+                    h = h + torch.matmul(items[None], scaled.transpose(1, 2))
+                out[s:s + rows] = self._mlp(h).numpy()
+            if c.item_bias:
+                out += self.net_.bias.weight[:, 0].numpy()[None, :]
+        return out

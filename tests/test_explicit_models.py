@@ -89,9 +89,11 @@ def test_bias_baseline_matches_a_hand_computed_example():
     np.testing.assert_allclose(b_user, [5 / 9, -5 / 6, 0.0], atol=1e-12)
     np.testing.assert_allclose(b_item, [-1 / 54, -1 / 9, 0.0], atol=1e-12)
     model = BiasBaseline(reg_user=1.0, reg_item=1.0, sweeps=1).fit(data)
-    pred = model.predict([0, 1, 0, 2], [0, 1, 2, 0])
-    np.testing.assert_allclose(pred[:2], [11 / 3 + 5 / 9 - 1 / 54, 11 / 3 - 5 / 6 - 1 / 9])
-    assert np.isnan(pred[2:]).all()  # item 2 and user 2 have no ratings
+    pred = model.predict([0, 1, 0, 2, 2], [0, 1, 2, 0, 2])
+    # Item 2 and user 2 have no ratings: one side unseen gives μ + the other side's bias; both unseen, NaN.
+    np.testing.assert_allclose(pred[:4], [11 / 3 + 5 / 9 - 1 / 54, 11 / 3 - 5 / 6 - 1 / 9, 11 / 3 + 5 / 9,
+                                          11 / 3 - 1 / 54])
+    assert np.isnan(pred[4])
 
 
 def test_bias_baseline_agrees_with_surprise(tmp_path, data):
@@ -128,7 +130,12 @@ def test_same_seed_same_predictions(data, fitted, name):
 @pytest.mark.parametrize("name", list(MAKERS))
 def test_unknown_users_and_items_get_nan(fitted, name):
     model = fitted[name]
-    pred = model.predict([N_USERS - 1, 0, -1, N_USERS, 0, 0], [0, N_ITEMS - 1, 0, 0, -1, N_ITEMS])
+    pred = model.predict([N_USERS - 1, 0, -1, N_USERS, 0, 0, N_USERS - 1], [0, N_ITEMS - 1, 0, 0, -1, N_ITEMS,
+                                                                            N_ITEMS - 1])
+    if name in ("bias-baseline", "mf-explicit-bias"):  # one side seen: μ + that side's bias (as Surprise)
+        mu = model.global_mean_[0]
+        np.testing.assert_allclose(pred[:2], np.clip([mu + model.item_bias_[0], mu + model.user_bias_[0]], 1, 5))
+        pred = pred[2:]
     assert np.isnan(pred).all()
     scores = model.score_users([N_USERS - 1, 0])
     assert np.isnan(scores[0]).all()

@@ -96,7 +96,33 @@ def baseline_biases(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, n
     return mu, b_user, b_item
 
 
-class BiasBaseline(_ExplicitBase):
+class _BiasFallback:
+    """For the models with biases: a rating for a pair with one side unseen in training is μ + the known
+    side's bias (the untrained side contributes nothing), as Surprise's baseline estimates do; only a pair
+    with neither side seen stays NaN (the protocol then gives it the train mean). Ranking is unchanged:
+    ``score_users`` still leaves items without train ratings out."""
+
+    def predict(self, users, items) -> np.ndarray:
+        out = super().predict(users, items)
+        users = np.asarray(users, dtype=np.int64)
+        items = np.asarray(items, dtype=np.int64)
+        user_ok = (users >= 0) & (users < self.n_users)
+        item_ok = (items >= 0) & (items < self.n_items)
+        known_user = np.zeros(len(users), dtype=bool)
+        known_item = np.zeros(len(items), dtype=bool)
+        known_user[user_ok] = self.known_users_[users[user_ok]]
+        known_item[item_ok] = self.known_items_[items[item_ok]]
+        partial = np.isnan(out) & user_ok & item_ok & (known_user | known_item)
+        if partial.any():
+            u, i = users[partial], items[partial]
+            estimate = (self.global_mean_[0] + np.where(known_user[partial], self.user_bias_[u], 0.0)
+                        + np.where(known_item[partial], self.item_bias_[i], 0.0))
+            out[partial] = self._clip(estimate)
+        return out
+
+
+
+class BiasBaseline(_BiasFallback, _ExplicitBase):
     """r̂ = μ + b_u + b_i with damped biases (see the module docstring); defaults are Surprise's."""
 
     name = "bias-baseline"
@@ -323,7 +349,7 @@ class MFExplicit(_ExplicitBase):
         self.scale_ = state["scale_"].astype(np.float64)
 
 
-class MFExplicitBias(MFExplicit):
+class MFExplicitBias(_BiasFallback, MFExplicit):
     """r̂ = μ + b_u + b_i + p_u · q_i (Koren et al. 2009, eq. 4), μ fixed at the train mean."""
 
     name = "mf-explicit-bias"

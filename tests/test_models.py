@@ -19,7 +19,8 @@ from itemvec.models.mf import MF, alias_table
 from itemvec.train import learning_rate
 
 FAST = {"mf": {"epochs": 3, "dim": 8, "batch_size": 256, "threads": 1},
-        "mf-bias": {"epochs": 3, "dim": 8, "batch_size": 256, "threads": 1}}
+        "mf-bias": {"epochs": 3, "dim": 8, "batch_size": 256, "threads": 1},
+        "skipgram": {"dim": 16, "threads": 1}, "eges": {"dim": 16, "threads": 1}}
 
 
 def two_cliques(size=20, holdout_every=4):

@@ -46,7 +46,7 @@ _USER_MODELS = {
 KINDS = ("pairs", "ratings")
 
 # The models `compare` runs when no --models is given, baselines first.
-ITEM_MODELS = ["popularity", "adamic-adar", "mf", "mf-bias"]
+ITEM_MODELS = ["popularity", "adamic-adar", "mf", "mf-bias", "skipgram", "eges"]
 USER_MODELS = list(_USER_MODELS)
 
 

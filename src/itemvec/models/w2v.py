@@ -73,11 +73,14 @@ class GensimWord2Vec(ItemModel):
         q: float = 1.0
         weighted: bool = True
         threads: int = 2  # gensim workers
+        score: str = "dot"  # ½(in_a·out_b + in_b·out_a) with gensim's syn1neg as output vectors, or "cosine"
         seed: int = 0
 
         def validate(self) -> None:
             if self.architecture not in ("skipgram", "cbow"):
                 raise ConfigError("architecture must be 'skipgram' or 'cbow'")
+            if self.score not in ("dot", "cosine"):
+                raise ConfigError("score must be 'dot' or 'cosine'")
             if self.source not in ("walks", "sessions"):
                 raise ConfigError("source must be 'walks' or 'sessions'")
 
@@ -128,6 +131,9 @@ class GensimWord2Vec(ItemModel):
         vectors = np.zeros((n, model.wv.vector_size), dtype=np.float32)
         vectors[keys] = model.wv.vectors
         self.vectors_ = vectors
+        output = np.zeros_like(vectors)
+        output[keys] = model.syn1neg
+        self.output_ = output
         self.known_items_ = np.zeros(n, dtype=bool)
         self.known_items_[keys] = True
         self._unit = None
@@ -139,10 +145,15 @@ class GensimWord2Vec(ItemModel):
         return self._unit
 
     def _score_pairs(self, a, b):
+        if self.config.score == "dot":
+            h, out = self.vectors_, self.output_
+            return 0.5 * (np.einsum("ij,ij->i", h[a], out[b]) + np.einsum("ij,ij->i", h[b], out[a]))
         v = self._normalised()
         return np.einsum("ij,ij->i", v[a], v[b]).astype(np.float64)
 
     def _score_all(self, queries):
+        if self.config.score == "dot":
+            return 0.5 * (self.vectors_[queries] @ self.output_.T + self.output_[queries] @ self.vectors_.T)
         v = self._normalised()
         return v[queries] @ v.T
 
@@ -150,8 +161,9 @@ class GensimWord2Vec(ItemModel):
         return self.vectors_
 
     def _state(self):
-        return {"vectors_": self.vectors_}
+        return {"vectors_": self.vectors_, "output_": self.output_}
 
     def _set_state(self, state):
         self.vectors_ = state["vectors_"]
+        self.output_ = state["output_"]
         self._unit = None

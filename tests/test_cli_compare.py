@@ -101,3 +101,8 @@ def test_compare_sequence_models(data_dir, tmp_path):
     assert rows["eges"]["n_imputed_pairs"] < rows["skipgram"]["n_imputed_pairs"]
     assert rows["skipgram"]["n_imputed_pairs"] == rows["skipgram"]["n_unseen_pairs"]
     assert rows["skipgram"]["auc_unseen"] == 0.5 and rows["eges"]["auc_unseen"] != 0.5
+    # The cold slice proper: only pairs whose unseen products all have metadata; EGES answers them all.
+    cold = rows["eges"]["n_cold_pairs"]
+    assert 0 < cold <= rows["eges"]["n_unseen_pairs"] and cold == rows["skipgram"]["n_cold_pairs"]
+    if rows["eges"]["auc_cold"] is not None:
+        assert rows["skipgram"]["auc_cold"] == 0.5 and rows["eges"]["auc_cold"] != 0.5

@@ -129,17 +129,17 @@ def test_table_values_summary_and_policy(report):
     rows = _table_rows(page)
     assert list(rows) == ["mf", "degree"]  # order as given
     assert [re.sub(r"<[^>]+>", "", cell) for cell in rows["mf"]] == [
-        "mf", "0.9300", "0.9500", "\u2013", "0.8100", "0.9200", "0.1200", "0.0800", "12.3", "850", "120 of 2,000"]
+        "mf", "0.9300", "0.9500", "\u2013", "\u2013", "0.8100", "0.9200", "0.1200", "0.0800", "12.3", "850", "120 of 2,000"]
 
 
 def test_bold_marks_the_best_value(report):
     _, written = report
     rows = _table_rows(written["html"].read_text(encoding="utf-8"))
     bold = {model: [k for k, cell in enumerate(cells) if "<strong>" in cell] for model, cells in rows.items()}
-    # Columns: 1 AUC, 2 seen, 3 unseen, 4 degree, 5 AP, 6 R@10, 7 NDCG, 8 seconds (lowest wins), 9 MB,
-    # 10 unseen pairs. auc_seen and ndcg have a single value each, so nothing to compare; MB and unseen
-    # pairs are never bolded.
-    assert bold == {"mf": [1, 4, 6], "degree": [5, 8]}
+    # Columns: 1 AUC, 2 seen, 3 unseen, 4 cold, 5 degree, 6 AP, 7 R@10, 8 NDCG, 9 seconds (lowest wins),
+    # 10 MB, 11 unseen pairs. auc_seen and ndcg have a single value each, so nothing to compare; MB and
+    # unseen pairs are never bolded.
+    assert bold == {"mf": [1, 5, 7], "degree": [6, 9]}
     md = written["markdown"].read_text(encoding="utf-8")
     assert "**0.9512**" in md and "**0.2**" in md and "**0.9300**" in md
     assert "**0.8800**" not in md and "**12.3**" not in md
@@ -150,11 +150,11 @@ def test_missing_values_render_as_dash(report):
     rows = _table_rows(written["html"].read_text(encoding="utf-8"))
     cells = [re.sub(r"<[^>]+>", "", cell) for cell in rows["degree"]]
     assert cells[2] == "\u2013"  # None
-    assert cells[7] == "\u2013"  # NaN
-    assert cells[10] == "\u2013"  # key missing
+    assert cells[8] == "\u2013"  # NaN
+    assert cells[11] == "\u2013"  # key missing
     md_line = next(line for line in written["markdown"].read_text(encoding="utf-8").splitlines()
                    if line.startswith("| degree"))
-    assert md_line.count("\u2013") == 4  # and auc_unseen, absent from both rows
+    assert md_line.count("\u2013") == 5  # and auc_unseen, auc_cold, absent from both rows
 
 
 def test_ties_on_the_displayed_value_are_all_bold(tmp_path):

@@ -31,7 +31,7 @@ from itemvec.errors import InputError
 from itemvec.evaluate.protocols import POLICY, evaluate_item_model, validation_auc_function
 from itemvec.models.base import TrainingData, load_model
 
-METRIC_COLUMNS = ["auc", "auc_seen", "auc_unseen", "auc_degree", "ap", "recall_at_10", "ndcg_at_10"]
+METRIC_COLUMNS = ["auc", "auc_seen", "auc_unseen", "auc_cold", "auc_degree", "ap", "recall_at_10", "ndcg_at_10"]
 RATINGS_METRIC_COLUMNS = ["rmse", "rmse_scaled", "mae", "auc_per_user", "precision_at_10", "recall_at_10",
                           "map_at_10", "ndcg_at_10"]
 

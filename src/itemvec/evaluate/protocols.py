@@ -2,8 +2,9 @@
 
 - Pairs: the test positives with as many uniform negatives (``auc``, ``ap``), and again with degree-matched
   negatives (``auc_degree``), from the split that `prepare` wrote.
-- ``auc_seen``: only pairs whose two items are both in the train graph; ``auc_unseen``: only the others
-  (the cold-start slice).
+- ``auc_seen``: only pairs whose two items are both in the train graph; ``auc_unseen``: only the others;
+  ``auc_cold``: the cold-start slice proper, the pairs touching an item absent from training whose every such
+  item has side information (product metadata, or session attributes): where a model like EGES can answer.
 - Unseen items: a pair the model cannot score (NaN from ``score_pairs``: an item absent from training and no
   side information) gets the median of the model's scores over the pairs of the same evaluation set that it
   can score: label-free, neutral, and never a random vector. ``n_unseen_pairs`` counts pairs touching an
@@ -125,6 +126,21 @@ def ranking_metrics(model, data: DataDir, train_degree: np.ndarray, *, part: str
             "ranking_queries": int(len(query)), "median_rank": float(np.median(ranks))}
 
 
+def side_information_mask(data: DataDir) -> np.ndarray | None:
+    """(n_items,) bool: products with side information (a metadata record, or session attributes); None when
+    the DATA_DIR records neither."""
+    import pyarrow.parquet as pq
+
+    columns = pq.read_schema(data.path / "products.parquet").names
+    if "has_metadata" in columns:
+        return np.asarray(data.products(columns=["has_metadata"])["has_metadata"].to_numpy(zero_copy_only=False),
+                          dtype=bool)
+    if "attributes" in columns:
+        return ~np.asarray(data.products(columns=["attributes"])["attributes"].is_null().to_numpy(
+            zero_copy_only=False), dtype=bool)
+    return None
+
+
 def evaluate_item_model(model, data: DataDir, *, part: str = "test", ranking_queries: int = 1000,
                         seed: int = 0) -> tuple[dict, dict]:
     """All item-item metrics of one model on one split part. Returns (metrics, curves)."""
@@ -136,6 +152,12 @@ def evaluate_item_model(model, data: DataDir, *, part: str = "test", ranking_que
     degree_pairs = data.eval_pairs(part, "degree")
     degree_scores, _ = score_eval_pairs(model, degree_pairs)
     unseen = ~seen
+    side = side_information_mask(data)
+    if side is not None:
+        answerable = lambda items: (train_degree[items] > 0) | side[items]  # noqa: E731
+        cold = unseen & answerable(uniform.item_a) & answerable(uniform.item_b)
+    else:
+        cold = np.zeros(len(uniform), dtype=bool)
     result = {
         "auc": metrics.roc_auc(uniform.label, scores),
         "auc_seen": (metrics.roc_auc(uniform.label[seen], scores[seen])
@@ -144,11 +166,14 @@ def evaluate_item_model(model, data: DataDir, *, part: str = "test", ranking_que
         # information gives them all the same imputed score, so 0.5 exactly.
         "auc_unseen": (metrics.roc_auc(uniform.label[unseen], scores[unseen])
                        if 0 < uniform.label[unseen].sum() < unseen.sum() else None),
+        "auc_cold": (metrics.roc_auc(uniform.label[cold], scores[cold])
+                     if 0 < uniform.label[cold].sum() < cold.sum() else None),
         "auc_degree": metrics.roc_auc(degree_pairs.label, degree_scores),
         "ap": metrics.average_precision(uniform.label, scores),
         "n_test_pairs": int(len(uniform)),
         "n_seen_pairs": int(seen.sum()),
         "n_unseen_pairs": int((~seen).sum()),
+        "n_cold_pairs": int(cold.sum()),
         "n_imputed_pairs": int(imputed),
     }
     result.update(ranking_metrics(model, data, train_degree, part=part, queries=ranking_queries, seed=seed))

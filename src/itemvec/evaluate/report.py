@@ -58,6 +58,7 @@ _COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("auc", "AUC", "quality"),
     ("auc_seen", "AUC seen", "quality"),
     ("auc_unseen", "AUC unseen", "quality"),
+    ("auc_cold", "AUC cold", "quality"),
     ("auc_degree", "AUC degree-matched", "quality"),
     ("ap", "AP", "quality"),
     ("recall_at_10", "Recall@10", "quality"),
@@ -70,8 +71,9 @@ _DECIMALS = {"quality": 4, "error": 4, "seconds": 1, "megabytes": 0, "count": 0}
 
 _COLUMN_NOTES = (
     "AUC: test pairs against uniformly sampled negative pairs. "
-    "AUC seen: only test pairs whose products both appear in training; AUC unseen: the others (the "
-    "cold-start slice), each against the negatives of the same kind. "
+    "AUC seen: only test pairs whose products both appear in training; AUC unseen: the others; AUC cold: "
+    "those whose unseen products all have metadata (the cold-start slice a side-information model can "
+    "answer); each against the negatives in the same slice. "
     "AUC degree-matched: against negatives drawn to match the positives' product degrees, "
     "so popularity alone cannot win. AP: average precision. "
     "Recall@10 and NDCG@10: the held-out partner ranked among the top 10 candidates. "

@@ -24,6 +24,8 @@ from itemvec.config import replace
 from itemvec.data.pairs import Pairs
 from itemvec.data.store import DataDir, EvalPairs
 
+PAIR_CHUNK = 1 << 18  # pairs scored per _score_pairs call
+
 
 @dataclass
 class TrainingData:
@@ -80,8 +82,11 @@ class ItemModel:
         inside = (a >= 0) & (a < self.n_items) & (b >= 0) & (b < self.n_items)
         ok = inside.copy()
         ok[inside] = self.known_items_[a[inside]] & self.known_items_[b[inside]]
-        if ok.any():
-            out[ok] = self._score_pairs(a[ok], b[ok])
+        rows = np.flatnonzero(ok)
+        # In chunks: a model's _score_pairs may gather (pairs × dim) rows, 9 GB at once for Books-size test pairs.
+        for start in range(0, len(rows), PAIR_CHUNK):
+            chunk = rows[start:start + PAIR_CHUNK]
+            out[chunk] = self._score_pairs(a[chunk], b[chunk])
         return out
 
     def score_all(self, queries) -> np.ndarray:

@@ -95,7 +95,7 @@ def test_compare_every_user_item_model(prepared):
         assert rows[name]["auc_per_user"] > rows["popularity"]["auc_per_user"] + 0.1, name
     page = (out / "report.html").read_text()
     assert "RMSE [0,1]" in page and "AUC per user" in page and "Users: 60" in page
-    assert "RMSE" in result.stdout and f"report: {out / 'report.html'}" in result.stdout
+    assert "rmse" in result.stdout and f"report: {out / 'report.html'}" in result.stdout
 
 
 def test_train_evaluate_recommend(prepared):

@@ -303,11 +303,12 @@ def _fmt(value) -> str:
 
 def table_lines(rows: list[dict]) -> list[str]:
     columns = RATINGS_METRIC_COLUMNS if rows and "auc_per_user" in rows[0] else METRIC_COLUMNS
-    header = f"{'model':<14}" + "".join(f"{c:>14}" for c in columns) + f"{'train s':>10}{'peak MB':>10}"
+    width = max([14, *(len(str(row["model"])) + 2 for row in rows)])
+    header = f"{'model':<{width}}" + "".join(f"{c:>16}" for c in columns) + f"{'train s':>10}{'peak MB':>10}"
     lines = [header]
     for row in rows:
-        cells = "".join(f"{_fmt(row.get(c)):>14}" for c in columns)
-        lines.append(f"{row['model']:<14}{cells}{row.get('train_seconds') or 0:>10.1f}{row.get('peak_rss_mb') or 0:>10.0f}")
+        cells = "".join(f"{_fmt(row.get(c)):>16}" for c in columns)
+        lines.append(f"{row['model']:<{width}}{cells}{row.get('train_seconds') or 0:>10.1f}{row.get('peak_rss_mb') or 0:>10.0f}")
     return lines
 
 

@@ -104,21 +104,7 @@ class ItemModel:
         ids = np.asarray(ids, dtype=np.int64)
         scores = self.score_all(ids)
         scores[np.arange(len(ids)), ids] = np.nan
-        scores = np.where(np.isnan(scores), -np.inf, scores)
-        k_eff = min(k, scores.shape[1])
-        top = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff]
-        top_scores = np.take_along_axis(scores, top, axis=1)
-        order = np.argsort(-top_scores, axis=1, kind="stable")
-        top = np.take_along_axis(top, order, axis=1)
-        top_scores = np.take_along_axis(top_scores, order, axis=1).astype(np.float64)
-        missing = ~np.isfinite(top_scores)
-        top[missing] = -1
-        top_scores[missing] = np.nan
-        if k_eff < k:
-            pad = k - k_eff
-            top = np.pad(top, ((0, 0), (0, pad)), constant_values=-1)
-            top_scores = np.pad(top_scores, ((0, 0), (0, pad)), constant_values=np.nan)
-        return top, top_scores
+        return top_k(scores, k)
 
     def probability(self, scores: np.ndarray) -> np.ndarray | None:
         """Scores as probabilities when the model has such a reading (None otherwise)."""
@@ -145,28 +131,57 @@ class ItemModel:
 
     def save(self, directory: str | Path) -> Path:
         self._check_fitted()
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        state = {"known_items_": self.known_items_, **self._state()}
-        tmp = directory / ".weights.tmp.npz"
-        np.savez(tmp, **state)
-        tmp.replace(directory / "weights.npz")
-        (directory / "model.json").write_text(json.dumps(
-            {"model": self.name, "config": dataclasses.asdict(self.config)}, indent=2) + "\n")
-        return directory
+        return write_weights(directory, {"known_items_": self.known_items_, **self._state()},
+                             {"model": self.name, "config": dataclasses.asdict(self.config)})
 
     @classmethod
     def load(cls, directory: str | Path) -> ItemModel:
-        directory = Path(directory)
-        meta = json.loads((directory / "model.json").read_text())
-        if meta["model"] != cls.name:
-            raise ValueError(f"{directory} holds a {meta['model']!r} model, not {cls.name!r}")
-        model = cls(cls.Config(**meta["config"]))
-        with np.load(directory / "weights.npz", allow_pickle=False) as npz:
-            state = {key: npz[key] for key in npz.files}
+        model, state = read_weights(cls, directory)
         model.known_items_ = state.pop("known_items_").astype(bool)
         model._set_state(state)
         return model
+
+
+def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Best ``k`` columns of each row of ``scores`` (NaN = not a candidate), best first:
+    (ids (rows, k) int64, scores (rows, k) float64), padded with -1 / NaN when a row has fewer candidates."""
+    scores = np.where(np.isnan(scores), -np.inf, scores)
+    k_eff = min(k, scores.shape[1])
+    top = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff]
+    top_scores = np.take_along_axis(scores, top, axis=1)
+    order = np.argsort(-top_scores, axis=1, kind="stable")
+    top = np.take_along_axis(top, order, axis=1)
+    top_scores = np.take_along_axis(top_scores, order, axis=1).astype(np.float64)
+    missing = ~np.isfinite(top_scores)
+    top[missing] = -1
+    top_scores[missing] = np.nan
+    if k_eff < k:
+        top = np.pad(top, ((0, 0), (0, k - k_eff)), constant_values=-1)
+        top_scores = np.pad(top_scores, ((0, 0), (0, k - k_eff)), constant_values=np.nan)
+    return top, top_scores
+
+
+def write_weights(directory: str | Path, state: dict[str, np.ndarray], meta: dict) -> Path:
+    """``weights.npz`` (written under a temporary name, then renamed) and ``model.json``: a saved model."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / ".weights.tmp.npz"
+    np.savez(tmp, **state)
+    tmp.replace(directory / "weights.npz")
+    (directory / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return directory
+
+
+def read_weights(cls, directory: str | Path):
+    """The inverse of ``write_weights`` for a model class: (a model with the saved config, its arrays)."""
+    directory = Path(directory)
+    meta = json.loads((directory / "model.json").read_text())
+    if meta["model"] != cls.name:
+        raise ValueError(f"{directory} holds a {meta['model']!r} model, not {cls.name!r}")
+    model = cls(cls.Config(**meta["config"]))
+    with np.load(directory / "weights.npz", allow_pickle=False) as npz:
+        state = {key: npz[key] for key in npz.files}
+    return model, state
 
 
 def load_model(directory: str | Path) -> ItemModel:

@@ -158,37 +158,20 @@ class FactorizationMachine(TorchRankingModel):
             q, own = self._item_terms(torch.arange(len(self.item_index_)))
         return p, q.numpy(), own.numpy()
 
-    def predict(self, users, items) -> np.ndarray:
-        self._check_fitted()
-        users = np.asarray(users, dtype=np.int64)
-        items = np.asarray(items, dtype=np.int64)
-        out = np.full(len(users), np.nan, dtype=np.float64)
-        ok = (users >= 0) & (users < self.n_users) & (items >= 0) & (items < self.n_items)
-        ok[ok] = self.scorable_users_[users[ok]] & self.scorable_items_[items[ok]]
-        if ok.any():
-            p, q, own = self._score_arrays()
-            u, i = users[ok], items[ok]
-            out[ok] = np.einsum("ij,ij->i", p[u], q[i]) + own[i]
-        return out
+    # Scored from side features too: the base class's masking, with these masks instead of the known ones.
+    def _scorable_users(self) -> np.ndarray:
+        return self.scorable_users_
 
-    def score_users(self, users) -> np.ndarray:
-        self._check_fitted()
-        users = np.asarray(users, dtype=np.int64)
-        out = np.full((len(users), self.n_items), np.nan, dtype=np.float32)
-        ok = (users >= 0) & (users < self.n_users)
-        ok[ok] = self.scorable_users_[users[ok]]
-        if ok.any():
-            p, q, own = self._score_arrays()
-            scores = (p[users[ok]] @ q.T + own[None, :]).astype(np.float32)
-            scores[:, ~self.scorable_items_] = np.nan
-            out[ok] = scores
-        return out
+    def _scorable_items(self) -> np.ndarray:
+        return self.scorable_items_
 
     def _predict(self, users, items):
-        return self.predict(users, items)
+        p, q, own = self._score_arrays()
+        return np.einsum("ij,ij->i", p[users], q[items]) + own[items]
 
     def _score_users(self, users):
-        return self.score_users(users)
+        p, q, own = self._score_arrays()
+        return p[users] @ q.T + own[None, :]
 
     # ---------------------------------------------------------------- persistence
 

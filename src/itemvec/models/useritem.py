@@ -22,7 +22,6 @@ Models that can score unseen users or items (the factorisation machine, through 
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +29,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from itemvec.config import replace
+from itemvec.models.base import read_weights, top_k, write_weights
 
 
 @dataclass
@@ -124,6 +124,13 @@ class UserItemModel:
         self.known_users_ = np.bincount(data.user, minlength=data.n_users) > 0
         self.known_items_ = np.bincount(data.item, minlength=data.n_items) > 0
 
+    def _scorable_users(self) -> np.ndarray:
+        """(n_users,) bool: the users the model can score; the known ones unless it has side features."""
+        return self.known_users_
+
+    def _scorable_items(self) -> np.ndarray:
+        return self.known_items_
+
     def predict(self, users, items) -> np.ndarray:
         self._check_fitted()
         users = np.asarray(users, dtype=np.int64)
@@ -131,7 +138,7 @@ class UserItemModel:
         out = np.full(len(users), np.nan, dtype=np.float64)
         inside = (users >= 0) & (users < self.n_users) & (items >= 0) & (items < self.n_items)
         ok = inside.copy()
-        ok[inside] = self.known_users_[users[inside]] & self.known_items_[items[inside]]
+        ok[inside] = self._scorable_users()[users[inside]] & self._scorable_items()[items[inside]]
         if ok.any():
             out[ok] = self._predict(users[ok], items[ok])
         return out
@@ -141,10 +148,10 @@ class UserItemModel:
         users = np.asarray(users, dtype=np.int64)
         out = np.full((len(users), self.n_items), np.nan, dtype=np.float32)
         ok = (users >= 0) & (users < self.n_users)
-        ok[ok] = self.known_users_[users[ok]]
+        ok[ok] = self._scorable_users()[users[ok]]
         if ok.any():
             scores = np.asarray(self._score_users(users[ok]), dtype=np.float32)
-            scores[:, ~self.known_items_] = np.nan
+            scores[:, ~self._scorable_items()] = np.nan
             out[ok] = scores
         return out
 
@@ -154,20 +161,7 @@ class UserItemModel:
         if exclude is not None:
             rows = exclude[users]
             scores[np.repeat(np.arange(len(users)), np.diff(rows.indptr)), rows.indices] = np.nan
-        scores = np.where(np.isnan(scores), -np.inf, scores)
-        k_eff = min(k, scores.shape[1])
-        top = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff]
-        top_scores = np.take_along_axis(scores, top, axis=1)
-        order = np.argsort(-top_scores, axis=1, kind="stable")
-        top = np.take_along_axis(top, order, axis=1)
-        top_scores = np.take_along_axis(top_scores, order, axis=1).astype(np.float64)
-        missing = ~np.isfinite(top_scores)
-        top[missing] = -1
-        top_scores[missing] = np.nan
-        if k_eff < k:
-            top = np.pad(top, ((0, 0), (0, k - k_eff)), constant_values=-1)
-            top_scores = np.pad(top_scores, ((0, 0), (0, k - k_eff)), constant_values=np.nan)
-        return top, top_scores
+        return top_k(scores, k)
 
     # ---------------------------------------------------------------- subclass hooks
 
@@ -192,25 +186,13 @@ class UserItemModel:
 
     def save(self, directory: str | Path) -> Path:
         self._check_fitted()
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
         state = {"known_users_": self.known_users_, "known_items_": self.known_items_, **self._state()}
-        tmp = directory / ".weights.tmp.npz"
-        np.savez(tmp, **state)
-        tmp.replace(directory / "weights.npz")
-        (directory / "model.json").write_text(json.dumps(
-            {"model": self.name, "kind": self.kind, "config": dataclasses.asdict(self.config)}, indent=2) + "\n")
-        return directory
+        return write_weights(directory, state, {"model": self.name, "kind": self.kind,
+                                                "config": dataclasses.asdict(self.config)})
 
     @classmethod
     def load(cls, directory: str | Path) -> UserItemModel:
-        directory = Path(directory)
-        meta = json.loads((directory / "model.json").read_text())
-        if meta["model"] != cls.name:
-            raise ValueError(f"{directory} holds a {meta['model']!r} model, not {cls.name!r}")
-        model = cls(cls.Config(**meta["config"]))
-        with np.load(directory / "weights.npz", allow_pickle=False) as npz:
-            state = {key: npz[key] for key in npz.files}
+        model, state = read_weights(cls, directory)
         model.known_users_ = state.pop("known_users_").astype(bool)
         model.known_items_ = state.pop("known_items_").astype(bool)
         model._set_state(state)

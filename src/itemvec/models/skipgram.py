@@ -46,12 +46,14 @@ def _sgns_step(emb_in, emb_out, field_rows, field_logits, tokens, offsets, order
     max_len = 0
     for s in range(len(offsets) - 1):
         max_len = max(max_len, offsets[s + 1] - offsets[s])
+    single = n_fields == 1 and not learn_weights  # plain skip-gram: the centre row itself, as word2vec
     for blk in prange(N_BLOCKS):
         state = np.uint64(seed) + np.uint64(blk) * np.uint64(0x632BE59BD9B4E019)
         kept = np.empty(max_len, dtype=np.int64)
-        h = np.empty(dim)
-        neu = np.empty(dim)
+        h = np.empty(dim, dtype=np.float32)
+        neu = np.empty(dim, dtype=np.float32)
         weights = np.empty(n_fields)
+        targets = np.empty(negatives + 1, dtype=np.int64)
         loss = 0.0
         count = 0
         for si in range(blk * block, min(n_seq, (blk + 1) * block)):
@@ -86,48 +88,63 @@ def _sgns_step(emb_in, emb_out, field_rows, field_logits, tokens, offsets, order
                         continue
                     context = kept[j]
                     # Read the centre's representation afresh for every pair, as word2vec reads syn0.
-                    for d in range(dim):
-                        h[d] = 0.0
-                    for f in range(n_fields):
-                        if weights[f] > 0.0:
-                            row = field_rows[centre, f]
-                            for d in range(dim):
-                                h[d] += weights[f] * emb_in[row, d]
+                    if single:
+                        row = field_rows[centre, 0]
+                        for d in range(dim):
+                            h[d] = emb_in[row, d]
+                    else:
+                        for d in range(dim):
+                            h[d] = 0.0
+                        for f in range(n_fields):
+                            if weights[f] > 0.0:
+                                row = field_rows[centre, f]
+                                wf = np.float32(weights[f])
+                                for d in range(dim):
+                                    h[d] += wf * emb_in[row, d]
                     for d in range(dim):
                         neu[d] = 0.0
-                    for k in range(negatives + 1):
-                        if k == 0:
-                            target = context
-                            label = 1.0
-                        else:
-                            state, z = splitmix_next(state)
-                            r = np.int64((z >> np.uint64(11)) % np.uint64(n_items))
-                            state, z = splitmix_next(state)
-                            target = r if to_uniform(z) < prob[r] else np.int64(alias[r])
-                            if target == context:
-                                continue
-                            label = 0.0
-                        score = 0.0
+                    # Draw the negatives first, so their table lookups overlap instead of waiting in turn.
+                    targets[0] = context
+                    n_targets = 1
+                    for _ in range(negatives):
+                        state, z = splitmix_next(state)
+                        r = np.int64((z >> np.uint64(11)) % np.uint64(n_items))
+                        state, z = splitmix_next(state)
+                        target = r if to_uniform(z) < prob[r] else np.int64(alias[r])
+                        if target != context:
+                            targets[n_targets] = target
+                            n_targets += 1
+                    for k in range(n_targets):
+                        target = targets[k]
+                        label = 1.0 if k == 0 else 0.0
+                        score = np.float32(0.0)
                         for d in range(dim):
                             score += h[d] * emb_out[target, d]
-                        p = sigmoid(score)
+                        p = sigmoid(np.float64(score))
                         loss -= np.log(max(p, 1e-12)) if label > 0.5 else np.log(max(1.0 - p, 1e-12))
-                        g = (label - p) * lr
+                        g = np.float32((label - p) * lr)
                         for d in range(dim):
                             neu[d] += g * emb_out[target, d]
                             emb_out[target, d] += g * h[d]
                     count += 1
                     # Back to the fields: each embedding moves by its weight, the weights by their fit.
+                    if single:
+                        row = field_rows[centre, 0]
+                        for d in range(dim):
+                            emb_in[row, d] += neu[d]
+                        continue
                     neu_h = 0.0
-                    for d in range(dim):
-                        neu_h += neu[d] * h[d]
+                    if learn_weights:
+                        for d in range(dim):
+                            neu_h += neu[d] * h[d]
                     for f in range(n_fields):
                         if weights[f] > 0.0:
                             row = field_rows[centre, f]
+                            wf = np.float32(weights[f])
                             neu_e = 0.0
                             for d in range(dim):
                                 neu_e += neu[d] * emb_in[row, d]
-                                emb_in[row, d] += weights[f] * neu[d]
+                                emb_in[row, d] += wf * neu[d]
                             if learn_weights:
                                 field_logits[centre, f] += weights[f] * (neu_e - neu_h)
         losses[blk] = loss

@@ -43,6 +43,18 @@ def to_uniform(z):
 
 
 @njit(inline="always")
+def alias_draw(state, prob, alias):
+    """One draw from an alias table (``alias_table``): a uniform slot, kept with its probability, else its alias.
+    Returns the advanced generator state and the drawn index."""
+    state, z = splitmix_next(state)
+    slot = np.int64((z >> np.uint64(11)) % np.uint64(len(prob)))
+    state, z = splitmix_next(state)
+    if to_uniform(z) < prob[slot]:
+        return state, slot
+    return state, np.int64(alias[slot])
+
+
+@njit(inline="always")
 def sigmoid(x):
     if x >= 0:
         return 1.0 / (1.0 + np.exp(-x))

@@ -25,7 +25,7 @@ from numba import njit, prange
 
 from itemvec.errors import ConfigError
 from itemvec.models.base import ItemModel, TrainingData
-from itemvec.models.kernels import alias_table, sigmoid, splitmix_next, to_uniform  # noqa: F401 (alias_table re-exported)
+from itemvec.models.kernels import alias_draw, alias_table, sigmoid  # noqa: F401 (alias_table re-exported)
 from itemvec.train import SCHEDULES, SequenceSteps, train_model
 
 N_BLOCKS = 16  # fixed work split per step: results do not depend on the number of threads (given one thread)
@@ -52,7 +52,6 @@ def _mf_step(query, cand, bias, global_bias, acc_q, acc_c, acc_b, left, right, t
     """One trainer step over ``left/right/target`` (one chunk of positives). Returns the summed loss."""
     n = len(left)
     dim = query.shape[1]
-    n_items = len(prob)
     block = (n + N_BLOCKS - 1) // N_BLOCKS
     losses = np.zeros(N_BLOCKS)
     for blk in prange(N_BLOCKS):
@@ -70,10 +69,7 @@ def _mf_step(query, cand, bias, global_bias, acc_q, acc_c, acc_b, left, right, t
                     b = right[i]
                     y = target[i]
                 else:
-                    state, z = splitmix_next(state)
-                    j = np.int64((z >> np.uint64(11)) % np.uint64(n_items))
-                    state, z = splitmix_next(state)
-                    b = j if to_uniform(z) < prob[j] else np.int64(alias[j])
+                    state, b = alias_draw(state, prob, alias)
                     if b == a:
                         continue
                     y = 0.0

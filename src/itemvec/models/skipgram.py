@@ -26,7 +26,7 @@ from numba import njit, prange
 
 from itemvec.errors import ConfigError
 from itemvec.models.base import ItemModel, TrainingData
-from itemvec.models.kernels import alias_table, sigmoid, splitmix_next, to_uniform
+from itemvec.models.kernels import alias_draw, alias_table, sigmoid, splitmix_next, to_uniform
 from itemvec.train import SCHEDULES, SequenceSteps, train_model
 
 N_BLOCKS = 64  # fixed work split per step (results do not depend on the thread count on one thread)
@@ -39,7 +39,6 @@ def _sgns_step(emb_in, emb_out, field_rows, field_logits, tokens, offsets, order
     n_seq = len(order)
     dim = emb_in.shape[1]
     n_fields = field_rows.shape[1]
-    n_items = len(prob)
     block = (n_seq + N_BLOCKS - 1) // N_BLOCKS
     losses = np.zeros(N_BLOCKS)
     counts = np.zeros(N_BLOCKS, dtype=np.int64)
@@ -107,10 +106,7 @@ def _sgns_step(emb_in, emb_out, field_rows, field_logits, tokens, offsets, order
                     targets[0] = context
                     n_targets = 1
                     for _ in range(negatives):
-                        state, z = splitmix_next(state)
-                        r = np.int64((z >> np.uint64(11)) % np.uint64(n_items))
-                        state, z = splitmix_next(state)
-                        target = r if to_uniform(z) < prob[r] else np.int64(alias[r])
+                        state, target = alias_draw(state, prob, alias)
                         if target != context:
                             targets[n_targets] = target
                             n_targets += 1

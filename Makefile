@@ -20,8 +20,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet $(PIP_FLAGS) -e ".[dev]"
 	touch $(STAMP)
 
-demo: setup
-	$(BIN)/itemvec synth amazon --products $(DEMO_PRODUCTS) --seed 7 --out $(DEMO_DIR)/catalogue.json.gz
+# The catalogue is generated once (itemvec replaces only a catalogue it wrote itself).
+$(DEMO_DIR)/catalogue.json.gz: | setup
+	$(BIN)/itemvec synth amazon --products $(DEMO_PRODUCTS) --seed 7 --out $@
+
+demo: setup $(DEMO_DIR)/catalogue.json.gz
 	$(BIN)/itemvec prepare amazon $(DEMO_DIR)/catalogue.json.gz --out $(DEMO_DIR)/data --seed 7
 	$(BIN)/itemvec compare --data $(DEMO_DIR)/data --out $(DEMO_DIR)/report
 	@echo "Report: $(DEMO_DIR)/report/report.html (and report.md, metrics.json)"

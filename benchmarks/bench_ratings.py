@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from itemvec import registry
-from itemvec.data.ratings import RatingsDir
+from itemvec.data.store import RatingsDir
 from itemvec.evaluate.ranking import evaluate_user_model
 from itemvec.runs import compare
 

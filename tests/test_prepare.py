@@ -116,11 +116,18 @@ def test_weights_sum_over_relation_types_and_mentions_are_not_double_counted(tmp
     assert manifest["duplicate_records_merged"] == 1
     assert manifest["relation_mentions"]["buy_after_viewing"] == 1
     assert (pairs.item_a < pairs.item_b).all()
-    # Custom weights give buy_after_viewing pairs.
-    prepare_amazon([tmp_path / "m.json"], tmp_path / "d2", weights=parse_weights("buy_after_viewing=0.3"),
-                   progress=False)
-    p2 = DataDir(tmp_path / "d2").pairs()
-    assert len(p2) > 0 and np.isclose(p2.weight, 0.3).all()
+    # Custom weights give buy_after_viewing pairs (also_bought keeps the ring, so every split part has pairs).
+    prepare_amazon([tmp_path / "m.json"], tmp_path / "d2",
+                   weights=parse_weights("buy_after_viewing=0.3,also_bought=1"), progress=False)
+    d2 = DataDir(tmp_path / "d2")
+    p2 = d2.pairs()
+    weight2 = {tuple(sorted((d2.asins[a], d2.asins[b]))): w for a, b, w in zip(p2.item_a, p2.item_b, p2.weight)}
+    assert weight2[("B", "C")] == np.float32(0.3) and weight2[("A", "B")] == np.float32(1.0)
+    # A single pair cannot be split into three parts: refused before anything is written.
+    with pytest.raises(InputError, match="too few to split"):
+        prepare_amazon([tmp_path / "m.json"], tmp_path / "d3", weights=parse_weights("buy_after_viewing=0.3"),
+                       progress=False)
+    assert not (tmp_path / "d3").exists()
 
 
 @settings(max_examples=60, deadline=None)

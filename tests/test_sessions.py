@@ -395,7 +395,7 @@ def test_wrong_format_empty_and_missing_files_are_one_line_errors(tmp_path):
         prepare_sessions(path, tmp_path / "o", fmt="csv", progress=False)
     with pytest.raises(ConfigError, match="--window"):
         prepare_sessions(path, tmp_path / "o", fmt="diginetica", window=0, progress=False)
-    with pytest.raises(InputError, match="no sequences_train.parquet"):
+    with pytest.raises(InputError, match="not a prepared data folder"):
         load_sequences(tmp_path)
     assert not (tmp_path / "o").exists()
 

@@ -9,7 +9,7 @@ import pytest
 
 from itemvec import registry
 from itemvec.data.pairs import Pairs
-from itemvec.data.store import DataDir
+from itemvec.data.store import DataDir, write_negatives, write_pairs
 from itemvec.evaluate import metrics
 from itemvec.models.base import TrainingData
 from itemvec.models.mf import window_pairs
@@ -87,8 +87,13 @@ def eges_data(tmp_path, size=15):
                       "categories": pa.array([[["Root", "Y" if size <= i < 2 * size else "X"]] for i in range(n)]),
                       "price": pa.array([float(i % 7) + 1 for i in range(n)])})
     root = tmp_path / "data"
-    root.mkdir()
+    (root / "split").mkdir(parents=True)
     pq.write_table(table, root / "products.parquet")
+    pq.write_table(table.select(["id", "asin"]), root / "id_map.parquet")
+    for name in ("pairs", "split/train", "split/validation", "split/test"):
+        write_pairs(root / f"{name}.parquet", data.train)
+    for name in ("validation_negatives", "validation_negatives_degree", "test_negatives", "test_negatives_degree"):
+        write_negatives(root / "split" / f"{name}.parquet", np.zeros(0, np.int32), np.zeros(0, np.int32))
     (root / "manifest.json").write_text(f'{{"n_items": {n}, "relation_bits": {{"also_bought": 1}}}}')
     data.data_dir = DataDir(root)
     return data

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
+import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from itemvec.errors import ItemvecError
+from itemvec.errors import ConfigError, ItemvecError
 
 app = typer.Typer(help="Item embeddings and recommendations from product graphs, sessions and ratings.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -18,7 +21,13 @@ app.add_typer(synth_app, name="synth")
 app.add_typer(prepare_app, name="prepare")
 
 Progress = Annotated[bool, typer.Option("--progress/--no-progress", help="Show progress bars.")]
-Seed = Annotated[int, typer.Option(help="Random seed (same seed, same output).")]
+def _seed(value: int) -> int:
+    if not 0 <= value < 2**63:
+        raise ConfigError(f"--seed: {value} is out of range; expected [0, 2**63)")
+    return value
+
+
+Seed = Annotated[int, typer.Option(help="Random seed (same seed, same output).", callback=_seed)]
 
 
 @synth_app.command("amazon")
@@ -44,8 +53,24 @@ def _print_manifest(manifest: dict, out: Path) -> None:
     typer.echo(f"wrote {out} (manifest: {out / 'manifest.json'})")
 
 
+def _fraction(value: float) -> float:
+    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise ConfigError(f"--max-bad-fraction: {value} is out of range; expected a fraction in [0, 1]")
+    return value
+
+
+def _finite(name: str):
+    def check(value: float) -> float:
+        if not math.isfinite(value):
+            raise ConfigError(f"{name}: expected a finite number, got {value}")
+        return value
+
+    return check
+
+
 SplitOption = Annotated[str, typer.Option(help="TRAIN,VAL,TEST fractions.")]
-MaxBad = Annotated[float, typer.Option(help="Fail when more than this fraction of records is rejected.")]
+MaxBad = Annotated[float, typer.Option(help="Fail when more than this fraction of records is rejected.",
+                                       callback=_fraction)]
 
 
 @prepare_app.command("amazon")
@@ -122,7 +147,8 @@ def prepare_ratings_command(
     test_fraction: Annotated[float, typer.Option(help="Test share of the ratings (of each user's, temporal).")] = 0.2,
     validation_fraction: Annotated[float | None, typer.Option(
         help="Validation share of what is left (default 0.05; 0 for --split files).")] = None,
-    threshold: Annotated[float, typer.Option(help="Ratings at or above it are positives (implicit view).")] = 4.0,
+    threshold: Annotated[float, typer.Option(help="Ratings at or above it are positives (implicit view).",
+                                             callback=_finite("--threshold"))] = 4.0,
     seed: Seed = 0,
     metadata: Annotated[Path | None, typer.Option(help="Amazon metadata file (amazon-reviews).")] = None,
     columns: Annotated[str | None, typer.Option(help="csv: user=...,item=...,rating=...,timestamp=... header "
@@ -268,30 +294,60 @@ def models_command() -> None:
             typer.echo(f"  {name}")
 
 
+def _on_signal(signum, frame) -> None:
+    """SIGINT / SIGTERM: unwind with Interrupted, so that temporary outputs are removed and a checkpoint is
+    reported. Installed explicitly (a shell starts background jobs with SIGINT ignored, which would let
+    `kill -INT` be dropped); later signals are ignored while the first one unwinds."""
+    from itemvec.errors import Interrupted
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Interrupted(signum)
+
+
+def _os_message(exc: OSError) -> str:
+    where = exc.filename if exc.filename is not None else None
+    cause = exc.strerror or str(exc)
+    return f"{where}: {cause}" if where else cause
+
+
 def main() -> None:
-    """Entry point: user errors print one line to stderr and exit 2, without a traceback."""
+    """Entry point: user errors print one line to stderr and exit 2, without a traceback; SIGINT exits 130
+    and SIGTERM 143, with one line saying what was kept."""
+    from itemvec.errors import Interrupted
+    from itemvec.runs import CHILD_ENV
+
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
     try:
-        app(standalone_mode=False)
-    except ItemvecError as exc:
+        code = app(standalone_mode=False)
+    except Interrupted as exc:
+        if not os.environ.get(CHILD_ENV):  # under compare, the parent reports it
+            print(f"interrupted ({exc}): {exc.kept or 'no partial outputs were left'}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+    except (ItemvecError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(2)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except MemoryError as exc:
+        print(f"error: out of memory ({exc or 'an allocation failed'}); lower dim or batch_size, or use a machine "
+              "with more memory", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:
-        print("interrupted; no partial outputs were left", file=sys.stderr)
-        sys.exit(130)
+    except OSError as exc:
+        # Disk full, a read-only folder, no permission: the environment's to fix, and outputs stay atomic.
+        print(f"error: {_os_message(exc)}", file=sys.stderr)
+        sys.exit(2)
     except SystemExit:
         raise
     except Exception as exc:
-        # Usage errors of the command-line parser (click's, vendored in recent typer) know how to show
-        # themselves; anything else is a bug and keeps its traceback.
-        if hasattr(exc, "show") and hasattr(exc, "exit_code"):
-            exc.show()
+        # Usage errors of the command-line parser (click's, vendored in recent typer): one line, as ours.
+        if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
+            print(f"error: {exc.format_message()}", file=sys.stderr)
             sys.exit(exc.exit_code)
         if type(exc).__name__ == "Abort":
             sys.exit(130)
         raise
+    if isinstance(code, int) and code:  # typer returns the code of an Exit raised inside a command
+        sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -1,15 +1,107 @@
-"""Model settings: frozen dataclasses, TOML files and `--set key=value` overrides, errors on unknown keys."""
+"""Model settings: frozen dataclasses, TOML files and `--set key=value` overrides, errors on unknown keys.
+
+Every setting declares its type and its range once, where it is defined, as an annotated type:
+``dim: Dim = 64`` with ``Dim = Annotated[int, Range(1, 4096)]``, or ``labels: Annotated[str, Choices(...)]``.
+:func:`check` holds a config to those declarations (and runs the config's own ``validate()`` for rules that
+tie several settings together); :func:`replace` converts and checks every override, so a value outside its
+range is a one-line error naming the key and the range before any work starts. Floats must be finite.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import math
 import tomllib
 import typing
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import tomli_w
 
 from itemvec.errors import ConfigError
+
+SCHEDULES = ("cosine-restarts", "cosine", "linear", "constant")
+
+
+@dataclass(frozen=True)
+class Range:
+    """A closed (or, with ``*_open``, open) interval; None is unbounded."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def __contains__(self, value) -> bool:
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        if self.high is not None and (value >= self.high if self.high_open else value > self.high):
+            return False
+        return True
+
+    def __str__(self) -> str:
+        low = "-inf" if self.low is None else f"{self.low:g}"
+        high = "inf" if self.high is None else f"{self.high:g}"
+        return f"{'(' if self.low_open or self.low is None else '['}{low}, {high}{')' if self.high_open or self.high is None else ']'}"
+
+
+@dataclass(frozen=True)
+class Choices:
+    values: tuple[str, ...]
+
+    def __contains__(self, value) -> bool:
+        return value in self.values
+
+    def __str__(self) -> str:
+        return "one of " + ", ".join(repr(v) for v in self.values)
+
+
+# The settings that several models share, each declared once.
+Seed = Annotated[int, Range(0, 2**63 - 1)]
+Dim = Annotated[int, Range(1, 4096)]
+Epochs = Annotated[int, Range(1, 10_000)]
+Rate = Annotated[float, Range(0, 10, low_open=True)]
+RateFloor = Annotated[float, Range(0, 1)]  # min_lr_fraction: the last rate as a fraction of the first
+Schedule = Annotated[str, Choices(SCHEDULES)]
+Regularisation = Annotated[float, Range(0, 100)]
+BatchSize = Annotated[int, Range(1, 1 << 24)]
+EvalEvery = Annotated[int, Range(0, 1 << 31)]  # steps between validation evaluations; 0: each epoch's end
+Threads = Annotated[int, Range(0, 256)]  # 0: all cores
+InitStd = Annotated[float, Range(0, 10)]
+Negatives = Annotated[int, Range(0, 1000)]
+AtLeastOneNegative = Annotated[int, Range(1, 1000)]
+Power = Annotated[float, Range(0, 2)]  # sampling ∝ count ** power
+Subsample = Annotated[float, Range(0, 1)]
+Window = Annotated[int, Range(1, 100)]
+WalksPerNode = Annotated[int, Range(1, 1000)]
+WalkLength = Annotated[int, Range(2, 10_000)]
+WalkBias = Annotated[float, Range(0, 1000, low_open=True)]  # node2vec's p and q
+Dropout = Annotated[float, Range(0, 1, high_open=True)]
+Margin = Annotated[float, Range(0, 100, low_open=True)]
+Optimizer = Annotated[str, Choices(("adagrad", "sgd"))]
+Source = Annotated[str, Choices(("walks", "sessions"))]
+Score = Annotated[str, Choices(("dot", "cosine"))]
+
+
+@functools.cache
+def _specs(config_class: type) -> dict[str, tuple[type, tuple]]:
+    """name → (type, (Range/Choices rules...)) of every field of a config class."""
+    hints = typing.get_type_hints(config_class, include_extras=True)
+    specs = {}
+    for f in dataclasses.fields(config_class):
+        hint = hints[f.name]
+        rules: tuple = ()
+        if typing.get_origin(hint) is Annotated:
+            hint, *extras = typing.get_args(hint)
+            rules = tuple(e for e in extras if isinstance(e, Range | Choices))
+        specs[f.name] = (hint, rules)
+    return specs
+
+
+def field_types(config_class: type) -> dict[str, type]:
+    return {name: kind for name, (kind, _) in _specs(config_class).items()}
 
 
 def _convert(name: str, text: str, kind: type) -> object:
@@ -26,19 +118,35 @@ def _convert(name: str, text: str, kind: type) -> object:
         raise ConfigError(f"{name}: expected {kind.__name__}, got {text!r}") from None
 
 
-def field_types(config_class: type) -> dict[str, type]:
-    hints = typing.get_type_hints(config_class)
-    return {f.name: hints[f.name] for f in dataclasses.fields(config_class)}
+def check(config, *, source: str | None = None) -> None:
+    """Hold every field of ``config`` to its declared type and range, then to the config's ``validate()``."""
+    source = source or f"settings for {type(config).__qualname__.split('.')[0]}"
+    for name, (kind, rules) in _specs(type(config)).items():
+        value = getattr(config, name)
+        if kind is float and isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{source}: {name}={value!r} is not a finite number")
+        for rule in rules:
+            if value not in rule:
+                if isinstance(rule, Choices):
+                    raise ConfigError(f"{source}: {name}={value!r} is not {rule}")
+                shown = f"{value:g}" if isinstance(value, float) else value
+                raise ConfigError(f"{source}: {name}={shown} is out of range; expected {rule}")
+    validate = getattr(config, "validate", None)
+    if validate is not None:
+        validate()
 
 
 def replace(config, values: dict[str, object], *, source: str = "--set"):
-    """A copy of ``config`` with ``values`` (strings or typed values) applied; unknown keys are an error."""
+    """A copy of ``config`` with ``values`` (strings or typed values) applied and checked; unknown keys, values
+    of the wrong type and values out of range are errors."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{source}: expected a table of settings, got {type(values).__name__}")
     types = field_types(type(config))
     changes = {}
     for key, value in values.items():
         if key not in types:
             known = ", ".join(sorted(types))
-            raise ConfigError(f"{source}: unknown setting {key!r} for {type(config).__name__}; known: {known}")
+            raise ConfigError(f"{source}: unknown setting {key!r} for {type(config).__qualname__}; known: {known}")
         kind = types[key]
         if isinstance(value, str) and kind is not str:
             value = _convert(key, value, kind)
@@ -48,9 +156,7 @@ def replace(config, values: dict[str, object], *, source: str = "--set"):
             raise ConfigError(f"{source}: {key} expects {kind.__name__}, got {value!r}")
         changes[key] = value
     new = dataclasses.replace(config, **changes)
-    validate = getattr(new, "validate", None)
-    if validate is not None:
-        validate()
+    check(new, source=source)
     return new
 
 
@@ -67,9 +173,13 @@ def parse_sets(items: list[str] | None) -> dict[str, str]:
 
 def load_toml(path: Path) -> dict:
     try:
-        return tomllib.loads(Path(path).read_text())
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, expected a TOML file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text, expected a TOML file") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
 
@@ -101,11 +211,6 @@ def to_dict(config) -> dict:
     return dataclasses.asdict(config)
 
 
-def write_toml(path: Path, model: str, config) -> None:
-    Path(path).write_text(tomli_w.dumps({"model": model, model: to_dict(config)}))
-
-
-def read_toml_config(path: Path) -> tuple[str, dict]:
-    values = load_toml(path)
-    model = values["model"]
-    return model, values[model]
+def toml_text(model: str, config) -> str:
+    """The resolved settings of a run as written to its ``config.toml``: ``model = NAME`` and a ``[NAME]`` table."""
+    return tomli_w.dumps({"model": model, model: to_dict(config)})

@@ -82,9 +82,10 @@ def data_kind(data_dir: str | Path) -> str:
     """"ratings" for a DATA_DIR written by ``prepare ratings``, "pairs" for every other prepared DATA_DIR."""
     manifest = Path(data_dir) / "manifest.json"
     try:
-        kind = json.loads(manifest.read_text()).get("kind")
+        values = json.loads(manifest.read_bytes())
     except (OSError, ValueError):
         return "pairs"
+    kind = values.get("kind") if isinstance(values, dict) else None
     return "ratings" if kind == "ratings" else "pairs"
 
 

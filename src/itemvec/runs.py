@@ -2,38 +2,52 @@
 
 ```
 RUN_DIR/
-  config.toml      the resolved settings (seed included)
-  model.json       model name and settings; weights.npz the learned arrays (no pickle)
+  config.toml      the resolved settings (seed included), written before training starts
+  model.json       model name, settings and the shape of every array; weights.npz the arrays (no pickle)
   history.jsonl    the learning curve: validation AUC and loss per evaluation
-  train.json       data dir, train seconds, peak memory of the training process
+  checkpoint.npz   the state after the last finished epoch, while training (removed when it ends)
   metrics.json     test metrics under the evaluation protocol
+  train.json       written last: the run is complete. Data dir and fingerprint, a digest of config.toml,
+                   train seconds, peak memory of the training process
   curves.npz       ROC, precision-recall and threshold curves; *.png their plots
 ```
+
+A run counts as finished only when ``train.json`` says so and its data fingerprint and settings digest
+match: ``compare`` reuses nothing else, and starting a new training removes the old ``train.json`` and
+``metrics.json`` first, so an interrupted retraining can never be mistaken for the run it replaces.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import tempfile
 import time
+from contextlib import suppress
 from pathlib import Path
 
 import numpy as np
 
 from itemvec import registry
-from itemvec.config import load_toml, replace, settings_for, to_dict, write_toml
+from itemvec.config import load_toml, replace, settings_for, to_dict, toml_text
 from itemvec.data.prepare import peak_rss_mb
-from itemvec.data.store import DataDir
-from itemvec.errors import InputError
+from itemvec.data.store import DataDir, RatingsDir, read_json_object
+from itemvec.errors import ConfigError, InputError, Interrupted
 from itemvec.evaluate.protocols import POLICY, evaluate_item_model, validation_auc_function
-from itemvec.models.base import TrainingData, load_model
+from itemvec.models.base import TrainingData, load_model, read_model_json
+from itemvec.outputs import OutputFolder, safe_name, save_npz, write_json, write_text
+from itemvec.train import checkpoint_identity, run_identity
 
 METRIC_COLUMNS = ["auc", "auc_seen", "auc_unseen", "auc_cold", "auc_degree", "ap", "recall_at_10", "ndcg_at_10"]
 RATINGS_METRIC_COLUMNS = ["rmse", "rmse_scaled", "mae", "auc_per_user", "precision_at_10", "recall_at_10",
                           "map_at_10", "ndcg_at_10"]
+MAX_K = 10_000  # neighbours / recommendations per query
+CHILD_ENV = "ITEMVEC_CHILD"  # set for the training processes compare starts: their parent reports interrupts
 
 
 def resolve_config(model: str, config_file: Path | None = None, sets: dict[str, str] | None = None,
@@ -48,55 +62,67 @@ def resolve_config(model: str, config_file: Path | None = None, sets: dict[str, 
     return cls, replace(cls.Config(), values, source=f"settings for {model}")
 
 
-def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=float) + "\n")
-    os.replace(tmp, path)
+def open_data(data_dir: Path, kind: str | None = None):
+    """The DATA_DIR of either kind, checked on open (see itemvec.data.store)."""
+    kind = kind or registry.data_kind(data_dir)
+    return (RatingsDir(data_dir) if kind == "ratings" else DataDir(data_dir)).validate()
+
+
+def _digest(text: str) -> str:
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+
+def check_k(k: int) -> int:
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+        raise ConfigError(f"-k: {k} is out of range; expected [1, {MAX_K}]")
+    return k
 
 
 def train_run(model: str, data_dir: Path, out: Path, *, config_file: Path | None = None,
               sets: dict[str, str] | None = None, progress: bool = True, resume: bool = True,
               ranking_queries: int = 1000) -> dict:
     """Fit ``model`` on DATA_DIR's train pairs (or ratings), save it into ``out`` and evaluate it on the
-    test part."""
+    test part. Everything is checked (settings, data, the output folder, a checkpoint left in it) before
+    anything in ``out`` changes."""
     kind = registry.data_kind(data_dir)
     cls, config = resolve_config(model, config_file, sets, kind=kind)
-    data = _open_data(data_dir, kind)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    previous = out / "config.toml"
-    if previous.exists() and previous.read_text() != _toml_text(model, config):
-        (out / "checkpoint.npz").unlink(missing_ok=True)  # settings changed: do not resume from another run
-    write_toml(out / "config.toml", model, config)
-    estimator = cls(config)
-    if kind == "ratings":
-        training = data.training()
-        evaluate = validation_user_auc_function(training)
-        size = {"train_ratings": len(training)}
-    else:
-        training = TrainingData.from_data_dir(data)
-        evaluate = validation_auc_function(estimator, training.validation, seed=config.seed)
-        size = {"train_pairs": len(training.train)}
-    started = time.perf_counter()
-    fit_kwargs = {"progress": progress}
-    if hasattr(config, "epochs"):
-        fit_kwargs.update(run_dir=out, resume=resume, evaluate=evaluate)
-    estimator.fit(training, **fit_kwargs)
-    train_seconds = time.perf_counter() - started
-    info = {"model": model, "data_dir": str(Path(data_dir).resolve()), "train_seconds": round(train_seconds, 3),
-            "peak_rss_mb": round(peak_rss_mb(), 1), **size}
-    estimator.save(out)
-    _write_json(out / "train.json", info)
-    (out / "checkpoint.npz").unlink(missing_ok=True)
-    return evaluate_run(out, data_dir, model=estimator, ranking_queries=ranking_queries)
-
-
-def _open_data(data_dir: Path, kind: str):
-    if kind == "ratings":
-        from itemvec.data.ratings import RatingsDir
-
-        return RatingsDir(data_dir)
-    return DataDir(data_dir)
+    data = open_data(data_dir, kind)
+    with OutputFolder(out, "run", inputs=[data_dir, config_file]) as folder:
+        out = folder.path
+        identity = run_identity(model, config, data.fingerprint)
+        checkpoint = out / "checkpoint.npz"
+        if checkpoint.exists() and resume and checkpoint_identity(checkpoint) != identity:
+            raise InputError(f"{checkpoint}: left by a run of another model, other settings or other data; "
+                             "resuming it would mix the two runs; rerun with --no-resume to start over")
+        # From here the folder holds this run: the old result stops counting before training starts.
+        for name in ("train.json", "metrics.json", *([] if resume else ["checkpoint.npz"])):
+            (out / name).unlink(missing_ok=True)
+        config_text = toml_text(model, config)
+        write_text(out / "config.toml", config_text)
+        estimator = cls(config)
+        estimator.data_fingerprint = data.fingerprint  # recorded in checkpoints (itemvec.train)
+        if kind == "ratings":
+            training = data.training()
+            evaluate = validation_user_auc_function(training)
+            size = {"train_ratings": len(training)}
+        else:
+            training = TrainingData.from_data_dir(data)
+            evaluate = validation_auc_function(estimator, training.validation, seed=config.seed)
+            size = {"train_pairs": len(training.train)}
+        started = time.perf_counter()
+        fit_kwargs = {"progress": progress}
+        if hasattr(config, "epochs"):
+            fit_kwargs.update(run_dir=out, resume=resume, evaluate=evaluate)
+        estimator.fit(training, **fit_kwargs)
+        train_seconds = time.perf_counter() - started
+        info = {"model": model, "data_dir": str(Path(data_dir).resolve()), "data_fingerprint": data.fingerprint,
+                "config_digest": _digest(config_text), "train_seconds": round(train_seconds, 3),
+                "peak_rss_mb": round(peak_rss_mb(), 1), **size, "complete": True}
+        estimator.save(out)
+        metrics = _evaluate(out, data, estimator, info, ranking_queries=ranking_queries)
+        write_json(out / "train.json", info)  # last: the run is complete
+        checkpoint.unlink(missing_ok=True)
+        return metrics
 
 
 def validation_user_auc_function(training, max_users: int = 2000):
@@ -120,18 +146,10 @@ def validation_user_auc_function(training, max_users: int = 2000):
     return evaluate
 
 
-def _toml_text(model: str, config) -> str:
-    import tomli_w
-
-    return tomli_w.dumps({"model": model, model: to_dict(config)})
-
-
 def _save_curves(path: Path, curves: dict) -> None:
     arrays = {f"{group}.{key}": np.asarray(value) for group, values in curves.items() if isinstance(values, dict)
               for key, value in values.items() if not isinstance(value, str)}
-    tmp = path.with_name(".curves.tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+    save_npz(path, arrays)
 
 
 def load_curves(run_dir: Path) -> dict:
@@ -152,71 +170,134 @@ def load_curves(run_dir: Path) -> dict:
     return curves
 
 
-def evaluate_run(run_dir: Path, data_dir: Path | None = None, *, model=None, ranking_queries: int = 1000,
-                 plots: bool = True) -> dict:
-    """(Re)compute ``metrics.json``, ``curves.npz`` and the plots of a run."""
-    from itemvec.evaluate.report import plot_model
+def _train_info(run_dir: Path) -> dict:
+    """A finished run's ``train.json`` (checked), or {} when training did not finish."""
+    path = run_dir / "train.json"
+    if not path.exists():
+        return {}
+    info = read_json_object(path, "a finished run's record")
+    if not isinstance(info.get("data_dir"), str):
+        raise InputError(f"{path}: 'data_dir' must be the path of the DATA_DIR; pass --data")
+    for key in ("train_seconds", "peak_rss_mb"):
+        value = info.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise InputError(f"{path}: {key!r} must be a number, found {value!r}")
+    return info
 
+
+def open_run(run_dir: Path, data_dir: Path | None = None, *, expect: str | None = None):
+    """(model, data, train info) of a RUN_DIR, every file checked, the data of the model's kind and size.
+    ``expect`` ("pairs" or "ratings") refuses a run of the other kind with a hint at the right command."""
     run_dir = Path(run_dir)
-    if not (run_dir / "model.json").exists():
-        raise InputError(f"{run_dir}: not a run directory (no model.json); run `itemvec train` first")
-    info = json.loads((run_dir / "train.json").read_text()) if (run_dir / "train.json").exists() else {}
-    data_dir = Path(data_dir or info.get("data_dir", ""))
-    model = model if model is not None else load_model(run_dir)
-    if registry.data_kind(data_dir) == "ratings":
-        return _evaluate_user_run(run_dir, data_dir, model, info, plots=plots)
-    data = DataDir(data_dir)
-    if not hasattr(model, "score_pairs"):
-        raise InputError(f"{run_dir} holds a user-item model; {data_dir} holds product pairs")
-    if model.n_items != data.n_items:
-        raise InputError(f"{run_dir} was trained on {model.n_items} products but {data_dir} has {data.n_items}")
-    started = time.perf_counter()
-    result, curves = evaluate_item_model(model, data, ranking_queries=ranking_queries, seed=0)
-    metrics = {"model": model.name, **result,
-               "train_seconds": info.get("train_seconds"), "peak_rss_mb": info.get("peak_rss_mb"),
-               "epochs": getattr(model.config, "epochs", None), "eval_seconds": round(time.perf_counter() - started, 3),
-               "threshold_axis": curves["threshold"]["axis"], "data_dir": str(data_dir),
-               "config": to_dict(model.config)}
-    _write_json(run_dir / "metrics.json", metrics)
-    _save_curves(run_dir / "curves.npz", curves)
-    if plots:
-        plot_model(run_dir, model.name, load_curves(run_dir))
-    return metrics
-
-
-def _evaluate_user_run(run_dir: Path, data_dir: Path, model, info: dict, *, plots: bool = True) -> dict:
-    from itemvec.data.ratings import RatingsDir
-    from itemvec.evaluate.ranking import RANKING_POLICY, evaluate_user_model
-    from itemvec.evaluate.report import plot_model
-
-    data = RatingsDir(data_dir)
-    if not hasattr(model, "score_users"):
-        raise InputError(f"{run_dir} holds an item-item model; {data_dir} holds ratings")
-    if (model.n_users, model.n_items) != (data.n_users, data.n_items):
+    if not run_dir.is_dir():
+        raise InputError(f"{run_dir}: no such run folder" if not run_dir.exists() else f"{run_dir}: is a file, "
+                         "expected a run folder written by `itemvec train`")
+    meta = read_model_json(run_dir)
+    kind = registry.run_kind(meta)
+    if expect is not None and kind != expect:
+        hint = ("`itemvec recommend` (it is a user-item model)" if kind == "ratings"
+                else "`itemvec similar` (it is an item-item model)")
+        raise InputError(f"{run_dir} holds a {'user-item' if kind == 'ratings' else 'item-item'} model "
+                         f"({meta['model']}); use {hint}")
+    info = _train_info(run_dir)
+    if not info and data_dir is None:
+        raise InputError(f"{run_dir}: training did not finish (no train.json); run `itemvec train` again, or "
+                         "pass --data")
+    data_dir = Path(data_dir or info["data_dir"])
+    data_kind = registry.data_kind(data_dir)
+    if data_kind != kind:
+        raise InputError(f"{run_dir} holds a {'user-item' if kind == 'ratings' else 'item-item'} model; "
+                         f"{data_dir} holds {'ratings' if data_kind == 'ratings' else 'product pairs'}")
+    data = open_data(data_dir, kind)
+    model = load_model(run_dir)
+    if kind == "ratings" and (model.n_users, model.n_items) != (data.n_users, data.n_items):
         raise InputError(f"{run_dir} was trained on {model.n_users} users × {model.n_items} items but "
                          f"{data_dir} has {data.n_users} × {data.n_items}")
+    if kind == "pairs" and model.n_items != data.n_items:
+        raise InputError(f"{run_dir} was trained on {model.n_items} products but {data_dir} has {data.n_items}")
+    return model, data, info
+
+
+def evaluate_run(run_dir: Path, data_dir: Path | None = None, *, ranking_queries: int = 1000,
+                 plots: bool = True) -> dict:
+    """(Re)compute ``metrics.json``, ``curves.npz`` and the plots of a finished run."""
+    model, data, info = open_run(run_dir, data_dir)
+    with OutputFolder(run_dir, "run") as folder:
+        return _evaluate(folder.path, data, model, info, ranking_queries=ranking_queries, plots=plots)
+
+
+def _evaluate(run_dir: Path, data, model, info: dict, *, ranking_queries: int = 1000, plots: bool = True) -> dict:
+    from itemvec.evaluate.report import plot_model
+
     started = time.perf_counter()
-    # Train and validation ratings are both the user's known history: neither is a candidate.
-    result = evaluate_user_model(model, data.training(features=False), data.interactions("test", features=False),
-                                 k=10)
-    metrics = {"model": model.name, "kind": model.kind, **result,
-               "train_seconds": info.get("train_seconds"), "peak_rss_mb": info.get("peak_rss_mb"),
-               "epochs": getattr(model.config, "epochs", None), "eval_seconds": round(time.perf_counter() - started, 3),
-               "data_dir": str(data_dir), "policy": RANKING_POLICY, "config": to_dict(model.config)}
-    _write_json(run_dir / "metrics.json", metrics)
+    common = {"train_seconds": info.get("train_seconds"), "peak_rss_mb": info.get("peak_rss_mb"),
+              "epochs": getattr(model.config, "epochs", None)}
+    if isinstance(data, RatingsDir):
+        from itemvec.evaluate.ranking import RANKING_POLICY, evaluate_user_model
+
+        # Train and validation ratings are both the user's known history: neither is a candidate.
+        result = evaluate_user_model(model, data.training(features=False),
+                                     data.interactions("test", features=False), k=10)
+        metrics = {"model": model.name, "kind": model.kind, **result, **common,
+                   "eval_seconds": round(time.perf_counter() - started, 3), "data_dir": str(data.path),
+                   "data_fingerprint": data.fingerprint, "policy": RANKING_POLICY, "config": to_dict(model.config)}
+    else:
+        result, curves = evaluate_item_model(model, data, ranking_queries=ranking_queries, seed=0)
+        metrics = {"model": model.name, **result, **common, "eval_seconds": round(time.perf_counter() - started, 3),
+                   "threshold_axis": curves["threshold"]["axis"], "data_dir": str(data.path),
+                   "data_fingerprint": data.fingerprint, "config": to_dict(model.config)}
+        _save_curves(run_dir / "curves.npz", curves)
+    write_json(run_dir / "metrics.json", metrics)
     if plots:
         plot_model(run_dir, model.name, load_curves(run_dir))
     return metrics
 
 
-def _reusable(run_dir: Path, model: str, config, data_dir: Path) -> bool:
+def _reusable(run_dir: Path, model: str, config, data) -> bool:
+    """A run may stand in for a new training only when it finished, on this very data, with these settings."""
     try:
         info = json.loads((run_dir / "train.json").read_text())
-        return ((run_dir / "metrics.json").exists() and (run_dir / "config.toml").read_text() == _toml_text(model, config)
-                and info["data_dir"] == str(Path(data_dir).resolve())
-                and (run_dir / "train.json").stat().st_mtime >= (Path(data_dir) / "manifest.json").stat().st_mtime)
-    except (OSError, KeyError, ValueError):
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        return (isinstance(info, dict) and isinstance(metrics, dict) and info.get("complete") is True
+                and info.get("model") == model
+                and info.get("config_digest") == _digest(toml_text(model, config))
+                and (run_dir / "config.toml").read_text() == toml_text(model, config)
+                and info.get("data_fingerprint") == data.fingerprint
+                and metrics.get("data_fingerprint") == data.fingerprint
+                and (run_dir / "model.json").is_file() and (run_dir / "weights.npz").is_file())
+    except (OSError, ValueError):
         return False
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """Ask a child to stop as the user asked us (SIGINT: it saves and cleans up), then insist."""
+    for signum, grace in ((signal.SIGINT, 60), (signal.SIGTERM, 10), (signal.SIGKILL, 10)):
+        if process.poll() is not None:
+            return
+        with suppress(ProcessLookupError):
+            process.send_signal(signum)
+        with suppress(subprocess.TimeoutExpired):
+            process.wait(grace)
+
+
+def _run_child(command: list[str]) -> int:
+    process = subprocess.Popen(command, env={**os.environ, CHILD_ENV: "1"})
+    try:
+        return process.wait()
+    except BaseException:
+        _stop(process)
+        raise
+
+
+def _kept_note(runs: Path, done: int, name: str, run_dir: Path, epochs) -> str:
+    kept = [f"{done} finished run(s) in {runs}"] if done else []
+    checkpoint = run_dir / "checkpoint.npz"
+    if checkpoint.exists():
+        with suppress(OSError, ValueError, KeyError), np.load(checkpoint, allow_pickle=False) as npz:
+            kept.append(f"{checkpoint} after epoch {int(npz['_epoch']) + 1} of {epochs} for {name}")
+    if not kept:
+        return "no model had finished; rerun the same command to start again"
+    return "kept " + " and ".join(kept) + "; rerun the same command to reuse them and resume"
 
 
 def compare(data_dir: Path, models: list[str], out: Path, *, config_file: Path | None = None,
@@ -225,10 +306,13 @@ def compare(data_dir: Path, models: list[str], out: Path, *, config_file: Path |
     """Train (or reuse) each model in its own process, evaluate all on the same pairs, write the report."""
     from itemvec.evaluate import report
 
+    if not models:
+        raise ConfigError("--models: no model names given")
+    repeated = sorted({m for m in models if models.count(m) > 1})
+    if repeated:
+        raise ConfigError(f"--models: {', '.join(repeated)} named more than once")
     kind = registry.data_kind(data_dir)
-    data = _open_data(data_dir, kind)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    data = open_data(data_dir, kind)
     configs = {}
     for spec in models:
         base, variant = parse_model_spec(spec, kind)
@@ -238,49 +322,76 @@ def compare(data_dir: Path, models: list[str], out: Path, *, config_file: Path |
                not any(key in to_dict(c) for _, c in configs.values())]
     if unknown:
         raise InputError(f"--set: no model in {models} has the setting(s) {unknown}")
-    rows, curves_by_model = [], {}
-    for name in models:
-        run_dir = out / "runs" / name.replace("@", "_")
-        base, config = configs[name]
-        if reuse and _reusable(run_dir, base, config, data_dir):
-            log(f"[{name}] reusing {run_dir}")
-        else:
-            log(f"[{name}] training")
-            run_dir.mkdir(parents=True, exist_ok=True)
-            resolved = run_dir / "resolved.toml"
-            write_toml(resolved, base, config)
-            command = [sys.executable, "-m", "itemvec.cli", "train", base, "--data", str(data_dir), "--out",
-                       str(run_dir), "--config", str(resolved), "--progress" if progress else "--no-progress"]
-            result = subprocess.run(command, stdout=subprocess.PIPE, text=True)
-            if result.returncode != 0:
-                raise InputError(f"training {name} failed (exit {result.returncode}); see the messages above")
-            resolved.unlink(missing_ok=True)
-        metrics = {**json.loads((run_dir / "metrics.json").read_text()), "model": name}
-        rows.append(metrics)
-        curves_by_model[name] = load_curves(run_dir)
+    folders = {spec: safe_name(spec) for spec in models}
+    if len(set(folders.values())) < len(folders):
+        raise ConfigError(f"--models: {models} give the same run folder name twice")
+    with OutputFolder(out, "report", inputs=[data_dir, config_file]) as folder:
+        out = folder.path
+        runs = out / "runs"
+        runs.mkdir(exist_ok=True)
+        for stale in runs.glob(".*.tmp-*"):  # a resolved config left by a compare that was killed
+            stale.unlink(missing_ok=True)
+        rows, curves_by_model = [], {}
+        for name in models:
+            run_dir = runs / folders[name]
+            base, config = configs[name]
+            try:
+                if reuse and _reusable(run_dir, base, config, data):
+                    log(f"[{name}] reusing {run_dir}")
+                else:
+                    log(f"[{name}] training")
+                    _train_child(base, config, data, run_dir, runs, progress)
+            except Interrupted as exc:
+                exc.kept = _kept_note(runs, len(rows), name, run_dir, getattr(config, "epochs", None))
+                raise
+            metrics = {**json.loads((run_dir / "metrics.json").read_text()), "model": name}
+            rows.append(metrics)
+            curves_by_model[name] = load_curves(run_dir)
+            if kind == "ratings":
+                log(f"[{name}] rmse {_fmt(metrics['rmse'])}  auc_per_user {_fmt(metrics['auc_per_user'])}  "
+                    f"ndcg@10 {_fmt(metrics['ndcg_at_10'])}  train {metrics['train_seconds']:.1f} s")
+            else:
+                log(f"[{name}] auc {metrics['auc']:.4f}  auc_seen {_fmt(metrics['auc_seen'])}  "
+                    f"auc_degree {metrics['auc_degree']:.4f}  train {metrics['train_seconds']:.1f} s")
+        write_json(out / "metrics.json", rows)
+        context = {"title": "itemvec comparison", "data_dir": str(data_dir), "manifest": data.manifest,
+                   "command": " ".join(sys.argv) if sys.argv else "", "created": time.strftime("%Y-%m-%d %H:%M:%S")}
         if kind == "ratings":
-            log(f"[{name}] rmse {_fmt(metrics['rmse'])}  auc_per_user {_fmt(metrics['auc_per_user'])}  "
-                f"ndcg@10 {_fmt(metrics['ndcg_at_10'])}  train {metrics['train_seconds']:.1f} s")
-        else:
-            log(f"[{name}] auc {metrics['auc']:.4f}  auc_seen {_fmt(metrics['auc_seen'])}  "
-                f"auc_degree {metrics['auc_degree']:.4f}  train {metrics['train_seconds']:.1f} s")
-    _write_json(out / "metrics.json", rows)
-    context = {"title": "itemvec comparison", "data_dir": str(data_dir), "manifest": data.manifest,
-               "command": " ".join(sys.argv) if sys.argv else "", "created": time.strftime("%Y-%m-%d %H:%M:%S")}
-    if kind == "ratings":
-        from itemvec.evaluate.ranking import RANKING_POLICY
+            from itemvec.evaluate.ranking import RANKING_POLICY
 
-        context.update(policy=RANKING_POLICY, baseline_note=(
-            "global-mean and bias-baseline (explicit) and popularity (implicit) are baselines: every learned "
-            "model's figure stands beside them."))
-        report.write_report(out, rows, curves_by_model, context, columns=report.RATINGS_COLUMNS,
-                            notes=report.RATINGS_NOTES)
-    else:
-        context.update(policy=POLICY, baseline_note=(
-            "popularity (the degree product) and adamic-adar are baselines: every learned model's figure "
-            "stands beside them."))
-        report.write_report(out, rows, curves_by_model, context)
-    return rows
+            context.update(policy=RANKING_POLICY, baseline_note=(
+                "global-mean and bias-baseline (explicit) and popularity (implicit) are baselines: every learned "
+                "model's figure stands beside them."))
+            report.write_report(out, rows, curves_by_model, context, columns=report.RATINGS_COLUMNS,
+                                notes=report.RATINGS_NOTES)
+        else:
+            context.update(policy=POLICY, baseline_note=(
+                "popularity (the degree product) and adamic-adar are baselines: every learned model's figure "
+                "stands beside them."))
+            report.write_report(out, rows, curves_by_model, context)
+        return rows
+
+
+def _train_child(base: str, config, data, run_dir: Path, runs: Path, progress: bool) -> None:
+    """Train one model of a comparison in a process of its own (so that its peak memory is its own)."""
+    # Resume only a checkpoint of this very run; compare owns its run folders, so another one is replaced.
+    checkpoint = run_dir / "checkpoint.npz"
+    resume = checkpoint.exists() and checkpoint_identity(checkpoint) == run_identity(base, config, data.fingerprint)
+    fd, resolved = tempfile.mkstemp(prefix=f".{run_dir.name}.tmp-", suffix=".toml", dir=runs)
+    os.close(fd)
+    try:
+        write_text(resolved, toml_text(base, config))
+        command = [sys.executable, "-m", "itemvec.cli", "train", base, "--data", str(data.path), "--out",
+                   str(run_dir), "--config", resolved, "--progress" if progress else "--no-progress",
+                   "--resume" if resume else "--no-resume"]
+        code = _run_child(command)
+    finally:
+        Path(resolved).unlink(missing_ok=True)
+    if code in (128 + signal.SIGINT, 128 + signal.SIGTERM):
+        raise Interrupted(code - 128)  # the child was stopped on its own: report it as ours
+    if code != 0:
+        how = f"was killed by signal {-code}" if code < 0 else f"failed (exit {code}); see the message above"
+        raise InputError(f"training {base} in {run_dir} {how}")
 
 
 def parse_model_spec(spec: str, kind: str = "pairs") -> tuple[str, dict[str, str]]:
@@ -314,10 +425,8 @@ def table_lines(rows: list[dict]) -> list[str]:
 
 def similar(run_dir: Path, asins: list[str], k: int = 10, data_dir: Path | None = None) -> list[dict]:
     """Nearest products of each ASIN, with titles. Unknown ASINs raise an InputError naming them."""
-    run_dir = Path(run_dir)
-    info = json.loads((run_dir / "train.json").read_text()) if (run_dir / "train.json").exists() else {}
-    data = DataDir(data_dir or info.get("data_dir", ""))
-    model = load_model(run_dir)
+    check_k(k)
+    model, data, _ = open_run(run_dir, data_dir, expect="pairs")
     index = {asin: i for i, asin in enumerate(data.asins)}
     missing = [a for a in asins if a not in index]
     if missing:
@@ -339,14 +448,8 @@ def recommend(run_dir: Path, users: list[str], k: int = 10, data_dir: Path | Non
               include_seen: bool = False) -> list[dict]:
     """Top-k items for each user (ids as in the ratings file), the items they rated in train left out,
     with titles. Unknown user ids raise an InputError naming them."""
-    from itemvec.data.ratings import RatingsDir
-
-    run_dir = Path(run_dir)
-    info = json.loads((run_dir / "train.json").read_text()) if (run_dir / "train.json").exists() else {}
-    data = RatingsDir(data_dir or info.get("data_dir", ""))
-    model = load_model(run_dir)
-    if not hasattr(model, "recommend"):
-        raise InputError(f"{run_dir} holds an item-item model; use `itemvec similar` for it")
+    check_k(k)
+    model, data, _ = open_run(run_dir, data_dir, expect="ratings")
     user_ids = [str(u) for u in data.users().column("user_id").to_pylist()]
     index = {u: i for i, u in enumerate(user_ids)}
     missing = [u for u in users if u not in index]

@@ -17,11 +17,12 @@ Schedules (``lr`` is the initial rate, 0.01 in the reference study):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
-import os
 import sys
 import time
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -29,7 +30,9 @@ from typing import Protocol
 import numpy as np
 from tqdm import tqdm
 
-SCHEDULES = ("cosine-restarts", "cosine", "linear", "constant")
+from itemvec.config import SCHEDULES  # noqa: F401 (re-exported: the models import it from here)
+from itemvec.errors import InputError, Interrupted
+from itemvec.outputs import save_npz, write_text
 
 
 def learning_rate(schedule: str, lr: float, step: int, steps_per_epoch: int, epochs: int,
@@ -52,6 +55,20 @@ def learning_rate(schedule: str, lr: float, step: int, steps_per_epoch: int, epo
 def step_seed(seed: int, epoch: int, step: int) -> int:
     """An independent 63-bit seed per (run seed, epoch, step): resuming at any epoch replays the same draws."""
     return int(np.random.SeedSequence([seed, epoch, step]).generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
+
+
+def run_identity(model: str, config, data_fingerprint: str | None) -> dict:
+    """What a checkpoint must match to be resumed: the model, its resolved settings and the data."""
+    return json.loads(json.dumps({"model": model, "config": dataclasses.asdict(config), "data": data_fingerprint}))
+
+
+def checkpoint_identity(path: Path) -> dict | None:
+    """The identity recorded in a checkpoint (None for an unreadable one or one of an earlier version)."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return json.loads(npz["_identity"].tobytes().decode()) if "_identity" in npz.files else None
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
 
 
 class Trainable(Protocol):
@@ -83,18 +100,23 @@ class Trainer:
     ``evaluate()`` returns the validation AUC (or None). ``run_dir``, when given, receives ``history.jsonl``
     (rewritten after each evaluation) and ``checkpoint.npz`` at the end of every epoch; with ``resume``, a
     run restarts after the last completed epoch and, on one thread, ends with the same weights as a run that
-    was never interrupted.
+    was never interrupted. A checkpoint records ``identity`` (the model, its resolved settings and the data
+    fingerprint); one with another identity is refused, never resumed: resuming across data would train on
+    the other split's test pairs.
     """
 
     def __init__(self, settings: TrainerSettings, *, evaluate=None, run_dir: Path | None = None,
-                 resume: bool = True, progress: bool = True, stop_after_epochs: int | None = None) -> None:
+                 resume: bool = True, progress: bool = True, stop_after_epochs: int | None = None,
+                 identity: dict | None = None) -> None:
         self.settings = settings
         self.evaluate = evaluate
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.resume = resume
         self.progress = progress
         self.stop_after_epochs = stop_after_epochs  # for tests of interruption: stop as if killed
+        self.identity = identity or {}
         self.history: list[dict] = []
+        self.saved_epoch: int | None = None  # the last epoch in checkpoint.npz
 
     # ---------------------------------------------------------------- checkpoints
 
@@ -106,30 +128,54 @@ class Trainer:
         if self._checkpoint is None:
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.run_dir / ".checkpoint.tmp.npz"
-        state = trainable.state()
-        history = np.frombuffer(json.dumps(self.history).encode(), dtype=np.uint8)
-        np.savez(tmp, **state, _epoch=np.array(epoch), _history=history)
-        os.replace(tmp, self._checkpoint)
+        encode = lambda obj: np.frombuffer(json.dumps(obj).encode(), dtype=np.uint8)  # noqa: E731
+        save_npz(self._checkpoint, {**trainable.state(), "_epoch": np.array(epoch), "_history": encode(self.history),
+                                    "_identity": encode(self.identity)})
+        self.saved_epoch = epoch
 
     def _load_checkpoint(self, trainable: Trainable) -> int:
         """Returns the first epoch still to run."""
-        if self._checkpoint is None or not self.resume or not self._checkpoint.exists():
+        path = self._checkpoint
+        if path is None or not self.resume or not path.exists():
             return 0
-        with np.load(self._checkpoint, allow_pickle=False) as npz:
-            state = {k: npz[k] for k in npz.files if not k.startswith("_")}
-            epoch = int(npz["_epoch"])
-            self.history = json.loads(npz["_history"].tobytes().decode())
-        trainable.set_state(state)
+        again = "rerun with --no-resume to start over"
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                state = {k: npz[k] for k in npz.files if not k.startswith("_")}
+                epoch = int(npz["_epoch"])
+                history = json.loads(npz["_history"].tobytes().decode())
+                identity = json.loads(npz["_identity"].tobytes().decode()) if "_identity" in npz.files else None
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            raise InputError(f"{path}: not a readable checkpoint ({type(exc).__name__}); {again}") from None
+        if identity != self.identity:
+            differs = [key for key in ("model", "config", "data") if (identity or {}).get(key) != self.identity.get(key)]
+            what = {"model": "another model", "config": "other settings", "data": "other data (another DATA_DIR or "
+                    "split)"}
+            raise InputError(f"{path}: left by a run of {' and '.join(what[k] for k in differs) or 'another kind'}; "
+                             f"resuming it would mix the two runs; {again}")
+        if not 0 <= epoch < self.settings.epochs:
+            raise InputError(f"{path}: records epoch {epoch}, outside this run's {self.settings.epochs}; {again}")
+        try:
+            trainable.set_state(state)
+        except (KeyError, ValueError, IndexError, TypeError, RuntimeError) as exc:
+            raise InputError(f"{path}: does not fit this model ({type(exc).__name__}: {exc}); {again}") from None
+        self.history = history
+        self.saved_epoch = epoch
         return epoch + 1
 
     def _write_history(self) -> None:
         if self.run_dir is None:
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.run_dir / ".history.tmp.jsonl"
-        tmp.write_text("".join(json.dumps(row) + "\n" for row in self.history))
-        os.replace(tmp, self.run_dir / "history.jsonl")
+        write_text(self.run_dir / "history.jsonl", "".join(json.dumps(row) + "\n" for row in self.history))
+
+    def _interrupted_note(self) -> str:
+        if self._checkpoint is None:
+            return "nothing was saved"
+        if self.saved_epoch is None:
+            return "no epoch had finished, so there is no checkpoint; rerun the same command to start again"
+        return (f"kept {self._checkpoint} after epoch {self.saved_epoch + 1} of {self.settings.epochs}; rerun the "
+                "same command to resume from it")
 
     # ---------------------------------------------------------------- the loop
 
@@ -166,6 +212,9 @@ class Trainer:
                         self._record(epoch + (step + 1) / steps, position + 1, loss_sum / max(seen, 1),
                                      lr_end, time.perf_counter() - started)
                 self._save_checkpoint(trainable, epoch)
+        except Interrupted as exc:
+            exc.kept = exc.kept or self._interrupted_note()
+            raise
         finally:
             bar.close()
         return self.history
@@ -184,8 +233,9 @@ def train_model(model, trainable: Trainable, *, run_dir=None, evaluate=None, pro
     c = model.config
     settings = TrainerSettings(epochs=c.epochs, lr=c.lr, schedule=c.schedule, min_lr_fraction=c.min_lr_fraction,
                                eval_every=c.eval_every, seed=c.seed)
+    identity = run_identity(model.name, c, getattr(model, "data_fingerprint", None))
     trainer = Trainer(settings, evaluate=(lambda: evaluate(model)) if evaluate else None, run_dir=run_dir,
-                      resume=resume, progress=progress, stop_after_epochs=stop_after_epochs)
+                      resume=resume, progress=progress, stop_after_epochs=stop_after_epochs, identity=identity)
     return trainer.fit(trainable)
 
 

@@ -1,4 +1,4 @@
-"""Streaming line input (plain or gzip, detected per file) and atomic output.
+"""Streaming line input (plain or gzip, detected per file). Atomic output is in itemvec.outputs.
 
 Input is read in fixed-size chunks, so memory does not grow with the file. A gzip stream that ends early
 (a truncated download) keeps every complete line: the reader records where the stream broke instead of
@@ -7,12 +7,8 @@ raising, and the caller decides what to report.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 import zlib
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,17 +16,59 @@ from itemvec.errors import InputError
 
 CHUNK_BYTES = 1 << 20
 GZIP_MAGIC = b"\x1f\x8b"
+UTF8_BOM = b"\xef\xbb\xbf"
+SALVAGE_PIECES = (1 << 16, 1 << 12, 1 << 8, 1 << 4, 1)  # re-feed sizes after a zlib error, down to bytes
+
+
+class _GzipStream:
+    """One gzip decompression state over a file of one or more members (as ``cat a.gz b.gz`` makes).
+
+    ``feed`` returns the decompressed pieces of ``raw`` and raises ``zlib.error`` on corrupt data; ``copy``
+    snapshots the whole state, so that a chunk whose decompression failed can be re-fed from before it.
+    """
+
+    __slots__ = ("decompressor", "in_member", "between")
+
+    def __init__(self) -> None:
+        self.decompressor = zlib.decompressobj(wbits=31)  # wbits=31: gzip framing
+        self.in_member = False  # bytes of an unfinished member have been fed
+        self.between = False  # a member has ended: zero padding may follow
+
+    def copy(self) -> _GzipStream:
+        new = _GzipStream.__new__(_GzipStream)
+        new.decompressor = self.decompressor.copy()
+        new.in_member, new.between = self.in_member, self.between
+        return new
+
+    def feed(self, raw: bytes) -> list[bytes]:
+        out = []
+        while raw:
+            if self.between and not raw.strip(b"\x00"):  # zero padding after the last member is allowed
+                return out
+            data = self.decompressor.decompress(raw)
+            self.in_member, self.between = True, False
+            if data:
+                out.append(data)
+            if not self.decompressor.eof:
+                break
+            raw = self.decompressor.unused_data
+            self.decompressor = zlib.decompressobj(wbits=31)
+            self.in_member, self.between = False, True
+        return out
 
 
 @dataclass
 class LineReader:
     """Iterate over ``(line_number, line_bytes)`` of one file, plain or gzip (by magic bytes, not by name).
 
-    Line numbers start at 1; the trailing newline (and a ``\\r`` before it) is removed. After iteration,
-    ``truncated`` says whether a gzip stream ended before its end marker (or was corrupt), and
-    ``truncated_after_line`` is the last complete line kept. A partial last line of a truncated stream is
-    not yielded: it is kept in ``partial_last_line`` so the caller can count and report it.
-    ``on_bytes`` is called with the number of raw (compressed) bytes consumed, for progress bars.
+    Line numbers start at 1; the trailing newline (and a ``\\r`` before it) is removed, and so is a UTF-8
+    byte order mark at the start of the file (``bom`` says there was one). After iteration, ``truncated``
+    says whether a gzip stream ended before its end marker or was corrupt (``truncation_reason`` says which,
+    with the compressed byte offset of corrupt data), and ``truncated_after_line`` is the last complete line
+    kept. On corrupt data every byte decompressed before the error is kept: the chunk that failed is re-fed
+    from a copy of the decompressor taken before it, in pieces down to single bytes. A partial last line of
+    a truncated stream is not yielded: it is kept in ``partial_last_line`` so the caller can count and report
+    it. ``on_bytes`` is called with the number of raw (compressed) bytes consumed, for progress bars.
     """
 
     path: Path
@@ -41,6 +79,7 @@ class LineReader:
     truncated_after_line: int = 0
     partial_last_line: bytes = b""
     lines_read: int = 0
+    bom: bool = False
     _size: int = field(default=0, repr=False)
 
     def __post_init__(self) -> None:
@@ -67,35 +106,49 @@ class LineReader:
                     self._progress(len(chunk))
                     yield chunk
                 return
-            # wbits=31: gzip framing. A file may hold several gzip members (as `cat a.gz b.gz` makes).
-            decompressor = zlib.decompressobj(wbits=31)
-            in_member = False  # bytes of an unfinished member have been fed
+            stream = _GzipStream()
+            offset = 0  # compressed bytes before ``raw``
             while raw := handle.read(CHUNK_BYTES):
                 self._progress(len(raw))
-                while raw:
-                    try:
-                        out = decompressor.decompress(raw)
-                    except zlib.error as exc:
-                        self.truncated = True
-                        self.truncation_reason = f"corrupt gzip data ({exc})"
+                before = stream.copy()
+                try:
+                    out = stream.feed(raw)
+                except zlib.error:
+                    stream = yield from self._salvage(before, raw, offset)
+                    if self.truncated:
                         return
-                    in_member = True
-                    if out:
-                        yield out
-                    if decompressor.eof:
-                        raw = decompressor.unused_data
-                        decompressor = zlib.decompressobj(wbits=31)
-                        in_member = False
-                        if not raw.strip(b"\x00"):  # zero padding after the last member is allowed
-                            raw = b""
-                    else:
-                        raw = b""
-            if in_member:
-                tail = decompressor.flush()
+                    out = []
+                yield from out
+                offset += len(raw)
+            if stream.in_member:
+                tail = stream.decompressor.flush()
                 if tail:
                     yield tail
                 self.truncated = True
                 self.truncation_reason = "gzip stream ends before its end marker (truncated file)"
+
+    def _salvage(self, stream: _GzipStream, raw: bytes, offset: int):
+        """Re-feed a chunk whose decompression failed, from the state before it, in ever smaller pieces:
+        yields everything that decompresses before the corrupt byte, marks the file truncated there and
+        returns the stream (still usable only if the error did not come back)."""
+        position, failed = 0, None
+        for size in SALVAGE_PIECES:
+            failed = None
+            while position < len(raw):
+                piece = raw[position:position + size]
+                before = stream.copy()
+                try:
+                    out = stream.feed(piece)
+                except zlib.error as exc:
+                    stream, failed = before, exc
+                    break
+                yield from out
+                position += len(piece)
+            if failed is None:  # the rest of the chunk decoded after all (zlib is deterministic: not expected)
+                return stream
+        self.truncated = True
+        self.truncation_reason = f"corrupt gzip data at compressed byte {offset + position:,} ({failed})"
+        return stream
 
     def _progress(self, n: int) -> None:
         if self.on_bytes is not None:
@@ -104,8 +157,17 @@ class LineReader:
     def __iter__(self) -> Iterator[tuple[int, bytes]]:
         pending = b""
         number = 0
+        at_start = True  # the byte order mark is looked for in the first three bytes
         for chunk in self._chunks():
             data = pending + chunk if pending else chunk
+            if at_start:
+                if len(data) < len(UTF8_BOM) and UTF8_BOM.startswith(data):
+                    pending = data
+                    continue
+                at_start = False
+                if data.startswith(UTF8_BOM):
+                    data = data[len(UTF8_BOM):]
+                    self.bom = True
             lines = data.split(b"\n")
             pending = lines.pop()
             for line in lines:
@@ -123,43 +185,3 @@ class LineReader:
                 self.lines_read = number
                 yield number, pending.rstrip(b"\r")
         self.truncated_after_line = number
-
-
-@contextmanager
-def atomic_directory(final: Path) -> Iterator[Path]:
-    """Yield a temporary directory beside ``final``; on success it replaces ``final`` in one rename.
-
-    An interrupted or failed run removes the temporary directory and leaves ``final`` as it was.
-    """
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = None
-    if final.exists():
-        old = final.parent / f".{final.name}.old-{os.getpid()}"
-        os.replace(final, old)
-    os.replace(tmp, final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-@contextmanager
-def atomic_file(final: Path, mode: str = "wb"):
-    """Open a temporary file beside ``final`` and rename it into place when the block succeeds."""
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.tmp-", dir=final.parent)
-    os.close(fd)
-    try:
-        with open(tmp, mode) as handle:
-            yield handle
-        os.replace(tmp, final)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise

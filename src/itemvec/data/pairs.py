@@ -198,8 +198,8 @@ def parse_weights(text: str | None) -> dict[str, float]:
             raise ConfigError(f"--weights: expected NAME=NUMBER, got {part.strip()!r}") from None
         if not sep or not name:
             raise ConfigError(f"--weights: expected NAME=NUMBER, got {part.strip()!r}")
-        if weights[name] < 0:
-            raise ConfigError(f"--weights: {name} must not be negative")
+        if not 0 <= weights[name] <= 1e6:  # also refuses nan and inf
+            raise ConfigError(f"--weights: {name}={value.strip()} is out of range; expected [0, 1e+06]")
     return weights
 
 
@@ -211,8 +211,10 @@ def parse_split(text: str | None) -> tuple[float, float, float]:
         parts = tuple(float(p) for p in text.split(","))
     except ValueError:
         raise ConfigError(f"--split: expected TRAIN,VAL,TEST fractions, got {text!r}") from None
-    if len(parts) != 3 or any(p < 0 for p in parts) or parts[0] <= 0 or abs(sum(parts) - 1) > 1e-3:
-        raise ConfigError(f"--split: expected three non-negative fractions summing to 1, got {text!r}")
+    # Every part must get pairs: a split without validation or test pairs fails later, not here.
+    if len(parts) != 3 or not all(0 < p < 1 for p in parts) or abs(sum(parts) - 1) > 1e-3:
+        raise ConfigError(f"--split: expected three fractions in (0, 1) summing to 1 (train, validation, test), "
+                          f"got {text!r}")
     total = sum(parts)
     return (parts[0] / total, parts[1] / total, parts[2] / total)
 

@@ -6,12 +6,14 @@ have a line, and 9 bytes per relation mention; the raw input is never held (it i
 
 from __future__ import annotations
 
+import math
 import resource
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +22,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from itemvec.data.amazon import RELATION_TYPES, RecordError, detect_format, parse_line
-from itemvec.data.io import LineReader, atomic_directory
+from itemvec.data.io import LineReader
 from itemvec.data.pairs import (
     DEFAULT_SPLIT,
     DEFAULT_WEIGHTS,
@@ -32,8 +34,9 @@ from itemvec.data.pairs import (
     split_indices,
 )
 from itemvec.data.sampling import degree_matched_negatives, uniform_negatives
-from itemvec.data.store import write_json, write_negatives, write_pairs
+from itemvec.data.store import fingerprint_files, write_json, write_negatives, write_pairs
 from itemvec.errors import InputError
+from itemvec.outputs import OutputFolder, check_output
 
 EXAMPLES_PER_REASON = 5
 DEFAULT_MAX_BAD_FRACTION = 0.01
@@ -48,9 +51,17 @@ def _stderr(message: str) -> None:
     print(message, file=sys.stderr)
 
 
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # weights and ratings are stored as float32
+MAX_RELATION_TYPES = 16  # bits of the pairs' relations bitmask (MentionLog.code)
+
+
 @dataclass
 class ReadReport:
-    """What reading the inputs did; becomes part of manifest.json. records_read = parsed + rejected."""
+    """What reading the inputs did; becomes part of manifest.json. records_read = parsed + rejected.
+
+    A record that is kept with a field set to null (a NaN price, a sales rank beyond int64) is counted in
+    ``fields_nulled`` by reason; ids left out of a kept record's relation lists (empty or whitespace ids) in
+    ``ids_rejected`` by reason; both with ``file:line`` examples, so nothing changes silently."""
 
     files: list[dict] = field(default_factory=list)
     lines_read: int = 0
@@ -61,12 +72,37 @@ class ReadReport:
     rejected_examples: dict[str, list[str]] = field(default_factory=dict)
     duplicate_records: int = 0
     truncated_files: list[dict] = field(default_factory=list)
+    fields_nulled: Counter = field(default_factory=Counter)
+    fields_nulled_examples: dict[str, list[str]] = field(default_factory=dict)
+    ids_rejected: Counter = field(default_factory=Counter)
+    ids_rejected_examples: dict[str, list[str]] = field(default_factory=dict)
 
     def reject(self, reason: str, where: str, detail: str) -> None:
         self.rejected[reason] += 1
         examples = self.rejected_examples.setdefault(reason, [])
         if len(examples) < EXAMPLES_PER_REASON:
             examples.append(f"{where}: {detail}")
+
+    def null_field(self, reason: str, where: str, detail: str) -> None:
+        """A parsed record kept with one field set to null."""
+        self.fields_nulled[reason] += 1
+        examples = self.fields_nulled_examples.setdefault(reason, [])
+        if len(examples) < EXAMPLES_PER_REASON:
+            examples.append(f"{where}: {detail}")
+
+    def reject_ids(self, reason: str, where: str, detail: str, count: int = 1) -> None:
+        """``count`` ids left out of a parsed record (the record itself is kept)."""
+        self.ids_rejected[reason] += count
+        examples = self.ids_rejected_examples.setdefault(reason, [])
+        if len(examples) < EXAMPLES_PER_REASON:
+            examples.append(f"{where}: {detail}")
+
+    def note_product(self, product, where: str) -> None:
+        """Count what normalising a kept product nulled or left out (see :class:`itemvec.data.amazon.Product`)."""
+        for reason, detail in product.nulled:
+            self.null_field(reason, where, detail)
+        for reason, detail, count in product.dropped_ids:
+            self.reject_ids(reason, where, detail, count)
 
     @property
     def records_rejected(self) -> int:
@@ -75,9 +111,14 @@ class ReadReport:
     def check(self, max_bad_fraction: float) -> None:
         if self.records_read == 0:
             names = ", ".join(f["path"] for f in self.files)
+            if self.truncated_files:
+                reasons = "; ".join(f"{t['path']}: {t['reason']}" for t in self.truncated_files)
+                raise InputError(f"{names}: no complete records ({reasons})")
             raise InputError(f"{names}: no records found (only blank lines)")
         bad = self.records_rejected
-        if bad > max_bad_fraction * self.records_read:
+        # Counts, not floats: 29 bad of 100 is within --max-bad-fraction 0.29 (0.29 * 100 is 28.999999999999996).
+        limit = float(max_bad_fraction)
+        if bad > (Fraction(repr(limit)) * self.records_read if math.isfinite(limit) else limit):
             reason, _ = self.rejected.most_common(1)[0]
             first = self.rejected_examples[reason][0]
             raise InputError(
@@ -96,11 +137,19 @@ class ReadReport:
             "rejected_examples": self.rejected_examples,
             "duplicate_records_merged": self.duplicate_records,
             "truncated_files": self.truncated_files,
+            "fields_nulled": dict(self.fields_nulled),
+            "fields_nulled_examples": self.fields_nulled_examples,
+            "ids_rejected": dict(self.ids_rejected),
+            "ids_rejected_examples": self.ids_rejected_examples,
         }
 
 
 def _read_lines(paths: Sequence[Path], report: ReadReport, progress: bool, log: Callable[[str], None]):
-    """Yield ``(where, line)`` over all files; records truncation and per-file counts in ``report``."""
+    """Yield ``(reader, where, line)`` over all files; records truncation and per-file counts in ``report``.
+
+    A UTF-8 byte order mark at the start of a file is not part of its first line (``LineReader`` strips it;
+    the file's entry says ``"bom": true``). A truncated or corrupt gzip keeps every line decoded before the
+    break; the cut line is counted as a rejected record (``truncated_line``)."""
     readers = [LineReader(Path(p)) for p in paths]
     total = sum(r.size_bytes for r in readers)
     with tqdm(total=total, unit="B", unit_scale=True, desc="reading", disable=not progress,
@@ -117,6 +166,8 @@ def _read_lines(paths: Sequence[Path], report: ReadReport, progress: bool, log: 
                 yield reader, f"{reader.path}:{number}", line
             info = {"path": str(reader.path), "gzip": reader.compressed, "lines": reader.lines_read,
                     "records": report.records_read - before}
+            if reader.bom:
+                info["bom"] = True
             if reader.truncated:
                 where = f"{reader.path}:{reader.truncated_after_line + 1}"
                 message = (f"warning: {reader.path}: {reader.truncation_reason}; kept the "
@@ -130,7 +181,8 @@ def _read_lines(paths: Sequence[Path], report: ReadReport, progress: bool, log: 
                     report.lines_read += 1
                     report.records_read += 1
                     info["records"] += 1
-                    report.reject("truncated_line", where, "line cut off by the end of the compressed stream")
+                    report.reject("truncated_line", where, "line cut off by the end of the compressed stream "
+                                                           "or by corrupt compressed data")
             report.files.append(info)
 
 
@@ -185,6 +237,7 @@ def read_amazon(paths: Sequence[Path], *, progress: bool = True, log: Callable[[
     meta = _MetadataColumns()
     report = ReadReport()
     formats: dict[str, str] = {}  # per file, from its first record
+    known = mentions.relation_names
     for reader, where, line in _read_lines(paths, report, progress, log):
         fmt = formats.get(str(reader.path))
         if fmt is None:
@@ -194,7 +247,14 @@ def read_amazon(paths: Sequence[Path], *, progress: bool = True, log: Callable[[
         except RecordError as exc:
             report.reject(exc.reason, where, str(exc))
             continue
+        new = [r for r, partners in product.related.items() if partners and r not in known]
+        if new and len(set(new)) + len(known) > MAX_RELATION_TYPES:
+            report.reject("bad_related", where, f"relation type(s) {sorted(set(new))[:3]} beyond the "
+                                                f"{MAX_RELATION_TYPES} a pair's bitmask holds ({known})")
+            continue
         report.records_parsed += 1
+        if product.nulled or product.dropped_ids:
+            report.note_product(product, where)
         item = ids.add(product.asin)
         if meta.add(item, product):
             report.duplicate_records += 1
@@ -206,7 +266,10 @@ def read_amazon(paths: Sequence[Path], *, progress: bool = True, log: Callable[[
 
 
 def read_edges(paths: Sequence[Path], *, progress: bool = True, log: Callable[[str], None] = _stderr):
-    """Stream plain edge lists (``a b [weight]`` per line, ``#`` comments, as the SNAP graphs)."""
+    """Stream plain edge lists (``a b [weight]`` per line, ``#`` comments, as the SNAP graphs).
+
+    A weight must be a positive number that float32 (the pairs' weight column) holds: 1e300, 1e-300, nan, inf
+    and 0 are rejected as ``bad_weight``; ids must be UTF-8 (else ``bad_encoding``)."""
     ids = IdMap()
     source: list[int] = []
     target: list[int] = []
@@ -228,8 +291,9 @@ def read_edges(paths: Sequence[Path], *, progress: bool = True, log: Callable[[s
             except ValueError:
                 report.reject("bad_weight", where, f"weight {fields[2][:20]!r} is not a number")
                 continue
-            if not np.isfinite(w) or w <= 0:
-                report.reject("bad_weight", where, f"weight {w} must be a positive number")
+            if not 0 < w <= FLOAT32_MAX or np.float32(w) == 0:
+                report.reject("bad_weight", where, f"weight {w:g} must be a positive number that float32 holds "
+                                                   f"(up to {FLOAT32_MAX:.4g})")
                 continue
         try:
             a, b = fields[0].decode("utf-8"), fields[1].decode("utf-8")
@@ -247,6 +311,11 @@ def _split_and_negatives(pairs: Pairs, n_items: int, fractions, seed: int) -> di
     """Split the pairs and draw validation/test negatives; returns the parts as arrays."""
     rng = np.random.default_rng(seed + 1)  # the split uses `seed`; negatives a stream of their own
     train_idx, val_idx, test_idx = split_indices(len(pairs), fractions, seed)
+    empty = [name for name, part in zip(("train", "validation", "test"), (train_idx, val_idx, test_idx))
+             if len(part) == 0]
+    if empty:
+        raise InputError(f"{len(pairs)} pairs are too few to split by {[round(f, 3) for f in fractions]}: the "
+                         f"{' and '.join(empty)} part would be empty")
     known = np.sort(pair_keys(pairs.item_a, pairs.item_b, n_items))
     degree = np.bincount(np.concatenate([pairs.item_a, pairs.item_b]), minlength=n_items)
     nodes = np.flatnonzero(degree > 0)
@@ -266,17 +335,26 @@ def _split_and_negatives(pairs: Pairs, n_items: int, fractions, seed: int) -> di
     return {"parts": parts, "negatives": negatives, "nodes": len(nodes)}
 
 
+def finish_data_dir(tmp: Path, manifest: dict, kind: str) -> None:
+    """The last step of every prepare: the manifest, with the data's kind and a fingerprint of every file
+    written beside it (runs, checkpoints and reused results are matched to the data by it)."""
+    files = [str(p.relative_to(tmp)) for p in sorted(tmp.rglob("*")) if p.is_file() and not p.name.startswith(".")]
+    manifest.update({"kind": kind, "fingerprint": fingerprint_files(tmp, files)})
+    write_json(tmp / "manifest.json", manifest)
+
+
 def write_data_dir(out: Path, *, products: pa.Table, asins: list[str], pairs: Pairs, fractions, seed: int,
-                   manifest: dict, started: float, progress: bool,
+                   manifest: dict, started: float, progress: bool, inputs: Sequence[Path | None] = (),
                    extra_files: dict[str, Callable[[Path, dict[str, Pairs]], dict | None]] | None = None) -> dict:
-    """Split ``pairs``, draw negatives and write the DATA_DIR layout into ``out`` in one atomic rename.
+    """Split ``pairs``, draw negatives and write the DATA_DIR layout into ``out``: built in a temporary folder
+    beside it and exchanged with it in one step (itemvec.outputs), so ``out`` is never half written.
 
     ``extra_files`` maps a file name inside the DATA_DIR to a writer ``(path, parts) -> dict | None`` that is
     called inside the temporary directory with the split parts (train / validation / test ``Pairs``); a dict it
     returns is merged into the manifest.
     """
     split = _split_and_negatives(pairs, len(asins), fractions, seed)
-    with atomic_directory(out) as tmp:
+    with OutputFolder(out, "data", inputs=inputs) as folder, folder.build() as tmp:
         (tmp / "split").mkdir()
         pq.write_table(products, tmp / "products.parquet")
         pq.write_table(pa.table({"id": pa.array(np.arange(len(asins), dtype=np.int32)),
@@ -300,11 +378,8 @@ def write_data_dir(out: Path, *, products: pa.Table, asins: list[str], pairs: Pa
             "seconds": round(time.perf_counter() - started, 3),
             "peak_rss_mb": round(peak_rss_mb(), 1),
         })
-        write_json(tmp / "manifest.json", manifest)
+        finish_data_dir(tmp, manifest, "pairs")
     return manifest
-
-
-_write_data_dir = write_data_dir  # the earlier private name
 
 
 def prepare_amazon(paths: Sequence[str | Path], out: str | Path, *, weights: dict[str, float] | None = None,
@@ -315,6 +390,7 @@ def prepare_amazon(paths: Sequence[str | Path], out: str | Path, *, weights: dic
     started = time.perf_counter()
     weights = dict(DEFAULT_WEIGHTS if weights is None else weights)
     paths = [Path(p) for p in paths]
+    check_output(out, "data", inputs=paths)  # before the long read: never after it
     ids, mentions, meta, report = read_amazon(paths, progress=progress, log=log)
     report.check(max_bad_fraction)
     source, target, relation = mentions.arrays()
@@ -336,8 +412,8 @@ def prepare_amazon(paths: Sequence[str | Path], out: str | Path, *, weights: dic
         "self_pairs_dropped": stats.self_pairs_dropped,
         "unweighted_relations": sorted(n for n in mentions.relation_names if weights.get(n, 0) <= 0),
     }
-    return _write_data_dir(Path(out), products=meta.table(asins), asins=asins, pairs=pairs, fractions=split,
-                           seed=seed, manifest=manifest, started=started, progress=progress)
+    return write_data_dir(Path(out), products=meta.table(asins), asins=asins, pairs=pairs, fractions=split,
+                          seed=seed, manifest=manifest, started=started, progress=progress, inputs=paths)
 
 
 def prepare_edges(paths: Sequence[str | Path], out: str | Path, *,
@@ -348,6 +424,7 @@ def prepare_edges(paths: Sequence[str | Path], out: str | Path, *,
     than once keeps its largest weight."""
     started = time.perf_counter()
     paths = [Path(p) for p in paths]
+    check_output(out, "data", inputs=paths)
     ids, source, target, weight, report = read_edges(paths, progress=progress, log=log)
     report.check(max_bad_fraction)
     relation = np.zeros(len(source), np.uint8)
@@ -368,8 +445,8 @@ def prepare_edges(paths: Sequence[str | Path], out: str | Path, *,
         "pairs_per_relation": stats.pairs_per_relation,
         "self_pairs_dropped": stats.self_pairs_dropped,
     }
-    return _write_data_dir(Path(out), products=products, asins=asins, pairs=pairs, fractions=split, seed=seed,
-                           manifest=manifest, started=started, progress=progress)
+    return write_data_dir(Path(out), products=products, asins=asins, pairs=pairs, fractions=split, seed=seed,
+                          manifest=manifest, started=started, progress=progress, inputs=paths)
 
 
 def summary_lines(manifest: dict) -> list[str]:

@@ -42,21 +42,26 @@ import time
 from array import array
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
-import scipy.sparse as sp
 
 from itemvec.data.amazon import RecordError, detect_format, parse_line
-from itemvec.data.io import atomic_directory
 from itemvec.data.pairs import IdMap
-from itemvec.data.prepare import DEFAULT_MAX_BAD_FRACTION, ReadReport, _read_lines, _stderr, peak_rss_mb
-from itemvec.data.store import read_json, write_json
+from itemvec.data.prepare import (
+    DEFAULT_MAX_BAD_FRACTION,
+    ReadReport,
+    _read_lines,
+    _stderr,
+    finish_data_dir,
+    peak_rss_mb,
+)
+from itemvec.data.store import RatingsDir  # noqa: F401 (re-exported: reading a ratings DATA_DIR)
 from itemvec.errors import ConfigError, InputError
+from itemvec.outputs import OutputFolder, check_output
 
 FORMATS = ("movielens-100k", "movielens-csv", "csv", "amazon-reviews")
 SPLITS = ("random", "temporal", "files")
@@ -130,28 +135,57 @@ class _Reject(Exception):
         self.reason = reason
 
 
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # the ratings' column type
+MAX_AGE = 150  # older is not an age (u.user's column is int16)
+
+
+def _short(value, limit: int = 20) -> str:
+    """``repr`` of a rejected value, cut to ``limit`` characters (never raises, not even for a huge int)."""
+    try:
+        text = value if isinstance(value, str) else str(value)
+    except (ValueError, RecursionError):  # an integer of over 4,300 digits
+        text = f"<{type(value).__name__}>"
+    return repr(text[:limit])
+
+
 def _rating(text, scale: tuple[float, float] | None) -> float:
+    if isinstance(text, bool):
+        raise _Reject("bad_rating", f"rating {text!r} is not a number")
     try:
         value = float(text)
-    except (TypeError, ValueError):
-        raise _Reject("bad_rating", f"rating {str(text)[:20]!r} is not a number") from None
-    if not math.isfinite(value):
-        raise _Reject("bad_rating", f"rating {str(text)[:20]!r} is not a finite number")
+    except (TypeError, ValueError, OverflowError):
+        raise _Reject("bad_rating", f"rating {_short(text)} is not a number") from None
+    if not math.isfinite(value) or abs(value) > FLOAT32_MAX:  # ratings are stored as float32
+        raise _Reject("bad_rating", f"rating {_short(text)} is not a finite number that float32 holds")
     if scale is not None and not scale[0] <= value <= scale[1]:
         raise _Reject("rating_out_of_range", f"rating {value:g} is outside the scale {scale[0]:g}-{scale[1]:g}")
     return value
 
 
+def _seconds(value: int, text) -> int:
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise _Reject("bad_timestamp", f"timestamp {_short(text, 30)} is beyond the int64 range of Unix seconds")
+    return value
+
+
 def _timestamp(text) -> int:
-    """Unix seconds (whole or fractional, truncated) or an ISO 8601 time; empty or None is 0 (unknown)."""
+    """Unix seconds (whole or fractional, truncated) or an ISO 8601 time; empty or None is 0 (unknown).
+
+    A time beyond int64 seconds (a 20-digit number, 1e300) is rejected as ``bad_timestamp``."""
     if text is None or text == "":
         return 0
     if isinstance(text, bool):
         raise _Reject("bad_timestamp", f"timestamp {text!r} is not a time")
     if isinstance(text, int):
-        return text
+        return _seconds(text, text)
+    if isinstance(text, str):
+        digits = text.strip().lstrip("+-").lstrip("0")
+        if len(digits) > 19 and digits.isdecimal():  # beyond int64 (and int() of 4,300 digits would raise)
+            raise _Reject("bad_timestamp", f"timestamp {_short(text, 30)} is beyond the int64 range of Unix "
+                                           "seconds")
     try:
-        return int(text)
+        return _seconds(int(text), text)
     except (TypeError, ValueError):
         pass
     try:
@@ -159,21 +193,30 @@ def _timestamp(text) -> int:
     except (TypeError, ValueError):
         try:
             moment = datetime.fromisoformat(str(text))
-        except ValueError:
-            raise _Reject("bad_timestamp", f"timestamp {str(text)[:30]!r} is neither Unix seconds nor an ISO "
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+            return int(moment.timestamp())
+        except (ValueError, OverflowError):  # not ISO 8601, or a year beyond the datetime range once in UTC
+            raise _Reject("bad_timestamp", f"timestamp {_short(text, 30)} is neither Unix seconds nor an ISO "
                                            "8601 time") from None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        return int(moment.timestamp())
     if not math.isfinite(value):
-        raise _Reject("bad_timestamp", f"timestamp {str(text)[:30]!r} is not a finite number")
-    return int(value)
+        raise _Reject("bad_timestamp", f"timestamp {_short(text, 30)} is not a finite number")
+    return _seconds(int(value), text)
 
 
 def _split_csv(text: str, delimiter: str) -> list[str]:
     if '"' in text:
-        return next(csv.reader([text], delimiter=delimiter))
+        try:
+            return next(csv.reader([text], delimiter=delimiter), [])
+        except csv.Error as exc:  # a carriage return inside a quoted field, ...
+            raise _Reject("parse_error", f"not a CSV row ({exc})") from None
     return text.split(delimiter)
+
+
+def _header_text(line: bytes) -> str:
+    """A header line: a header names columns (it is not data), so a stray non-UTF-8 byte in it is replaced
+    rather than making the next data line the header."""
+    return line.decode("utf-8", errors="replace")
 
 
 class _RatingLog:
@@ -262,14 +305,12 @@ def _read_csv_ratings(lines, cat: _Catalogue, report: ReadReport, part_of: dict[
     position: dict[str, int] = {}
     n_fields = 0
     for reader, where, line in lines:
-        try:
-            text = line.decode("utf-8-sig" if reader is not current else "utf-8")
-        except UnicodeDecodeError:
-            report.reject("bad_encoding", where, "not UTF-8")
-            continue
-        fields = _split_csv(text, delimiter)
         if reader is not current:  # the first record of each file is its header
             current = reader
+            try:
+                fields = _split_csv(_header_text(line), delimiter)
+            except _Reject as exc:
+                raise InputError(f"{where}: the header line is {exc}") from None
             header = [f.strip() for f in fields]
             position = {}
             for role in COLUMN_ROLES:
@@ -284,6 +325,11 @@ def _read_csv_ratings(lines, cat: _Catalogue, report: ReadReport, part_of: dict[
             cat.header_lines += 1
             continue
         try:
+            try:
+                text = line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise _Reject("bad_encoding", f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
+            fields = _split_csv(text, delimiter)
             if len(fields) != n_fields:
                 raise _Reject("bad_fields", f"expected {n_fields} fields as the header, found {len(fields)}")
             user, item = fields[position["user"]].strip(), fields[position["item"]].strip()
@@ -305,23 +351,45 @@ def _read_amazon_reviews(lines, cat: _Catalogue, report: ReadReport, part_of: di
             try:
                 record = orjson.loads(line)
             except orjson.JSONDecodeError as exc:
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError as bad:
+                    raise _Reject("bad_encoding", f"not UTF-8 ({bad.reason} at byte {bad.start})") from None
                 raise _Reject("parse_error", f"not JSON ({exc})") from None
             if not isinstance(record, dict):
                 raise _Reject("not_a_record", f"expected a JSON object, found {type(record).__name__}")
-            missing = [k for k in ("reviewerID", "asin", "overall") if record.get(k) in (None, "")]
+            missing = [k for k in ("reviewerID", "asin", "overall")
+                       if record.get(k) is None or (isinstance(record[k], str) and not record[k].strip())]
             if missing:
                 raise _Reject("missing_field", f"no {', '.join(missing)}")
-            user, item = str(record["reviewerID"]).strip(), str(record["asin"]).strip()
-            overall = record["overall"]
-            if isinstance(overall, bool):
-                raise _Reject("bad_rating", f"rating {overall!r} is not a number")
-            rating = _rating(overall, scale)
+            user, item = record["reviewerID"], record["asin"]
+            for name, value in (("reviewerID", user), ("asin", item)):
+                if not isinstance(value, str):  # a list or a number would become its str(): another id
+                    raise _Reject("bad_id", f"{name} is a {type(value).__name__} ({_short(value)}), not a string")
+            user, item = user.strip(), item.strip()
+            rating = _rating(record["overall"], scale)
             timestamp = _timestamp(record.get("unixReviewTime"))
         except _Reject as exc:
             report.reject(exc.reason, where, str(exc))
             continue
         report.records_parsed += 1
         add(user, item, rating, timestamp, part_of[str(reader.path)])
+
+
+def read_rating_lines(lines, fmt: str, cat: _Catalogue, report: ReadReport, part_of: dict[str, int], *,
+                      columns: dict[str, str] | None = None, delimiter: str = ",") -> None:
+    """Read the rating rows of ``lines`` (from ``_read_lines``) in format ``fmt`` into ``cat``; ``part_of``
+    maps each file to its part code (0 train, 2 test). ``columns`` and ``delimiter`` apply to ``csv``."""
+    scale = SCALES[fmt]
+    if fmt == "movielens-100k":
+        _read_ml100k_ratings(lines, cat, report, part_of, scale)
+    elif fmt == "amazon-reviews":
+        _read_amazon_reviews(lines, cat, report, part_of, scale)
+    elif fmt == "movielens-csv":
+        movielens = {"user": "userId", "item": "movieId", "rating": "rating", "timestamp": "timestamp"}
+        _read_csv_ratings(lines, cat, report, part_of, scale, movielens, ",")
+    else:
+        _read_csv_ratings(lines, cat, report, part_of, scale, columns or parse_columns(None), delimiter)
 
 
 def _read_u_item(lines, cat: _Catalogue, report: ReadReport) -> None:
@@ -359,8 +427,14 @@ def _read_u_user(lines, cat: _Catalogue, report: ReadReport) -> None:
         if fields[1] and not (fields[1].isascii() and fields[1].isdigit()):
             report.reject("bad_age", where, f"age {fields[1][:20]!r} is not a whole number")
             continue
+        age = None
+        if fields[1]:
+            digits = fields[1].lstrip("0") or "0"
+            if len(digits) > 3 or int(digits) > MAX_AGE:  # int() of 4,300 digits would raise
+                report.reject("bad_age", where, f"age {fields[1][:20]!r} is not an age (0-{MAX_AGE})")
+                continue
+            age = int(digits)
         report.records_parsed += 1
-        age = int(fields[1]) if fields[1] else None
         code = cat.users.add(fields[0])
         if code in cat.user_side:
             cat.metadata_duplicates += 1
@@ -372,17 +446,21 @@ def _read_u_user(lines, cat: _Catalogue, report: ReadReport) -> None:
 def _read_movies_csv(lines, cat: _Catalogue, report: ReadReport) -> None:
     header_seen = False
     for _reader, where, line in lines:
-        try:
-            fields = _split_csv(line.decode("utf-8-sig" if not header_seen else "utf-8"), ",")
-        except UnicodeDecodeError:
-            report.reject("bad_encoding", where, "not UTF-8")
-            continue
         if not header_seen:
             header_seen = True
-            if [f.strip() for f in fields][:1] == ["movieId"]:
+            if _header_text(line).split(",", 1)[0].strip().strip('"') == "movieId":
                 report.records_read -= 1
                 cat.header_lines += 1
                 continue
+        try:
+            try:
+                text = line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise _Reject("bad_encoding", f"not UTF-8 ({exc.reason} at byte {exc.start})") from None
+            fields = _split_csv(text, ",")
+        except _Reject as exc:
+            report.reject(exc.reason, where, str(exc))
+            continue
         if len(fields) != 3:
             report.reject("bad_fields", where, f"expected 3 fields (movieId,title,genres), found {len(fields)}")
             continue
@@ -407,6 +485,8 @@ def _read_amazon_metadata(lines, cat: _Catalogue, report: ReadReport) -> None:
             report.reject(exc.reason, where, str(exc))
             continue
         report.records_parsed += 1
+        if product.nulled or product.dropped_ids:
+            report.note_product(product, where)
         path = product.categories[0] if product.categories else None
         category = " > ".join(c.strip() for c in path if c.strip()) if path else None
         cat.add_item_side(product.asin, {"title": product.title, "genres": [], "year": None,
@@ -468,7 +548,9 @@ def _input_files(path: Path, fmt: str, split: str, split_files: Sequence[str] | 
 def _id_order(keys: list[str]) -> np.ndarray:
     """Rank of each key in numeric order (all whole numbers) or text order: ``rank[code] = dense id``."""
     if keys and all(k.isascii() and k.isdigit() for k in keys):
-        order = sorted(range(len(keys)), key=lambda i: (int(keys[i]), keys[i]))
+        # Numeric order without int(): a whole number is ordered by its length without leading zeros, then
+        # by its digits (int() refuses ids of over 4,300 digits).
+        order = sorted(range(len(keys)), key=lambda i: (len(keys[i].lstrip("0")), keys[i].lstrip("0"), keys[i]))
     else:
         order = sorted(range(len(keys)), key=keys.__getitem__)
     rank = np.empty(len(keys), dtype=np.int64)
@@ -616,6 +698,8 @@ def prepare_ratings(path: str | Path, out: str | Path, *, fmt: str, split: str |
         columns = parse_columns(columns)
     delimiter = _delimiter(delimiter)
     rating_files, side_files = _input_files(path, fmt, split, split_files, metadata)
+    inputs = [path, *(p for p, _ in rating_files), *(p for p, _ in side_files)]
+    check_output(out, "data", inputs=inputs)  # before the long read: never after it
     scale = SCALES[fmt]
 
     cat = _Catalogue()
@@ -627,15 +711,8 @@ def prepare_ratings(path: str | Path, out: str | Path, *, fmt: str, split: str |
         meta_report.check(max_bad_fraction)
     report = ReadReport()
     part_of = {str(p): code for p, code in rating_files}
-    lines = _read_lines([p for p, _ in rating_files], report, progress, log)
-    if fmt == "movielens-100k":
-        _read_ml100k_ratings(lines, cat, report, part_of, scale)
-    elif fmt == "amazon-reviews":
-        _read_amazon_reviews(lines, cat, report, part_of, scale)
-    else:
-        csv_columns = columns if fmt == "csv" else {"user": "userId", "item": "movieId", "rating": "rating",
-                                                    "timestamp": "timestamp"}
-        _read_csv_ratings(lines, cat, report, part_of, scale, csv_columns, delimiter if fmt == "csv" else ",")
+    read_rating_lines(_read_lines([p for p, _ in rating_files], report, progress, log), fmt, cat, report, part_of,
+                      columns=columns, delimiter=delimiter)
     report.check(max_bad_fraction)
     if report.records_parsed == 0:
         raise InputError(f"{', '.join(str(p) for p, _ in rating_files)}: no ratings found")
@@ -692,12 +769,14 @@ def prepare_ratings(path: str | Path, out: str | Path, *, fmt: str, split: str |
             "rejected": dict(sorted(meta_report.rejected.items())),
             "rejected_examples": [e for r in sorted(meta_report.rejected_examples)
                                   for e in meta_report.rejected_examples[r]],
+            "fields_nulled": dict(sorted(meta_report.fields_nulled.items())),
+            "ids_rejected": dict(sorted(meta_report.ids_rejected.items())),
             "duplicates": cat.metadata_duplicates,
             "items_with_metadata": len(cat.item_side),
             "users_with_metadata": len(cat.user_side),
         },
     }
-    with atomic_directory(Path(out)) as tmp:
+    with OutputFolder(out, "data", inputs=inputs) as folder, folder.build() as tmp:
         (tmp / "ratings").mkdir()
         pq.write_table(users_table, tmp / "users.parquet")
         pq.write_table(items_table, tmp / "items.parquet")
@@ -707,7 +786,7 @@ def prepare_ratings(path: str | Path, out: str | Path, *, fmt: str, split: str |
                            tmp / "ratings" / f"{name}.parquet")
         manifest["seconds"] = round(time.perf_counter() - started, 3)
         manifest["peak_rss_mb"] = round(peak_rss_mb(), 1)
-        write_json(tmp / "manifest.json", manifest)
+        finish_data_dir(tmp, manifest, "ratings")
     return manifest
 
 
@@ -733,107 +812,3 @@ def ratings_summary_lines(manifest: dict) -> list[str]:
         lines.append(f"truncated inputs: {manifest['truncated_files']}")
     return lines
 
-
-# ---------------------------------------------------------------- reading a ratings DATA_DIR
-
-
-def _one_hot(rows: list[list[str]]) -> tuple[sp.csr_matrix | None, list[str] | None]:
-    """(n, f) 0/1 CSR matrix over the sorted feature names of ``rows`` (None, None when there are none)."""
-    names = sorted({name for row in rows for name in row})
-    if not names:
-        return None, None
-    column = {name: k for k, name in enumerate(names)}
-    indptr = np.zeros(len(rows) + 1, dtype=np.int64)
-    np.cumsum([len(set(row)) for row in rows], out=indptr[1:])
-    indices = np.fromiter((column[name] for row in rows for name in sorted(set(row))), dtype=np.int32,
-                          count=int(indptr[-1]))
-    matrix = sp.csr_matrix((np.ones(len(indices), np.float32), indices, indptr), shape=(len(rows), len(names)))
-    return matrix, names
-
-
-class RatingsDir:
-    """Read access to a ratings DATA_DIR written by :func:`prepare_ratings`."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        if not (self.path / "manifest.json").is_file():
-            raise InputError(f"{self.path}: not a prepared ratings directory (no manifest.json); run "
-                             "`itemvec prepare ratings`")
-        kind = self.manifest.get("kind")
-        if kind != "ratings":
-            raise InputError(f"{self.path}: holds {kind or 'item pairs'} data, not ratings; run "
-                             "`itemvec prepare ratings`")
-
-    @cached_property
-    def manifest(self) -> dict:
-        return read_json(self.path / "manifest.json")
-
-    @property
-    def n_users(self) -> int:
-        return int(self.manifest["n_users"])
-
-    @property
-    def n_items(self) -> int:
-        return int(self.manifest["n_items"])
-
-    def ratings(self, part: str) -> dict[str, np.ndarray]:
-        """``user`` (int32), ``item`` (int32), ``rating`` (float32), ``timestamp`` (int64) of one split part."""
-        if part not in PARTS:
-            raise ValueError(f"unknown split part {part!r}; expected one of {PARTS}")
-        table = pq.read_table(self.path / "ratings" / f"{part}.parquet")
-        return {name: table[name].to_numpy() for name in ("user", "item", "rating", "timestamp")}
-
-    def users(self) -> pa.Table:
-        return pq.read_table(self.path / "users.parquet")
-
-    def items(self) -> pa.Table:
-        return pq.read_table(self.path / "items.parquet")
-
-    @cached_property
-    def item_features(self) -> tuple[sp.csr_matrix | None, list[str] | None]:
-        """0/1 item features: "genre:Comedy", "year:1990s", "brand:...", "category:..."."""
-        table = self.items().to_pydict()
-        rows = []
-        for genres, year, brand, category in zip(table["genres"], table["year"], table["brand"], table["category"]):
-            row = [f"genre:{g}" for g in genres or []]
-            if year is not None:
-                row.append(f"year:{year // 10 * 10}s")
-            if brand:
-                row.append(f"brand:{brand}")
-            if category:
-                row.append(f"category:{category}")
-            rows.append(row)
-        return _one_hot(rows)
-
-    @cached_property
-    def user_features(self) -> tuple[sp.csr_matrix | None, list[str] | None]:
-        """0/1 user features: "age:25-34", "gender:F", "occupation:student"."""
-        table = self.users().to_pydict()
-        rows = [[f"{name}:{value}" for name, value in (("age", age), ("gender", gender), ("occupation", job))
-                 if value]
-                for age, gender, job in zip(table["age_bucket"], table["gender"], table["occupation"])]
-        return _one_hot(rows)
-
-    def interactions(self, part: str, features: bool = True):
-        """One split part as :class:`itemvec.models.useritem.Interactions` (ids as int64), with the side
-        features when ``features``."""
-        from itemvec.models.useritem import Interactions
-
-        arrays = self.ratings(part)
-        user_features, user_names = self.user_features if features else (None, None)
-        item_features, item_names = self.item_features if features else (None, None)
-        m = self.manifest
-        return Interactions(
-            n_users=self.n_users, n_items=self.n_items,
-            user=arrays["user"].astype(np.int64), item=arrays["item"].astype(np.int64),
-            rating=arrays["rating"].astype(np.float32), timestamp=arrays["timestamp"].astype(np.int64),
-            rating_min=float(m["rating_min"]), rating_max=float(m["rating_max"]), threshold=float(m["threshold"]),
-            user_features=user_features, item_features=item_features,
-            user_feature_names=user_names, item_feature_names=item_names)
-
-    def training(self, features: bool = True):
-        """The train part, with ``validation`` set to the validation part (None when it is empty)."""
-        train = self.interactions("train", features)
-        validation = self.interactions("validation", features)
-        train.validation = validation if len(validation) else None
-        return train

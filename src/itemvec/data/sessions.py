@@ -28,10 +28,12 @@ from __future__ import annotations
 import gzip
 import math
 import time
+import zlib
 from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -48,11 +50,13 @@ from itemvec.data.prepare import (
     _stderr,
     write_data_dir,
 )
+from itemvec.data.store import SEQUENCE_FILES, DataDir
 from itemvec.errors import ConfigError, InputError
+from itemvec.outputs import check_output
 
 FORMATS = ("s3rec", "sasrec", "diginetica", "yoochoose")
+INT64_MAX = 2**63 - 1
 RELATION = "session"
-SEQUENCE_FILES = {"all": "sequences.parquet", "train": "sequences_train.parquet"}
 
 # Column roles of the session formats, their positions when a file has no header, and the header names
 # (lower case, without "_" and spaces) that mean each role.
@@ -105,11 +109,11 @@ def _parse_unix_or_iso(text: str) -> float:
     except ValueError:
         try:
             moment = datetime.fromisoformat(text)
-        except ValueError:
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+            return moment.timestamp()
+        except (ValueError, OverflowError):  # not ISO 8601, or beyond the datetime range once in UTC
             raise _Reject("bad_time", f"time {text[:30]!r} is neither Unix seconds nor an ISO 8601 time") from None
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        return moment.timestamp()
     if not math.isfinite(value):
         raise _Reject("bad_time", f"time {text[:30]!r} is not a finite number")
     return value
@@ -210,14 +214,12 @@ def _read_events(fmt: str):
         current = None  # the reader of the file being read
         columns, n_fields = layout["columns"], layout["fields"]
         for reader, where, line in lines:
-            try:
-                text = line.decode("utf-8")
-            except UnicodeDecodeError:
-                report.reject("bad_encoding", where, "not UTF-8")
-                continue
-            fields = text.split(separator) if separator is not None else text.split()
             if reader is not current:  # the first record of a file may be its header
                 current = reader
+                # A header names columns (it is not data): a stray non-UTF-8 byte in it is replaced, so that
+                # the header is still recognised instead of rejected as a record.
+                text = line.decode("utf-8", errors="replace")
+                fields = text.split(separator) if separator is not None else text.split()
                 header = _header_columns(fields, fmt, where)
                 if header is not None:
                     columns, n_fields = header, len(fields)
@@ -225,6 +227,12 @@ def _read_events(fmt: str):
                     state["header_lines"] += 1
                     continue
                 columns, n_fields = layout["columns"], layout["fields"]
+            try:
+                text = line.decode("utf-8")
+            except UnicodeDecodeError:
+                report.reject("bad_encoding", where, "not UTF-8")
+                continue
+            fields = text.split(separator) if separator is not None else text.split()
             if len(fields) != n_fields:
                 report.reject("bad_fields", where, f"expected {n_fields} fields ({layout['expected']}), "
                                                    f"found {len(fields)}")
@@ -245,7 +253,11 @@ def _read_events(fmt: str):
                     frame = fields[columns["timeframe"]].strip()
                     if not _is_integer(frame):
                         raise _Reject("bad_time", f"timeframe {frame[:30]!r} is not a whole number")
-                    primary, secondary = float(day), int(frame)
+                    digits = frame.lstrip("0") or "0"
+                    # The order key is int64 (and int() of a 4,300-digit text would raise).
+                    if len(digits) > 19 or int(digits) > INT64_MAX:
+                        raise _Reject("bad_time", f"timeframe {frame[:30]!r} is beyond int64")
+                    primary, secondary = float(day), int(digits)
                 else:
                     primary, secondary = _parse_unix_or_iso(fields[columns["time"]].strip()), 0
             except _Reject as exc:
@@ -380,25 +392,8 @@ def sequences_table(sessions: Sessions) -> pa.Table:
 
 
 def load_sequences(data_dir, part: str = "train") -> tuple[np.ndarray, np.ndarray]:
-    """Sessions of a prepared DATA_DIR as ``(items, offsets)``: sequence ``k`` is ``items[offsets[k]:offsets[k+1]]``.
-
-    ``items`` are dense item ids (int32), ``offsets`` int64 of length sequences + 1. ``part="train"`` gives the
-    training sequences (cut at held-out pairs, no piece shorter than 2); ``part="all"`` the whole sessions.
-    ``data_dir`` is a path or a ``DataDir``.
-    """
-    if part not in SEQUENCE_FILES:
-        raise ValueError(f"unknown sequence part {part!r}; expected one of {sorted(SEQUENCE_FILES)}")
-    root = Path(getattr(data_dir, "path", data_dir))
-    path = root / SEQUENCE_FILES[part]
-    if not path.exists():
-        raise InputError(f"{root}: no {SEQUENCE_FILES[part]}; sequences come from `itemvec prepare sessions`")
-    column = pq.read_table(path, columns=["items"])["items"]
-    lists = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
-    if len(lists) == 0:
-        return np.empty(0, np.int32), np.zeros(1, np.int64)
-    offsets = np.asarray(lists.offsets, dtype=np.int64)
-    items = lists.flatten().to_numpy(zero_copy_only=False).astype(np.int32, copy=False)
-    return items, offsets - offsets[0]
+    """Sessions of a prepared DATA_DIR (a path or a ``DataDir``), checked: see :meth:`DataDir.sequences`."""
+    return (data_dir if isinstance(data_dir, DataDir) else DataDir(data_dir)).sequences(part)
 
 
 def read_attributes(path: str | Path, max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION
@@ -417,8 +412,9 @@ def read_attributes(path: str | Path, max_bad_fraction: float = DEFAULT_MAX_BAD_
     if raw[:2] == b"\x1f\x8b":
         try:
             raw = gzip.decompress(raw)
-        except (OSError, EOFError) as exc:
+        except (OSError, EOFError, zlib.error) as exc:
             raise InputError(f"{path}: broken gzip data ({exc})") from None
+    raw = raw.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte order mark is not JSON
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -430,16 +426,18 @@ def read_attributes(path: str | Path, max_bad_fraction: float = DEFAULT_MAX_BAD_
     attributes: dict[str, list[int]] = {}
     rejected, examples = 0, []
     for key, value in data.items():
-        if isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-            attributes[key] = value
+        if isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool)
+                                           and -INT64_MAX - 1 <= v <= INT64_MAX for v in value):
+            attributes[key] = value  # (the attributes column is list<int64>)
             continue
         rejected += 1
         if len(examples) < EXAMPLES_PER_REASON:
-            examples.append(f"{path}: item {key[:30]!r}: expected a list of integer attribute ids, "
+            examples.append(f"{path}: item {key[:30]!r}: expected a list of integer attribute ids (int64), "
                             f"found {str(value)[:40]}")
     if not data:
         raise InputError(f"{path}: no items (an empty object)")
-    if rejected > max_bad_fraction * len(data):
+    limit = float(max_bad_fraction)  # counts, not floats: 29 of 100 is within 0.29
+    if rejected > (Fraction(repr(limit)) * len(data) if math.isfinite(limit) else limit):
         raise InputError(f"{rejected} of {len(data)} attribute entries rejected (over --max-bad-fraction "
                          f"{max_bad_fraction:.1%}); first: {examples[0]}")
     return attributes, {"path": str(path), "entries": len(data), "entries_rejected": rejected,
@@ -472,6 +470,7 @@ def prepare_sessions(paths: str | Path | Sequence[str | Path], out: str | Path, 
     if isinstance(window, bool) or not isinstance(window, int) or window < 1:
         raise ConfigError(f"--window: expected a whole number of steps >= 1, got {window!r}")
     paths = [Path(paths)] if isinstance(paths, str | Path) else [Path(p) for p in paths]
+    check_output(out, "data", inputs=[*paths, attributes])
     attribute_map, attribute_info = (None, None)
     if attributes is not None:  # read first: a bad attributes file fails before the long read
         attribute_map, attribute_info = read_attributes(attributes, max_bad_fraction)
@@ -527,7 +526,7 @@ def prepare_sessions(paths: str | Path | Sequence[str | Path], out: str | Path, 
         return {"sequences_train": counts}
 
     return write_data_dir(Path(out), products=products, asins=asins, pairs=pairs, fractions=split, seed=seed,
-                          manifest=manifest, started=started, progress=progress,
+                          manifest=manifest, started=started, progress=progress, inputs=[*paths, attributes],
                           extra_files={SEQUENCE_FILES["all"]: write_all, SEQUENCE_FILES["train"]: write_train})
 
 

@@ -44,6 +44,8 @@ from pathlib import Path
 
 import numpy as np
 
+from itemvec.outputs import check_output_file
+
 __all__ = [
     "RELATION_TYPES",
     "PAIR_RELATION_TYPES",
@@ -710,13 +712,14 @@ def _make_text(rng, m, n_subs) -> dict[str, np.ndarray]:
 # Writing
 
 _LINES_PER_CHUNK = 20_000
+GZIP_NAME = "itemvec-synth"  # in the gzip header: how synth recognises its own files (to replace them)
 _COMPRESSLEVEL = 1  # level 1 is several times faster than 6 and, on random ASINs, only ~15 % larger
 
 
 def write_amazon_2014(path, products: int, seed: int = 0, *, progress: bool = True) -> dict:
     """Write a synthetic catalogue as Amazon 2014 metadata: one ``repr(dict)`` per line.
 
-    The file is gzip-compressed when ``path`` ends in ``.gz`` (level 1, mtime 0 and no file name in
+    The file is gzip-compressed when ``path`` ends in ``.gz`` (level 1, mtime 0 and the name "itemvec-synth" in
     the header, so the same seed gives the same bytes wherever it is written) and plain text otherwise.
     It is written to a temporary name in the same directory and renamed at the end, so an interrupted
     run leaves no half-written file.
@@ -740,6 +743,7 @@ def write_amazon_2014(path, products: int, seed: int = 0, *, progress: bool = Tr
     _check_products(products)
     started = time.perf_counter()
     path = Path(path)
+    check_output_file(path, is_synthetic)
     n_lines = max(1, int(round(METADATA_FRACTION * products)))  # known before generation
     with tqdm(total=n_lines, unit="line", desc="generating catalogue", disable=not progress) as bar:
         catalogue = generate_catalogue(products, seed)
@@ -753,6 +757,17 @@ def write_amazon_2014(path, products: int, seed: int = 0, *, progress: bool = Tr
     }
 
 
+def is_synthetic(path: Path) -> bool:
+    """Whether ``path`` is a gzip catalogue this module wrote (its gzip header names ``GZIP_NAME``); a plain
+    text file cannot say who wrote it, so it is never overwritten."""
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(10 + len(GZIP_NAME) + 1)
+    except OSError:
+        return False
+    return header[:3] == b"\x1f\x8b\x08" and bool(header[3] & 0x08) and header[10:] == GZIP_NAME.encode() + b"\0"
+
+
 def _write_lines(catalogue: Catalogue, path: Path, on_lines) -> None:
     """Format and write every line to ``path`` via a temporary file; ``on_lines(k)`` after each chunk."""
     # A fresh name in the same directory (so os.replace is atomic); mode "xb" refuses to clobber and
@@ -764,7 +779,7 @@ def _write_lines(catalogue: Catalogue, path: Path, on_lines) -> None:
         with open(tmp_path, "xb") as raw:
             if path.name.endswith(".gz"):
                 sink = gzip.GzipFile(
-                    filename="", mode="wb", fileobj=raw, compresslevel=_COMPRESSLEVEL, mtime=0
+                    filename=GZIP_NAME, mode="wb", fileobj=raw, compresslevel=_COMPRESSLEVEL, mtime=0
                 )
             else:
                 sink = raw

@@ -29,7 +29,6 @@ import html
 import json
 import math
 import re
-import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from numbers import Real
@@ -42,6 +41,8 @@ import numpy as np
 # Agg renders to files only: reports are written by CLI runs and on machines without a display.
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen before pyplot is imported)
+
+from itemvec.outputs import safe_name, save_figure, write_text  # noqa: E402
 
 __all__ = ["plot_model", "plot_overlay", "write_report"]
 
@@ -252,7 +253,7 @@ def _plot_learning(path: Path, model: str, history: Sequence[Mapping]) -> Path:
         # because matplotlib silently drops auto-collected labels that start with "_".
         ax.legend(handles, [_mpl_text(label) for label in labels], loc="upper center",
                   bbox_to_anchor=(0.5, -0.15), ncol=2, fontsize="small", frameon=False)
-        fig.savefig(path, bbox_inches="tight")
+        save_figure(fig, path, bbox_inches="tight")
     finally:
         plt.close(fig)
     return path
@@ -288,7 +289,7 @@ def _draw(path: Path, lines: list[tuple[np.ndarray, np.ndarray, str]], *, title:
         ax.set_title(_mpl_text(title))
         ax.grid(True, alpha=0.3)
         ax.legend(handles, [_mpl_text(label) for label in labels], loc=legend_loc, fontsize="small")
-        fig.savefig(path, bbox_inches="tight")
+        save_figure(fig, path, bbox_inches="tight")
     finally:
         plt.close(fig)
     return path
@@ -362,16 +363,10 @@ def _mpl_text(text: str) -> str:
 
 
 def _file_stem(model: str) -> str:
-    """The model's name as a safe file-name stem.
-
-    Names of letters, digits, ``.``, ``-`` and ``_`` are kept as they are. Anything else (a "/" would
-    make a directory, "<" is refused on Windows) is replaced by "_", and a short checksum of the original
-    name is appended so that two names that differ only there still get two files.
-    """
-    stem = re.sub(r"[^A-Za-z0-9._-]", "_", model)
-    if stem != model or not stem.strip("."):
-        stem = f"{stem}-{zlib.crc32(model.encode('utf-8')):08x}"
-    return stem
+    """The model's name as a safe file-name stem (:func:`itemvec.outputs.safe_name`: letters, digits and
+    ``.-_=`` kept, ``@`` as ``_``, anything else replaced, with a checksum of the original name appended so
+    that two names that differ only there still get two files)."""
+    return safe_name(model)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -433,8 +428,8 @@ def write_report(out_dir: Path, rows: list[dict], curves_by_model: dict[str, dic
     )
     markdown_path = out_dir / "report.md"
     html_path = out_dir / "report.html"
-    markdown_path.write_text(_markdown(doc), encoding="utf-8")
-    html_path.write_text(_html(doc), encoding="utf-8")
+    write_text(markdown_path, _markdown(doc))
+    write_text(html_path, _html(doc))
 
     written: dict[str, Path] = {"markdown": markdown_path, "html": html_path}
     for path in [*overlays.values(), *(p for plots in per_model.values() for p in plots.values())]:

@@ -8,21 +8,22 @@ The constructor stores settings; ``fit(data) -> self``; learned state ends in ``
 - ``score_all(queries) -> (q, n_items) float32``: scores of every candidate, NaN where unscorable.
 - ``similar_items(ids, k) -> (ids (q, k) int64, scores (q, k))``: best candidates, the query and unscorable
   items excluded; rows are padded with -1 / NaN when fewer than k candidates exist.
-- ``save(dir)`` / ``load(dir)``: ``config.json`` + ``weights.npz`` (``allow_pickle=False``); no pickle.
+- ``save(dir)`` / ``load(dir)``: ``model.json`` + ``weights.npz`` (``allow_pickle=False``); no pickle.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from itemvec.config import replace
+from itemvec.config import check, replace
 from itemvec.data.pairs import Pairs
-from itemvec.data.store import DataDir, EvalPairs
+from itemvec.data.store import DataDir, EvalPairs, read_json_object
+from itemvec.errors import InputError
 
 PAIR_CHUNK = 1 << 18  # pairs scored per _score_pairs call
 
@@ -60,6 +61,7 @@ class ItemModel:
     def __init__(self, config=None, **settings) -> None:
         config = config if config is not None else self.Config()
         self.config = replace(config, settings, source=self.name) if settings else config
+        check(self.config, source=f"settings for {self.name}")
         self.known_items_: np.ndarray | None = None
         self.history_: list[dict] = []
 
@@ -137,9 +139,7 @@ class ItemModel:
     @classmethod
     def load(cls, directory: str | Path) -> ItemModel:
         model, state = read_weights(cls, directory)
-        model.known_items_ = state.pop("known_items_").astype(bool)
-        model._set_state(state)
-        return model
+        return restore(model, directory, state, {"known_items_": "known_items_"})
 
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -162,31 +162,87 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def write_weights(directory: str | Path, state: dict[str, np.ndarray], meta: dict) -> Path:
-    """``weights.npz`` (written under a temporary name, then renamed) and ``model.json``: a saved model."""
+    """``weights.npz`` and ``model.json`` (each written under a temporary name, then renamed): a saved model.
+    ``model.json`` records the shape and type of every array, so a weights file that does not belong to it is
+    refused on load."""
+    from itemvec.outputs import save_npz, write_json
+
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / ".weights.tmp.npz"
-    np.savez(tmp, **state)
-    tmp.replace(directory / "weights.npz")
-    (directory / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
+    arrays = {name: np.asarray(value) for name, value in state.items()}
+    save_npz(directory / "weights.npz", arrays)
+    schema = {name: {"shape": list(a.shape), "dtype": a.dtype.str} for name, a in arrays.items()}
+    write_json(directory / "model.json", {**meta, "arrays": schema})
     return directory
 
 
+def read_model_json(directory: str | Path) -> dict:
+    """A run's ``model.json``, checked: an object with a "model" name and a "config" table."""
+    path = Path(directory) / "model.json"
+    if not path.exists():
+        raise InputError(f"{directory}: not a run folder (no model.json); run `itemvec train` first")
+    meta = read_json_object(path, "a saved model")
+    if not isinstance(meta.get("model"), str):
+        raise InputError(f"{path}: no \"model\" name")
+    if not isinstance(meta.get("config"), dict):
+        raise InputError(f"{path}: \"config\" must be a table of settings, found "
+                         f"{type(meta.get('config')).__name__}")
+    if "arrays" in meta and not isinstance(meta["arrays"], dict):
+        raise InputError(f"{path}: \"arrays\" must be a table")
+    return meta
+
+
 def read_weights(cls, directory: str | Path):
-    """The inverse of ``write_weights`` for a model class: (a model with the saved config, its arrays)."""
+    """The inverse of ``write_weights`` for a model class: (a model with the saved config, its arrays). Every
+    mismatch (a config key the model does not have, a value out of range, a missing or reshaped array) is one
+    InputError or ConfigError naming the file."""
     directory = Path(directory)
-    meta = json.loads((directory / "model.json").read_text())
+    meta = read_model_json(directory)
     if meta["model"] != cls.name:
-        raise ValueError(f"{directory} holds a {meta['model']!r} model, not {cls.name!r}")
-    model = cls(cls.Config(**meta["config"]))
-    with np.load(directory / "weights.npz", allow_pickle=False) as npz:
-        state = {key: npz[key] for key in npz.files}
+        raise InputError(f"{directory} holds a {meta['model']!r} model, not {cls.name!r}")
+    model = cls(replace(cls.Config(), meta["config"], source=str(directory / "model.json")))
+    path = directory / "weights.npz"
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            state = {key: npz[key] for key in npz.files}
+    except FileNotFoundError:
+        raise InputError(f"{path}: missing; the run did not finish (run `itemvec train` again)") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise InputError(f"{path}: not a readable weights file ({exc})") from None
+    schema = meta.get("arrays")
+    if schema is not None:
+        for name, spec in schema.items():
+            if name not in state:
+                raise InputError(f"{path}: no array {name!r} ({directory / 'model.json'} lists it)")
+            shape = list(state[name].shape)
+            if not isinstance(spec, dict) or spec.get("shape") != shape or spec.get("dtype") != state[name].dtype.str:
+                raise InputError(f"{path}: array {name!r} is {state[name].dtype.str} {shape}, but "
+                                 f"{directory / 'model.json'} records {spec}")
+        extra = sorted(set(state) - set(schema))
+        if extra:
+            raise InputError(f"{path}: arrays {extra} are not in {directory / 'model.json'}")
     return model, state
+
+
+def restore(model, directory: str | Path, state: dict[str, np.ndarray], known: dict[str, str]):
+    """Set a loaded model's ``known_*_`` masks (``known``: attribute → array name) and its state; a state that
+    does not fit the model is one InputError naming the weights file."""
+    path = Path(directory) / "weights.npz"
+    try:
+        for attribute, name in known.items():
+            mask = state.pop(name)
+            if mask.ndim != 1:
+                raise ValueError(f"{name} must be one-dimensional")
+            setattr(model, attribute, mask.astype(bool))
+        model._set_state(state)
+    except (KeyError, ValueError, IndexError, TypeError, RuntimeError) as exc:
+        raise InputError(f"{path}: does not fit a {model.name!r} model ({type(exc).__name__}: {exc})") from None
+    return model
 
 
 def load_model(directory: str | Path) -> ItemModel:
     """Load any registered model from a directory written by ``save``."""
     from itemvec import registry
 
-    meta = json.loads((Path(directory) / "model.json").read_text())
+    meta = read_model_json(directory)
     return registry.get(meta["model"], registry.run_kind(meta)).load(directory)

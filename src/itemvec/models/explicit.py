@@ -17,14 +17,28 @@ cores over a fixed split of the step's ratings into blocks. Predictions are clip
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import numba
 import numpy as np
 from numba import njit, prange
 
-from itemvec.errors import ConfigError
+from itemvec.config import (
+    BatchSize,
+    Dim,
+    Epochs,
+    EvalEvery,
+    InitStd,
+    Range,
+    Rate,
+    RateFloor,
+    Regularisation,
+    Schedule,
+    Seed,
+    Threads,
+)
 from itemvec.models.useritem import Interactions, UserItemModel
-from itemvec.train import SCHEDULES, RowSteps, train_model
+from itemvec.train import RowSteps, train_model
 
 N_BLOCKS = 16  # fixed work split per step: results do not depend on the number of threads (given one thread)
 
@@ -53,7 +67,7 @@ class GlobalMean(_ExplicitBase):
 
     @dataclass(frozen=True)
     class Config:
-        seed: int = 0
+        seed: Seed = 0
 
     def fit(self, data: Interactions, **kwargs) -> GlobalMean:
         self._mark_known(data)
@@ -129,18 +143,10 @@ class BiasBaseline(_BiasFallback, _ExplicitBase):
 
     @dataclass(frozen=True)
     class Config:
-        reg_user: float = 15.0
-        reg_item: float = 10.0
-        sweeps: int = 10
-        seed: int = 0
-
-        def validate(self) -> None:
-            if self.reg_user < 0 or self.reg_item < 0 or self.sweeps < 1:
-                raise ConfigError("reg_user and reg_item must be >= 0 and sweeps >= 1")
-
-    def __init__(self, config=None, **settings) -> None:
-        super().__init__(config, **settings)
-        self.config.validate()
+        reg_user: Annotated[float, Range(0, 1e6)] = 15.0
+        reg_item: Annotated[float, Range(0, 1e6)] = 10.0
+        sweeps: Annotated[int, Range(1, 1000)] = 10
+        seed: Seed = 0
 
     def fit(self, data: Interactions, **kwargs) -> BiasBaseline:
         c = self.config
@@ -256,36 +262,20 @@ class MFExplicit(_ExplicitBase):
     class Config:
         # Defaults picked on a validation slice of ml-latest-small (10% of an 80% train split): l2 0.1 beat 0.02,
         # 0.05, 0.15 and 0.2 at every dim; dim 128 beat 16-64; cosine beat a constant rate (0.8655 vs 0.8686).
-        dim: int = 128
-        l2: float = 0.1
-        l2_bias: float = 0.02  # only used by mf-explicit-bias
-        lr: float = 0.02  # plain SGD
-        schedule: str = "cosine"
-        min_lr_fraction: float = 0.01
-        epochs: int = 40
-        batch_size: int = 65536  # ratings per trainer step
-        init_std: float = 0.1
-        eval_every: int = 0  # steps; 0: at the end of each epoch
+        dim: Dim = 128
+        l2: Regularisation = 0.1
+        l2_bias: Regularisation = 0.02  # only used by mf-explicit-bias
+        lr: Rate = 0.02  # plain SGD
+        schedule: Schedule = "cosine"
+        min_lr_fraction: RateFloor = 0.01
+        epochs: Epochs = 40
+        batch_size: BatchSize = 65536  # ratings per trainer step
+        init_std: InitStd = 0.1
+        eval_every: EvalEvery = 0  # steps; 0: at the end of each epoch
         # Numba threads; 0: all cores. One thread measured fastest on ml-latest-small on a busy 2-core machine
         # (parallel steps wait on the slowest thread) and gives bit-identical reruns; raise it for large data.
-        threads: int = 1
-        seed: int = 0
-
-        def validate(self) -> None:
-            checks = [
-                (self.dim > 0, "dim must be positive"),
-                (self.l2 >= 0 and self.l2_bias >= 0, "l2 and l2_bias must be >= 0"),
-                (self.lr > 0 and self.epochs >= 0 and self.batch_size > 0, "lr, epochs, batch out of range"),
-                (self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}"),
-                (self.init_std >= 0 and self.threads >= 0, "init_std and threads must be >= 0"),
-            ]
-            for ok, message in checks:
-                if not ok:
-                    raise ConfigError(message)
-
-    def __init__(self, config=None, **settings) -> None:
-        super().__init__(config, **settings)
-        self.config.validate()
+        threads: Threads = 1
+        seed: Seed = 0
 
     def fit(self, data: Interactions, *, run_dir=None, evaluate=None, progress: bool = False, resume: bool = True,
             stop_after_epochs: int | None = None) -> MFExplicit:
@@ -357,5 +347,5 @@ class MFExplicitBias(_BiasFallback, MFExplicit):
 
     @dataclass(frozen=True)
     class Config(MFExplicit.Config):
-        lr: float = 0.03
-        init_std: float = 0.05
+        lr: Rate = 0.03
+        init_std: InitStd = 0.05

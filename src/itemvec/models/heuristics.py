@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from itemvec.config import BatchSize, Seed
 from itemvec.models.base import ItemModel, TrainingData
 
 
@@ -21,7 +22,7 @@ class Popularity(ItemModel):
 
     @dataclass(frozen=True)
     class Config:
-        seed: int = 0
+        seed: Seed = 0
 
     def fit(self, data: TrainingData, **_) -> Popularity:
         self.degree_ = data.degree().astype(np.float64)
@@ -52,8 +53,8 @@ class AdamicAdar(ItemModel):
 
     @dataclass(frozen=True)
     class Config:
-        seed: int = 0
-        chunk: int = 65536  # pairs scored per sparse product
+        seed: Seed = 0
+        chunk: BatchSize = 65536  # pairs scored per sparse product
 
     def fit(self, data: TrainingData, **_) -> AdamicAdar:
         n = data.n_items

@@ -25,15 +25,32 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Annotated
 
 import numba
 import numpy as np
 from numba import njit, prange
 
-from itemvec.errors import ConfigError
+from itemvec.config import (
+    AtLeastOneNegative,
+    BatchSize,
+    Dim,
+    Epochs,
+    EvalEvery,
+    InitStd,
+    Margin,
+    Optimizer,
+    Range,
+    Rate,
+    RateFloor,
+    Regularisation,
+    Schedule,
+    Seed,
+    Threads,
+)
 from itemvec.models.kernels import sigmoid, splitmix_next
 from itemvec.models.useritem import Interactions, UserItemModel
-from itemvec.train import SCHEDULES, RowSteps, train_model
+from itemvec.train import RowSteps, train_model
 
 N_BLOCKS = 16  # fixed work split per step: results do not depend on the number of threads (given one thread)
 
@@ -214,7 +231,7 @@ class PopularityUsers(UserItemModel):
 
     @dataclass(frozen=True)
     class Config:
-        seed: int = 0
+        seed: Seed = 0
 
     def fit(self, data: Interactions, **kwargs) -> PopularityUsers:
         self._mark_known(data)
@@ -281,28 +298,20 @@ class BPR(UserItemModel):
 
     @dataclass(frozen=True)
     class Config:
-        dim: int = 64
-        negatives: int = 1  # negatives drawn (and updates made) per positive and epoch
-        l2: float = 1e-4
-        optimizer: str = "adagrad"  # per-coordinate Adagrad, or "sgd"
-        lr: float = 0.05
-        schedule: str = "cosine"
-        min_lr_fraction: float = 1e-2
-        epochs: int = 60
-        batch_size: int = 16384  # positives per trainer step
-        eval_every: int = 0
-        init_std: float = 0.1
-        threads: int = 0  # 0: all cores
-        seed: int = 0
+        dim: Dim = 64
+        negatives: AtLeastOneNegative = 1  # negatives drawn (and updates made) per positive and epoch
+        l2: Regularisation = 1e-4
+        optimizer: Optimizer = "adagrad"  # per-coordinate Adagrad, or "sgd"
+        lr: Rate = 0.05
+        schedule: Schedule = "cosine"
+        min_lr_fraction: RateFloor = 1e-2
+        epochs: Epochs = 60
+        batch_size: BatchSize = 16384  # positives per trainer step
+        eval_every: EvalEvery = 0
+        init_std: InitStd = 0.1
+        threads: Threads = 0  # 0: all cores
+        seed: Seed = 0
 
-        def validate(self) -> None:
-            _validate_common(self)
-            if self.negatives < 1:
-                raise ConfigError("negatives must be >= 1")
-
-    def __init__(self, config=None, **settings) -> None:
-        super().__init__(config, **settings)
-        self.config.validate()
 
     def fit(self, data: Interactions, *, run_dir=None, evaluate=None, progress: bool = True, resume: bool = True,
             stop_after_epochs: int | None = None) -> BPR:
@@ -355,34 +364,17 @@ class WARP(BPR):
 
     @dataclass(frozen=True)
     class Config:
-        dim: int = 64
-        max_sampled: int = 10  # LightFM's default
-        margin: float = 1.0
-        l2: float = 1e-3
-        optimizer: str = "adagrad"
-        lr: float = 0.02  # LightFM's default Adagrad rate, 0.05, overfits ml-latest-small (validation NDCG -0.02)
-        schedule: str = "cosine"
-        min_lr_fraction: float = 1e-2
-        epochs: int = 60
-        batch_size: int = 16384
-        eval_every: int = 0
-        init_std: float = 0.01
-        threads: int = 0
-        seed: int = 0
-
-        def validate(self) -> None:
-            _validate_common(self)
-            if self.max_sampled < 1 or self.margin <= 0:
-                raise ConfigError("max_sampled must be >= 1 and margin > 0")
-
-
-def _validate_common(c) -> None:
-    checks = [
-        (c.dim > 0, "dim must be positive"),
-        (c.optimizer in ("adagrad", "sgd"), "optimizer must be 'adagrad' or 'sgd'"),
-        (c.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}"),
-        (c.epochs >= 0 and c.batch_size > 0 and c.lr > 0 and c.l2 >= 0, "epochs, batch_size, lr, l2 out of range"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise ConfigError(message)
+        dim: Dim = 64
+        max_sampled: Annotated[int, Range(1, 1000)] = 10  # LightFM's default
+        margin: Margin = 1.0
+        l2: Regularisation = 1e-3
+        optimizer: Optimizer = "adagrad"
+        lr: Rate = 0.02  # LightFM's default Adagrad rate, 0.05, overfits ml-latest-small (validation NDCG -0.02)
+        schedule: Schedule = "cosine"
+        min_lr_fraction: RateFloor = 1e-2
+        epochs: Epochs = 60
+        batch_size: BatchSize = 16384
+        eval_every: EvalEvery = 0
+        init_std: InitStd = 0.01
+        threads: Threads = 0
+        seed: Seed = 0

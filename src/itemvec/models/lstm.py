@@ -28,14 +28,29 @@ the setting this model is for.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
 
-from itemvec.errors import ConfigError
+from itemvec.config import (
+    BatchSize,
+    Dim,
+    Dropout,
+    Epochs,
+    EvalEvery,
+    InitStd,
+    Range,
+    Rate,
+    RateFloor,
+    Regularisation,
+    Schedule,
+    Seed,
+    Threads,
+)
 from itemvec.models.dense import TorchSteps, forked_seed, torch_threads
 from itemvec.models.explicit import baseline_biases
 from itemvec.models.useritem import Interactions, UserItemModel, set_torch_state, torch_state
-from itemvec.train import SCHEDULES, RowSteps, train_model
+from itemvec.train import RowSteps, train_model
 
 
 def user_histories(data: Interactions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -154,37 +169,25 @@ class LSTMRating(UserItemModel):
     class Config:
         # Defaults picked on a validation slice of ml-latest-small (10% of an 80% train split); the model overfits
         # after a few epochs there (validation RMSE rises from epoch 3 on while the train loss keeps falling).
-        dim: int = 16  # item embeddings (input and output)
-        hidden: int = 32  # LSTM state
-        max_history: int = 200  # ratings per training window and the history prediction reads
-        dropout: float = 0.3  # on the LSTM output
-        l2: float = 1e-2  # on the output item rows a position touches, per example
-        lr: float = 0.003  # Adam
-        schedule: str = "cosine"
-        min_lr_fraction: float = 0.01
-        epochs: int = 4
-        batch_size: int = 32  # windows per step
-        init_std: float = 0.1
-        eval_every: int = 0
+        dim: Dim = 16  # item embeddings (input and output)
+        hidden: Dim = 32  # LSTM state
+        max_history: Annotated[int, Range(1, 100_000)] = 200  # ratings per training window and the history prediction reads
+        dropout: Dropout = 0.3  # on the LSTM output
+        l2: Regularisation = 1e-2  # on the output item rows a position touches, per example
+        lr: Rate = 0.003  # Adam
+        schedule: Schedule = "cosine"
+        min_lr_fraction: RateFloor = 0.01
+        epochs: Epochs = 4
+        batch_size: BatchSize = 32  # windows per step
+        init_std: InitStd = 0.1
+        eval_every: EvalEvery = 0
         # Torch threads; 0: torch's default (all cores). One thread measured 8x faster than two on a busy
         # 2-core machine for these small layers (the intra-op pool waits on the slowest thread).
-        threads: int = 1
-        seed: int = 0
-
-        def validate(self) -> None:
-            checks = [
-                (self.dim > 0 and self.hidden > 0 and self.max_history > 0, "dim, hidden, max_history must be > 0"),
-                (self.batch_size > 0 and self.epochs >= 0 and self.lr > 0, "batch, epochs, lr out of range"),
-                (0 <= self.dropout < 1 and self.l2 >= 0, "dropout must be in [0, 1) and l2 >= 0"),
-                (self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}"),
-            ]
-            for ok, message in checks:
-                if not ok:
-                    raise ConfigError(message)
+        threads: Threads = 1
+        seed: Seed = 0
 
     def __init__(self, config=None, **settings) -> None:
         super().__init__(config, **settings)
-        self.config.validate()
         self.net_ = None
         self._histories = None
         self._user_side_stale = False

@@ -18,15 +18,38 @@ row updates (SGD or row-wise Adagrad), Hogwild across cores as word2vec does. No
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import numba
 import numpy as np
 from numba import njit, prange
 
-from itemvec.errors import ConfigError
+from itemvec.config import (
+    BatchSize,
+    Choices,
+    Dim,
+    Epochs,
+    EvalEvery,
+    InitStd,
+    Negatives,
+    Optimizer,
+    Power,
+    Range,
+    Rate,
+    RateFloor,
+    Regularisation,
+    Schedule,
+    Seed,
+    Source,
+    Threads,
+    WalkBias,
+    WalkLength,
+    WalksPerNode,
+    Window,
+)
 from itemvec.models.base import ItemModel, TrainingData
 from itemvec.models.kernels import alias_draw, alias_table, sigmoid  # noqa: F401 (alias_table re-exported)
-from itemvec.train import SCHEDULES, SequenceSteps, train_model
+from itemvec.train import SequenceSteps, train_model
 
 N_BLOCKS = 16  # fixed work split per step: results do not depend on the number of threads (given one thread)
 
@@ -179,40 +202,22 @@ class MF(ItemModel):
 
     @dataclass(frozen=True)
     class Config:
-        dim: int = 64
-        roles: int = 2
-        labels: str = "binary"  # "binary" (BCE) or "continuous" (MSE on the summed pair weight)
-        negatives: int = 5
-        alpha: float = 0.0  # negative sampling ∝ degree^alpha; 0 = uniform measured best on AUC (BENCHMARKS.md)
-        l2: float = 1e-5
-        optimizer: str = "adagrad"  # "adagrad" (row-wise) or "sgd"
-        lr: float = 0.15  # initial rate for row-wise Adagrad (measured best; the reference used Adam at 0.01)
-        schedule: str = "cosine-restarts"
-        min_lr_fraction: float = 1e-3
-        epochs: int = 5
-        batch_size: int = 65536  # positives per trainer step
-        eval_every: int = 0  # steps; 0: at the end of each epoch
-        init_std: float = 0.1
-        threads: int = 0  # 0: all cores
-        seed: int = 0
-
-        def validate(self) -> None:
-            checks = [
-                (self.dim > 0, "dim must be positive"),
-                (self.roles in (1, 2), "roles must be 1 or 2"),
-                (self.labels in ("binary", "continuous"), "labels must be 'binary' or 'continuous'"),
-                (self.negatives >= 0, "negatives must be >= 0"),
-                (self.optimizer in ("adagrad", "sgd"), "optimizer must be 'adagrad' or 'sgd'"),
-                (self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}"),
-                (self.epochs >= 0 and self.batch_size > 0 and self.lr > 0, "epochs, batch_size, lr out of range"),
-            ]
-            for ok, message in checks:
-                if not ok:
-                    raise ConfigError(message)
-
-    def __init__(self, config=None, **settings) -> None:
-        super().__init__(config, **settings)
-        self.config.validate()
+        dim: Dim = 64
+        roles: Annotated[int, Range(1, 2)] = 2
+        labels: Annotated[str, Choices(("binary", "continuous"))] = "binary"  # BCE, or MSE on the pair weight
+        negatives: Negatives = 5
+        alpha: Power = 0.0  # negative sampling ∝ degree^alpha; 0 = uniform measured best on AUC (BENCHMARKS.md)
+        l2: Regularisation = 1e-5
+        optimizer: Optimizer = "adagrad"  # "adagrad" (row-wise) or "sgd"
+        lr: Rate = 0.15  # initial rate for row-wise Adagrad (measured best; the reference used Adam at 0.01)
+        schedule: Schedule = "cosine-restarts"
+        min_lr_fraction: RateFloor = 1e-3
+        epochs: Epochs = 5
+        batch_size: BatchSize = 65536  # positives per trainer step
+        eval_every: EvalEvery = 0  # steps; 0: at the end of each epoch
+        init_std: InitStd = 0.1
+        threads: Threads = 0  # 0: all cores
+        seed: Seed = 0
 
     def _init_tables(self, n_items: int) -> None:
         c = self.config
@@ -358,14 +363,14 @@ class MFSeq(MFBias):
 
     @dataclass(frozen=True)
     class Config(MF.Config):
-        epochs: int = 1
-        window: int = 2
-        batch_sequences: int = 20000
-        source: str = "walks"
-        walks_per_node: int = 3
-        walk_length: int = 20
-        p: float = 1.0
-        q: float = 1.0
+        epochs: Epochs = 1
+        window: Window = 2
+        batch_sequences: BatchSize = 20000
+        source: Source = "walks"
+        walks_per_node: WalksPerNode = 3
+        walk_length: WalkLength = 20
+        p: WalkBias = 1.0
+        q: WalkBias = 1.0
         weighted: bool = True
 
     def fit(self, data: TrainingData, *, run_dir=None, evaluate=None, progress: bool = True, resume: bool = True,

@@ -19,15 +19,37 @@ generator, so one thread gives the same vectors for the same seed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import numba
 import numpy as np
 from numba import njit, prange
 
+from itemvec.config import (
+    BatchSize,
+    Dim,
+    Epochs,
+    EvalEvery,
+    Negatives,
+    Power,
+    Range,
+    Rate,
+    RateFloor,
+    Schedule,
+    Score,
+    Seed,
+    Source,
+    Subsample,
+    Threads,
+    WalkBias,
+    WalkLength,
+    WalksPerNode,
+    Window,
+)
 from itemvec.errors import ConfigError
 from itemvec.models.base import ItemModel, TrainingData
 from itemvec.models.kernels import alias_draw, alias_table, sigmoid, splitmix_next, to_uniform
-from itemvec.train import SCHEDULES, SequenceSteps, train_model
+from itemvec.train import SequenceSteps, train_model
 
 N_BLOCKS = 64  # fixed work split per step (results do not depend on the thread count on one thread)
 
@@ -178,11 +200,9 @@ def sequences_for(data: TrainingData, config, n_items: int) -> tuple[np.ndarray,
     """Flat int32 tokens and int64 offsets of the training sequences: random walks over the train graph, or
     the data set's session sequences (cut at held-out pairs, so no test pair is ever a window neighbour)."""
     if config.source == "sessions":
-        from itemvec.data.sessions import load_sequences
-
         if data.data_dir is None:
             raise ConfigError("source=sessions needs a prepared session DATA_DIR")
-        tokens, offsets = load_sequences(data.data_dir.path, part="train")
+        tokens, offsets = data.data_dir.sequences("train")
         return tokens.astype(np.int32), offsets.astype(np.int64), {"sequences": len(offsets) - 1}
     from itemvec.graph.csr import CSRGraph
     from itemvec.graph.walks import random_walks
@@ -203,47 +223,29 @@ class SkipGram(ItemModel):
 
     @dataclass(frozen=True)
     class Config:
-        dim: int = 128
-        window: int = 5
-        negatives: int = 5
-        alpha: float = 0.75  # negatives ∝ count^alpha
-        subsample: float = 1e-3  # word2vec's `sample`; 0 disables
-        lr: float = 0.05  # measured: 0.025 (word2vec's) learns too slowly in one epoch on short walk budgets
-        schedule: str = "linear"
-        min_lr_fraction: float = 1e-3
-        epochs: int = 1
-        batch_sequences: int = 20000  # sequences per trainer step
-        eval_every: int = 0
-        source: str = "walks"  # "walks" (over the train graph) or "sessions" (a session DATA_DIR)
-        walks_per_node: int = 5  # measured: as good as 10 at half the cost (BENCHMARKS.md); 1 collapses
-        walk_length: int = 40
-        p: float = 1.0
-        q: float = 1.0
+        dim: Dim = 128
+        window: Window = 5
+        negatives: Negatives = 5
+        alpha: Power = 0.75  # negatives ∝ count^alpha
+        subsample: Subsample = 1e-3  # word2vec's `sample`; 0 disables
+        lr: Rate = 0.05  # measured: 0.025 (word2vec's) learns too slowly in one epoch on short walk budgets
+        schedule: Schedule = "linear"
+        min_lr_fraction: RateFloor = 1e-3
+        epochs: Epochs = 1
+        batch_sequences: BatchSize = 20000  # sequences per trainer step
+        eval_every: EvalEvery = 0
+        source: Source = "walks"  # "walks" (over the train graph) or "sessions" (a session DATA_DIR)
+        walks_per_node: WalksPerNode = 5  # measured: as good as 10 at half the cost (BENCHMARKS.md); 1 collapses
+        walk_length: WalkLength = 40
+        p: WalkBias = 1.0
+        q: WalkBias = 1.0
         weighted: bool = True
         # "dot": ½(in_a·out_b + in_b·out_a), the model's own pair probability; "cosine" of centre vectors (as
         # gensim's most_similar) throws away the norms, and with them the popularity every star-shaped real
         # catalogue is made of: 0.54 against 0.79 AUC on Magazine Subscriptions (BENCHMARKS.md).
-        score: str = "dot"
-        threads: int = 0
-        seed: int = 0
-
-        def validate(self) -> None:
-            checks = [
-                (self.dim > 0 and self.window > 0 and self.negatives >= 0, "dim, window must be positive"),
-                (self.source in ("walks", "sessions"), "source must be 'walks' or 'sessions'"),
-                (self.score in ("cosine", "dot"), "score must be 'cosine' or 'dot'"),
-                (self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}"),
-                (self.p > 0 and self.q > 0, "p and q must be positive"),
-                (self.walks_per_node > 0 and self.walk_length > 1, "walks_per_node > 0, walk_length > 1"),
-                (self.epochs >= 0 and self.lr > 0 and self.batch_sequences > 0, "epochs, lr, batch out of range"),
-            ]
-            for ok, message in checks:
-                if not ok:
-                    raise ConfigError(message)
-
-    def __init__(self, config=None, **settings) -> None:
-        super().__init__(config, **settings)
-        self.config.validate()
+        score: Score = "dot"
+        threads: Threads = 0
+        seed: Seed = 0
 
     # ---------------------------------------------------------------- fields (one for plain skip-gram)
 
@@ -367,8 +369,8 @@ class Node2Vec(SkipGram):
 
     @dataclass(frozen=True)
     class Config(SkipGram.Config):
-        p: float = 1.0
-        q: float = 0.5
+        p: WalkBias = 1.0
+        q: WalkBias = 0.5
 
 
 def _price_buckets(prices: np.ndarray, n_buckets: int) -> np.ndarray:
@@ -419,7 +421,7 @@ class EGES(SkipGram):
 
     @dataclass(frozen=True)
     class Config(SkipGram.Config):
-        price_buckets: int = 10
+        price_buckets: Annotated[int, Range(1, 1000)] = 10
 
     def _fields(self, data: TrainingData, n_items: int):
         if data.data_dir is None:

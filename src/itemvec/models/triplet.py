@@ -24,14 +24,33 @@ factorisation machine in ``fm.py``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
 
+from itemvec.config import (
+    AtLeastOneNegative,
+    BatchSize,
+    Dim,
+    Dropout,
+    Epochs,
+    EvalEvery,
+    InitStd,
+    Margin,
+    Power,
+    Range,
+    Rate,
+    RateFloor,
+    Regularisation,
+    Schedule,
+    Seed,
+    Threads,
+)
 from itemvec.errors import ConfigError
 from itemvec.models.dense import TorchSteps
 from itemvec.models.implicit import popularity_cdf, positive_rows, sample_negatives
 from itemvec.models.useritem import Interactions, UserItemModel, set_torch_state, torch_state
-from itemvec.train import SCHEDULES, RowSteps, train_model
+from itemvec.train import RowSteps, train_model
 
 SCORE_CHUNK = 1 << 20  # pairs scored per forward pass at query time
 
@@ -108,10 +127,6 @@ class TorchRankingModel(UserItemModel):
     and give the per-triplet loss (``_triplet_loss``)."""
 
     kind = "implicit"
-
-    def __init__(self, config=None, **settings) -> None:
-        super().__init__(config, **settings)
-        self.config.validate()
 
     # ---------------------------------------------------------------- subclass hooks
 
@@ -214,19 +229,6 @@ class TorchRankingModel(UserItemModel):
         self.net_.eval()
 
 
-def _validate(c, checks=()) -> None:
-    checks = [
-        (c.dim > 0, "dim must be positive"),
-        (getattr(c, "margin", 1.0) > 0, "margin must be positive"),
-        (c.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}"),
-        (c.epochs >= 0 and c.batch_size > 0 and c.lr > 0 and c.l2 >= 0, "epochs, batch_size, lr, l2 out of range"),
-        *checks,
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise ConfigError(message)
-
-
 def _embedding(n: int, dim: int, std: float, generator):
     import torch
 
@@ -255,23 +257,20 @@ class Triplet(TorchRankingModel):
 
     @dataclass(frozen=True)
     class Config:
-        dim: int = 64
-        margin: float = 0.5
-        negatives: int = 10  # negatives drawn per positive
+        dim: Dim = 64
+        margin: Margin = 0.5
+        negatives: AtLeastOneNegative = 10  # negatives drawn per positive
         hardest: bool = True  # hinge against the highest-scoring negative, else summed over them
-        l2: float = 0.0  # on the embedding rows of each triplet
-        lr: float = 0.01  # Adam
-        schedule: str = "cosine"
-        min_lr_fraction: float = 1e-2
-        epochs: int = 20
-        batch_size: int = 1024  # triplets per step
-        eval_every: int = 0
-        init_std: float = 0.05
-        threads: int = 0  # torch threads; 0: torch's default
-        seed: int = 0
-
-        def validate(self) -> None:
-            _validate(self, [(self.negatives >= 1, "negatives must be >= 1")])
+        l2: Regularisation = 0.0  # on the embedding rows of each triplet
+        lr: Rate = 0.01  # Adam
+        schedule: Schedule = "cosine"
+        min_lr_fraction: RateFloor = 1e-2
+        epochs: Epochs = 20
+        batch_size: BatchSize = 1024  # triplets per step
+        eval_every: EvalEvery = 0
+        init_std: InitStd = 0.05
+        threads: Threads = 0  # torch threads; 0: torch's default
+        seed: Seed = 0
 
     def _build(self, n_users, n_items, generator):
         import torch
@@ -303,35 +302,31 @@ class DeepTriplet(TorchRankingModel):
 
     @dataclass(frozen=True)
     class Config:
-        dim: int = 64  # item embedding size (the notebook's item_dim)
-        user_dim: int = 32  # the notebook's user_dim
-        hidden: int = 64  # units per hidden layer
-        layers: int = 1  # hidden layers
-        dropout: float = 0.0
+        dim: Dim = 64  # item embedding size (the notebook's item_dim)
+        user_dim: Dim = 32  # the notebook's user_dim
+        hidden: Dim = 64  # units per hidden layer
+        layers: Annotated[int, Range(1, 16)] = 1  # hidden layers
+        dropout: Dropout = 0.0
         product: bool = False  # also feed user ⊙ item to the MLP (needs user_dim == dim); not in the notebook
         item_bias: bool = True  # add a learned per-item bias to the MLP's score (not in the notebook)
-        negatives: int = 10  # negatives drawn per positive (the notebook: 1)
+        negatives: AtLeastOneNegative = 10  # negatives drawn per positive (the notebook: 1)
         hardest: bool = True  # hinge against the highest-scoring negative, else summed over them
-        negative_power: float = 0.0  # negatives drawn ∝ (train ratings of the item) ** power; 0: uniformly
-        margin: float = 1.0
-        l2: float = 1e-4  # on the embedding rows of each triplet
-        lr: float = 0.003
-        schedule: str = "cosine"
-        min_lr_fraction: float = 1e-2
-        epochs: int = 20
-        batch_size: int = 1024
-        eval_every: int = 0
-        init_std: float = 0.05
-        threads: int = 0
-        seed: int = 0
+        negative_power: Power = 0.0  # negatives drawn ∝ (train ratings of the item) ** power; 0: uniformly
+        margin: Margin = 1.0
+        l2: Regularisation = 1e-4  # on the embedding rows of each triplet
+        lr: Rate = 0.003
+        schedule: Schedule = "cosine"
+        min_lr_fraction: RateFloor = 1e-2
+        epochs: Epochs = 20
+        batch_size: BatchSize = 1024
+        eval_every: EvalEvery = 0
+        init_std: InitStd = 0.05
+        threads: Threads = 0
+        seed: Seed = 0
 
         def validate(self) -> None:
-            _validate(self, [(self.user_dim > 0 and self.hidden > 0 and self.layers >= 1,
-                              "user_dim, hidden must be positive and layers >= 1"),
-                             (0.0 <= self.dropout < 1.0, "dropout must be in [0, 1)"),
-                             (self.negatives >= 1 and self.negative_power >= 0,
-                              "negatives must be >= 1 and negative_power >= 0"),
-                             (not self.product or self.user_dim == self.dim, "product needs user_dim == dim")])
+            if self.product and self.user_dim != self.dim:
+                raise ConfigError("deep-triplet: product=true needs user_dim == dim")
 
     def _build(self, n_users, n_items, generator):
         import torch

@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from itemvec.config import replace
-from itemvec.models.base import read_weights, top_k, write_weights
+from itemvec.config import check, replace
+from itemvec.models.base import read_weights, restore, top_k, write_weights
 
 
 @dataclass
@@ -99,6 +99,7 @@ class UserItemModel:
     def __init__(self, config=None, **settings) -> None:
         config = config if config is not None else self.Config()
         self.config = replace(config, settings, source=self.name) if settings else config
+        check(self.config, source=f"settings for {self.name}")
         self.known_users_: np.ndarray | None = None
         self.known_items_: np.ndarray | None = None
         self.history_: list[dict] = []
@@ -193,10 +194,7 @@ class UserItemModel:
     @classmethod
     def load(cls, directory: str | Path) -> UserItemModel:
         model, state = read_weights(cls, directory)
-        model.known_users_ = state.pop("known_users_").astype(bool)
-        model.known_items_ = state.pop("known_items_").astype(bool)
-        model._set_state(state)
-        return model
+        return restore(model, directory, state, {"known_users_": "known_users_", "known_items_": "known_items_"})
 
 
 def torch_state(module) -> dict[str, np.ndarray]:

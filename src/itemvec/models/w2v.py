@@ -10,11 +10,27 @@ import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 from numba import njit
 
-from itemvec.errors import ConfigError
+from itemvec.config import (
+    Choices,
+    Dim,
+    Epochs,
+    Negatives,
+    Range,
+    Rate,
+    Score,
+    Seed,
+    Source,
+    Subsample,
+    WalkBias,
+    WalkLength,
+    WalksPerNode,
+    Window,
+)
 from itemvec.models.base import ItemModel, TrainingData
 
 
@@ -59,34 +75,22 @@ class GensimWord2Vec(ItemModel):
 
     @dataclass(frozen=True)
     class Config:
-        architecture: str = "skipgram"  # or "cbow"
-        dim: int = 128
-        window: int = 5
-        negatives: int = 5
-        subsample: float = 1e-3
-        lr: float = 0.025
-        epochs: int = 1
-        source: str = "walks"
-        walks_per_node: int = 10
-        walk_length: int = 40
-        p: float = 1.0
-        q: float = 1.0
+        architecture: Annotated[str, Choices(("skipgram", "cbow"))] = "skipgram"
+        dim: Dim = 128
+        window: Window = 5
+        negatives: Negatives = 5
+        subsample: Subsample = 1e-3
+        lr: Rate = 0.025
+        epochs: Epochs = 1
+        source: Source = "walks"
+        walks_per_node: WalksPerNode = 10
+        walk_length: WalkLength = 40
+        p: WalkBias = 1.0
+        q: WalkBias = 1.0
         weighted: bool = True
-        threads: int = 2  # gensim workers
-        score: str = "dot"  # ½(in_a·out_b + in_b·out_a) with gensim's syn1neg as output vectors, or "cosine"
-        seed: int = 0
-
-        def validate(self) -> None:
-            if self.architecture not in ("skipgram", "cbow"):
-                raise ConfigError("architecture must be 'skipgram' or 'cbow'")
-            if self.score not in ("dot", "cosine"):
-                raise ConfigError("score must be 'dot' or 'cosine'")
-            if self.source not in ("walks", "sessions"):
-                raise ConfigError("source must be 'walks' or 'sessions'")
-
-    def __init__(self, config=None, **settings) -> None:
-        super().__init__(config, **settings)
-        self.config.validate()
+        threads: Annotated[int, Range(1, 256)] = 2  # gensim workers
+        score: Score = "dot"  # ½(in_a·out_b + in_b·out_a) with gensim's syn1neg as output vectors, or "cosine"
+        seed: Seed = 0
 
     def fit(self, data: TrainingData, *, evaluate=None, progress: bool = True, **_) -> GensimWord2Vec:
         from itemvec.models.skipgram import sequences_for

@@ -1,0 +1,320 @@
+"""Output folders: what itemvec may write into, one writer at a time, every file replaced atomically.
+
+The user's files are sacred. ``--out`` is accepted only when it is
+
+- a path that does not exist (it is created, with the user's umask, like ``mkdir``),
+- an empty folder, or
+- a folder that itemvec itself wrote, of the same kind (``data``, ``run``, ``report``), holding nothing but
+  the names itemvec writes there. itemvec recognises its folders by the marker ``.itemvec.json`` it writes
+  first (and, for folders of earlier versions, by their manifest or model files).
+
+Anything else (a regular file, a symbolic link, a folder with files of the user's, a folder of another kind, a
+folder that holds one of the inputs) is refused with one line naming the path, before anything is touched.
+
+An accepted folder is locked (``flock`` on ``.itemvec.lock``, which holds the writer's process id) for as
+long as the job runs, so a second writer gets "DIR is in use by process N" instead of mixing its results
+with the first's. Files are written under a fresh temporary name in their own folder and renamed into place
+(:func:`atomic_write`), so a symbolic link at the final name is replaced, never followed, and an interrupted
+job leaves the previous file whole. A DATA_DIR is built complete in a temporary sibling folder and exchanged
+with the old one in one ``renameat2(RENAME_EXCHANGE)`` (:meth:`OutputFolder.build`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import fcntl
+import fnmatch
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from itemvec.errors import Interrupted, OutputError
+
+MARKER = ".itemvec.json"
+LOCK = ".itemvec.lock"
+KINDS = {
+    "data": ("manifest.json", "products.parquet", "id_map.parquet", "pairs.parquet", "split",
+             "sequences.parquet", "sequences_train.parquet", "users.parquet", "items.parquet", "ratings"),
+    "run": ("config.toml", "model.json", "weights.npz", "history.jsonl", "train.json", "metrics.json",
+            "curves.npz", "checkpoint.npz", "resolved.toml", "*.png"),
+    "report": ("report.md", "report.html", "metrics.json", "*.png", "runs"),
+}
+# Our own bookkeeping and temporary names, in every kind of folder.
+_OURS = (MARKER, LOCK, ".*.tmp-*")
+DESCRIPTION = {"data": "prepared data folder (DATA_DIR)", "run": "run folder (RUN_DIR)",
+               "report": "report folder (REPORT_DIR)"}
+
+
+def umask() -> int:
+    """The process's umask (os.umask can only be read by setting it)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _known(name: str, kind: str) -> bool:
+    return any(fnmatch.fnmatchcase(name, pattern) for pattern in (*KINDS[kind], *_OURS))
+
+
+def folder_kind(path: Path) -> str | None:
+    """The kind of itemvec folder ``path`` is ("data", "run", "report"), or None."""
+    marker = path / MARKER
+    if marker.is_file() and not marker.is_symlink():
+        try:
+            kind = json.loads(marker.read_text(encoding="utf-8")).get("kind")
+        except (OSError, ValueError, AttributeError):
+            kind = None
+        if kind in KINDS:
+            return kind
+    # Folders written before the marker existed.
+    manifest = path / "manifest.json"
+    if manifest.is_file():
+        try:
+            values = json.loads(manifest.read_bytes())
+        except (OSError, ValueError):
+            values = None
+        if isinstance(values, dict) and "n_items" in values and (
+                "pairs_per_part" in values or values.get("kind") == "ratings"):
+            return "data"
+    if (path / "metrics.json").is_file() and ((path / "report.html").is_file() or (path / "runs").is_dir()):
+        return "report"
+    if (path / "model.json").is_file() or (path / "config.toml").is_file():
+        return "run"
+    return None
+
+
+def _inside(child: Path, parent: Path) -> bool:
+    try:
+        child.resolve().relative_to(parent.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def check_output(path: str | Path, kind: str, inputs: Sequence[str | Path | None] = ()) -> None:
+    """Refuse (OutputError, one line) an ``--out`` that itemvec may not write into; see the module docstring."""
+    path = Path(path)
+    for item in inputs:
+        if item is not None and _inside(Path(item), path):
+            where = "is the input" if Path(item).resolve() == path.resolve() else f"holds the input {item}"
+            raise OutputError(f"{path}: {where}; choose an output folder outside the inputs")
+    if path.is_symlink():
+        raise OutputError(f"{path}: is a symbolic link; give the folder itself ({os.path.realpath(path)}) or a "
+                          "new folder")
+    if not path.exists():
+        return
+    if not path.is_dir():
+        raise OutputError(f"{path}: is a file, not a folder; --out must be a new or empty folder, or a "
+                          f"{DESCRIPTION[kind]} itemvec wrote")
+    try:
+        names = sorted(os.listdir(path))
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot be read ({exc.strerror})") from None
+    if not names:
+        return
+    found = folder_kind(path)
+    if found is None:
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        raise OutputError(f"{path}: is not empty and not written by itemvec (it holds {shown}); choose a new or "
+                          "empty folder")
+    if found != kind:
+        raise OutputError(f"{path}: is an itemvec {DESCRIPTION[found]}, not a {DESCRIPTION[kind]}; choose "
+                          "another folder")
+    foreign = [name for name in names if not _known(name, kind)]
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise OutputError(f"{path}: holds files itemvec did not write ({shown}); move them or choose another "
+                          "folder")
+
+
+def _write_marker(folder: Path, kind: str) -> None:
+    with atomic_write(folder / MARKER, "w") as handle:
+        handle.write(json.dumps({"written_by": "itemvec", "kind": kind}) + "\n")
+
+
+class OutputFolder:
+    """``with OutputFolder(path, kind, inputs=...) as out:`` checks, creates, marks and locks ``path``.
+
+    On leaving, the lock is released; a folder this job created is removed again when the job failed before
+    writing anything into it, so a refused or interrupted first run leaves nothing behind.
+    """
+
+    def __init__(self, path: str | Path, kind: str, *, inputs: Sequence[str | Path | None] = ()) -> None:
+        self.path = Path(path)
+        self.kind = kind
+        self.inputs = inputs
+        self.created = False
+        self.built = False  # build() exchanged the new contents in
+        self._lock_fd: int | None = None
+
+    def __enter__(self) -> OutputFolder:
+        check_output(self.path, self.kind, self.inputs)
+        if not self.path.exists():
+            self.path.mkdir(parents=True)  # mode 0o777 less the umask, as mkdir(1)
+            self.created = True
+        try:
+            self._lock()
+            marker = self.path / MARKER
+            if marker.is_symlink() or not marker.is_file():
+                _write_marker(self.path, self.kind)
+            self._clean_stale()
+        except BaseException:
+            self._release(failed=True)
+            raise
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        self._release(failed=kind is not None)
+        if isinstance(value, Interrupted) and value.kept is None and self.kind == "data":
+            if self.built:
+                value.kept = f"{self.path} had been written completely just before"
+            else:
+                value.kept = f"{self.path} was left as it was" if self.path.exists() else "nothing was written"
+
+    def _lock(self) -> None:
+        lock = self.path / LOCK
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise OutputError(f"{lock}: is a symbolic link; remove it") from None
+            raise
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise OutputError(f"{self.path} is in use by process {holder}; wait for it to finish or choose "
+                              "another folder") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._lock_fd = fd
+
+    def _clean_stale(self) -> None:
+        """Temporary files and folders of an earlier job on this folder that was killed (we hold the lock, so
+        no live job owns them)."""
+        for entry in self.path.iterdir():
+            if fnmatch.fnmatchcase(entry.name, ".*.tmp-*"):
+                _remove(entry)
+        for entry in self.path.parent.glob(f".{self.path.name}.tmp-*"):
+            if entry.is_dir() and not entry.is_symlink() and (entry / MARKER).is_file():
+                _remove(entry)
+
+    def _release(self, failed: bool) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+        if failed and self.created:
+            leftovers = {p.name for p in self.path.iterdir()} if self.path.is_dir() else set()
+            if leftovers <= {MARKER, LOCK}:
+                shutil.rmtree(self.path, ignore_errors=True)
+
+    @contextlib.contextmanager
+    def build(self) -> Iterator[Path]:
+        """Yield a fresh temporary folder beside this one; when the block succeeds, its contents become this
+        folder's in one exchange and the old contents are removed. A failed or interrupted block leaves this
+        folder exactly as it was."""
+        tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.tmp-", dir=self.path.parent))
+        try:
+            os.chmod(tmp, 0o777 & ~umask())
+            _write_marker(tmp, self.kind)
+            yield tmp
+            exchange(tmp, self.path)  # tmp now holds the old contents
+            self.built = True
+        except BaseException:
+            _remove(tmp)
+            raise
+        _remove(tmp)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def exchange(a: Path, b: Path) -> None:
+    """Swap two paths atomically (Linux renameat2 RENAME_EXCHANGE); where the system lacks it, two renames."""
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is not None:
+        if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+            return
+        code = ctypes.get_errno()
+        if code not in (errno.ENOSYS, errno.EINVAL, errno.ENOTSUP):
+            raise OSError(code, os.strerror(code), str(b))
+    aside = b.with_name(f".{b.name}.tmp-old-{os.getpid()}")
+    os.replace(b, aside)
+    os.replace(a, b)
+    os.replace(aside, a)
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | Path, mode: str = "wb") -> Iterator:
+    """Open a fresh temporary file beside ``path`` (never a name that exists, so never through a link) with
+    the permissions of a new file under the umask; rename it to ``path`` when the block succeeds."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~umask())
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as handle:
+            yield handle
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_text(path: str | Path, text: str) -> None:
+    with atomic_write(path, "w") as handle:
+        handle.write(text)
+
+
+def write_json(path: str | Path, obj) -> None:
+    write_text(path, json.dumps(obj, indent=2, default=float) + "\n")
+
+
+def save_npz(path: str | Path, arrays: dict) -> None:
+    import numpy as np
+
+    with atomic_write(path) as handle:
+        np.savez(handle, **arrays)
+
+
+def save_figure(fig, path: str | Path, **kwargs) -> None:
+    with atomic_write(path) as handle:
+        fig.savefig(handle, format="png", **kwargs)
+
+
+def check_output_file(path: str | Path, ours) -> None:
+    """Refuse an output *file* that exists and that ``ours(path)`` cannot tell itemvec wrote, or that is a
+    folder or a symbolic link."""
+    path = Path(path)
+    if path.is_symlink():
+        raise OutputError(f"{path}: is a symbolic link; give a new file name")
+    if path.is_dir():
+        raise OutputError(f"{path}: is a folder; --out must be a file name")
+    if path.exists() and not ours(path):
+        raise OutputError(f"{path}: exists and was not written by itemvec; choose a new file name")
+
+
+def safe_name(spec: str) -> str:
+    """A file or folder name for a model spec such as ``mf@labels=continuous`` that cannot leave its folder:
+    letters, digits and ``.-_=`` only, no leading dot."""
+    plain = spec.replace("@", "_")
+    cleaned = "".join(c if c.isascii() and (c.isalnum() or c in "-_=.") else "_" for c in plain).lstrip(".")
+    if cleaned != plain or len(cleaned) > 100:  # characters were replaced: keep distinct specs distinct
+        cleaned = f"{cleaned[:100]}-{hashlib.sha1(spec.encode()).hexdigest()[:8]}"
+    return cleaned

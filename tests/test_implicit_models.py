@@ -134,7 +134,7 @@ def test_warp_kernel_applies_the_rank_weight():
     indptr, indices = np.array([0, 1], np.int64), np.array([0], np.int64)
     loss, count = implicit._ranking_step(user_f, item_f, bias, acc_u, acc_i, acc_b, np.array([0], np.int64),
                                          np.array([0], np.int64), indptr, indices, np.arange(3, dtype=np.int64),
-                                         0.1, 0.1, 0.0, True, 1, 10, 1.0, False, 7)
+                                         0.1, 0.1, 0.0, True, 1, 10, 1.0, False, 7, 1)
     weight = math.log(2)
     assert count == 1
     assert loss == pytest.approx(weight * 1.0)

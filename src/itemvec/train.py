@@ -5,7 +5,8 @@ and resume, and the progress bar.
 A step is a chunk of training examples. The step function is the model's: a fused numba kernel for the MF
 family (sparse row updates, Hogwild across cores, as word2vec does), or a torch forward/backward/optimiser
 step for torch models. Either way it receives the learning rate at the start and end of its chunk, so the
-schedule is followed smoothly inside a step.
+schedule is followed smoothly inside a step (in the numba kernels, by the step's progress counted over
+every thread, so that it holds for any thread count: `kernels.lanes`).
 
 Schedules (``lr`` is the initial rate, 0.01 in the reference study):
 - ``cosine-restarts``: cosine annealing from ``lr`` to ``lr * min_lr_fraction`` within each epoch, restarting

@@ -48,7 +48,7 @@ from itemvec.config import (
     Seed,
     Threads,
 )
-from itemvec.models.kernels import sigmoid, splitmix_next
+from itemvec.models.kernels import CLOCK_EVERY, lanes, lanes_done, sigmoid, splitmix_next
 from itemvec.models.useritem import Interactions, UserItemModel
 from itemvec.train import RowSteps, train_model
 
@@ -152,11 +152,12 @@ def _step_coord(table, acc, row, d, grad, lr, adagrad):
 
 @njit(parallel=True, fastmath=True, cache=True)
 def _ranking_step(user_f, item_f, item_b, acc_u, acc_i, acc_b, users, items, indptr, indices, candidates,
-                  lr0, lr1, l2, warp, negatives, max_sampled, margin, adagrad, seed):
+                  lr0, lr1, l2, warp, negatives, max_sampled, margin, adagrad, seed, n_lanes):
     """One trainer step over the positives ``users/items`` (one chunk). Returns (summed loss, updates).
 
     warp = False: BPR, ``negatives`` draws per positive, each an update of −ln σ(x_ui − x_uj).
     warp = True: WARP, draws until a margin violator (at most ``max_sampled``), one weighted hinge update.
+    The blocks run in ``n_lanes`` lanes; the rate follows the step's progress over all lanes (``kernels.lanes``).
     """
     n = len(users)
     dim = user_f.shape[1]
@@ -164,58 +165,65 @@ def _ranking_step(user_f, item_f, item_b, acc_u, acc_i, acc_b, users, items, ind
     block = (n + N_BLOCKS - 1) // N_BLOCKS
     losses = np.zeros(N_BLOCKS)
     counts = np.zeros(N_BLOCKS, dtype=np.int64)
-    for blk in prange(N_BLOCKS):
-        state = np.uint64(seed) + np.uint64(blk) * np.uint64(0x632BE59BD9B4E019)
-        pu = np.empty(dim)
-        loss = 0.0
-        count = 0
-        for e in range(blk * block, min(n, (blk + 1) * block)):
-            lr = lr0 + (lr1 - lr0) * (e / n)
-            u = users[e]
-            i = items[e]
-            s_pos = item_b[i]
-            for d in range(dim):
-                s_pos += user_f[u, d] * item_f[i, d]
-            rounds = max_sampled if warp else negatives
-            for t in range(1, rounds + 1):
-                state, j = _draw_negative(state, candidates, indptr, indices, u)
-                s_neg = item_b[j]
-                for d in range(dim):
-                    s_neg += user_f[u, d] * item_f[j, d]
-                if warp:
-                    if s_neg <= s_pos - margin:
-                        continue
-                    g = _warp_weight(n_cand, t)  # d loss / d s_neg; d loss / d s_pos = -g
-                    loss += g * (margin - s_pos + s_neg)
-                else:
-                    x = s_pos - s_neg
-                    loss -= np.log(max(sigmoid(x), 1e-12))
-                    g = sigmoid(-x)  # -d ln σ(x) / dx, applied as d loss / d s_neg
-                count += 1
-                for d in range(dim):
-                    pu[d] = user_f[u, d]
-                for d in range(dim):
-                    _step_coord(user_f, acc_u, u, d, g * (item_f[j, d] - item_f[i, d]) + l2 * pu[d], lr, adagrad)
-                    _step_coord(item_f, acc_i, i, d, -g * pu[d] + l2 * item_f[i, d], lr, adagrad)
-                    _step_coord(item_f, acc_i, j, d, g * pu[d] + l2 * item_f[j, d], lr, adagrad)
-                gi = -g + l2 * item_b[i]
-                gj = g + l2 * item_b[j]
-                if adagrad:
-                    acc_b[i] += gi * gi
-                    acc_b[j] += gj * gj
-                    item_b[i] -= lr * gi / np.sqrt(acc_b[i] + 1e-8)
-                    item_b[j] -= lr * gj / np.sqrt(acc_b[j] + 1e-8)
-                else:
-                    item_b[i] -= lr * gi
-                    item_b[j] -= lr * gj
-                if warp:
-                    break
-                # BPR: the positive's score moved with this update; refresh it for the next negative.
+    clock = np.zeros((n_lanes, 8), dtype=np.int64)
+    for lane in prange(n_lanes):
+        done = 0
+        others = 0
+        for blk in range(lane, N_BLOCKS, n_lanes):
+            state = np.uint64(seed) + np.uint64(blk) * np.uint64(0x632BE59BD9B4E019)
+            pu = np.empty(dim)
+            loss = 0.0
+            count = 0
+            for e in range(blk * block, min(n, (blk + 1) * block)):
+                if done % CLOCK_EVERY == 0:
+                    others = lanes_done(clock, lane, done)
+                lr = lr0 + (lr1 - lr0) * ((done + others) / n)  # by the step's progress (kernels.lanes)
+                done += 1
+                u = users[e]
+                i = items[e]
                 s_pos = item_b[i]
                 for d in range(dim):
                     s_pos += user_f[u, d] * item_f[i, d]
-        losses[blk] = loss
-        counts[blk] = count
+                rounds = max_sampled if warp else negatives
+                for t in range(1, rounds + 1):
+                    state, j = _draw_negative(state, candidates, indptr, indices, u)
+                    s_neg = item_b[j]
+                    for d in range(dim):
+                        s_neg += user_f[u, d] * item_f[j, d]
+                    if warp:
+                        if s_neg <= s_pos - margin:
+                            continue
+                        g = _warp_weight(n_cand, t)  # d loss / d s_neg; d loss / d s_pos = -g
+                        loss += g * (margin - s_pos + s_neg)
+                    else:
+                        x = s_pos - s_neg
+                        loss -= np.log(max(sigmoid(x), 1e-12))
+                        g = sigmoid(-x)  # -d ln σ(x) / dx, applied as d loss / d s_neg
+                    count += 1
+                    for d in range(dim):
+                        pu[d] = user_f[u, d]
+                    for d in range(dim):
+                        _step_coord(user_f, acc_u, u, d, g * (item_f[j, d] - item_f[i, d]) + l2 * pu[d], lr, adagrad)
+                        _step_coord(item_f, acc_i, i, d, -g * pu[d] + l2 * item_f[i, d], lr, adagrad)
+                        _step_coord(item_f, acc_i, j, d, g * pu[d] + l2 * item_f[j, d], lr, adagrad)
+                    gi = -g + l2 * item_b[i]
+                    gj = g + l2 * item_b[j]
+                    if adagrad:
+                        acc_b[i] += gi * gi
+                        acc_b[j] += gj * gj
+                        item_b[i] -= lr * gi / np.sqrt(acc_b[i] + 1e-8)
+                        item_b[j] -= lr * gj / np.sqrt(acc_b[j] + 1e-8)
+                    else:
+                        item_b[i] -= lr * gi
+                        item_b[j] -= lr * gj
+                    if warp:
+                        break
+                    # BPR: the positive's score moved with this update; refresh it for the next negative.
+                    s_pos = item_b[i]
+                    for d in range(dim):
+                        s_pos += user_f[u, d] * item_f[i, d]
+            losses[blk] = loss
+            counts[blk] = count
     return losses.sum(), counts.sum()
 
 
@@ -270,7 +278,7 @@ class _RankingTrainable(RowSteps):
             m.user_factors_, m.item_factors_, m.item_bias_, m._acc_u, m._acc_i, m._acc_b,
             self.users[chunk], self.items[chunk], self.indptr, self.indices, self.candidates,
             lr_start, lr_end, c.l2, m.warp, getattr(c, "negatives", 1), getattr(c, "max_sampled", 1),
-            getattr(c, "margin", 1.0), c.optimizer == "adagrad", seed)
+            getattr(c, "margin", 1.0), c.optimizer == "adagrad", seed, lanes(N_BLOCKS))
         return float(loss), int(count)
 
     def state(self) -> dict[str, np.ndarray]:

@@ -1,7 +1,9 @@
-"""Numba pieces shared by the training kernels: a per-block random generator, the sigmoid, alias tables."""
+"""Numba pieces shared by the training kernels: a per-block random generator, the sigmoid, alias tables, and
+the split of a step's fixed blocks into lanes (one per thread)."""
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import njit
 
@@ -60,3 +62,33 @@ def sigmoid(x):
         return 1.0 / (1.0 + np.exp(-x))
     e = np.exp(x)
     return e / (1.0 + e)
+
+
+CLOCK_EVERY = 64  # examples (or sequences) between two looks at the other lanes' progress
+
+
+def lanes(n_blocks: int) -> int:
+    """How many lanes a kernel runs its ``n_blocks`` fixed blocks in: one per numba thread, at most one per
+    block; lane ``l`` runs blocks l, l + lanes, ... in turn.
+
+    The learning rate of an example follows the step's progress counted over every lane: the examples this
+    lane has done plus those the others had done when it last looked at their clocks (``lanes_done``, every
+    ``CLOCK_EVERY`` examples). On one thread that is the example's position in the step, as before; on
+    several, the rate falls from the step's start to its end value over the step's time as on one thread,
+    whichever lane runs when. (A rate by position in the whole step let two threads run the step's two
+    halves side by side and end it at its middle rate: the expected result depended on the thread count, and
+    on which thread ran first, wherever a step spans much of the schedule, as a whole epoch in one step on a
+    small catalogue.)"""
+    return max(1, min(numba.get_num_threads(), n_blocks))
+
+
+@njit(inline="always")
+def lanes_done(clock, lane, done):
+    """Publish lane ``lane``'s count of examples done and return the other lanes' (``clock``: one row of 8
+    int64, a cache line, per lane; a racy read, at most ``CLOCK_EVERY`` examples behind)."""
+    clock[lane, 0] = done
+    others = 0
+    for other in range(clock.shape[0]):
+        if other != lane:
+            others += clock[other, 0]
+    return others

@@ -48,10 +48,17 @@ from itemvec.config import (
     Window,
 )
 from itemvec.models.base import ItemModel, TrainingData
-from itemvec.models.kernels import alias_draw, alias_table, sigmoid  # noqa: F401 (alias_table re-exported)
+from itemvec.models.kernels import (  # noqa: F401 (alias_table re-exported)
+    CLOCK_EVERY,
+    alias_draw,
+    alias_table,
+    lanes,
+    lanes_done,
+    sigmoid,
+)
 from itemvec.train import SequenceSteps, train_model
 
-N_BLOCKS = 16  # fixed work split per step: results do not depend on the number of threads (given one thread)
+N_BLOCKS = 16  # fixed work split per step (one random stream per block): one thread gives the same numbers
 
 
 @njit(inline="always")
@@ -71,75 +78,83 @@ def _update_row(table, acc, row, grad, lr, adagrad):
 
 @njit(parallel=True, fastmath=True, cache=True)
 def _mf_step(query, cand, bias, global_bias, acc_q, acc_c, acc_b, left, right, target, prob, alias,
-             negatives, lr0, lr1, l2, mse, use_bias, two_roles, adagrad, seed):
-    """One trainer step over ``left/right/target`` (one chunk of positives). Returns the summed loss."""
+             negatives, lr0, lr1, l2, mse, use_bias, two_roles, adagrad, seed, n_lanes):
+    """One trainer step over ``left/right/target`` (one chunk of positives), its blocks run in ``n_lanes``
+    lanes (``kernels.lanes``). Returns the summed loss."""
     n = len(left)
     dim = query.shape[1]
     block = (n + N_BLOCKS - 1) // N_BLOCKS
     losses = np.zeros(N_BLOCKS)
-    for blk in prange(N_BLOCKS):
-        state = np.uint64(seed) + np.uint64(blk) * np.uint64(0x632BE59BD9B4E019)
-        g_qa = np.empty(dim)
-        g_ca = np.empty(dim)
-        g_qb = np.empty(dim)
-        g_cb = np.empty(dim)
-        loss = 0.0
-        for i in range(blk * block, min(n, (blk + 1) * block)):
-            lr = lr0 + (lr1 - lr0) * (i / n)
-            a = left[i]
-            for k in range(negatives + 1):
-                if k == 0:
-                    b = right[i]
-                    y = target[i]
-                else:
-                    state, b = alias_draw(state, prob, alias)
-                    if b == a:
-                        continue
-                    y = 0.0
-                s = 0.0
-                if two_roles:
-                    for d in range(dim):
-                        s += query[a, d] * cand[b, d] + query[b, d] * cand[a, d]
-                    s *= 0.5
-                else:
-                    for d in range(dim):
-                        s += query[a, d] * query[b, d]
-                if use_bias:
-                    s += bias[a] + bias[b] + global_bias[0]
-                p = sigmoid(s)
-                if mse:
-                    err = p - y
-                    loss += err * err
-                    g = 2.0 * err * p * (1.0 - p)
-                else:
-                    loss -= np.log(max(p, 1e-12)) if y > 0.5 else np.log(max(1.0 - p, 1e-12))
-                    g = p - y
-                if two_roles:
-                    for d in range(dim):
-                        g_qa[d] = 0.5 * g * cand[b, d] + l2 * query[a, d]
-                        g_cb[d] = 0.5 * g * query[a, d] + l2 * cand[b, d]
-                        g_qb[d] = 0.5 * g * cand[a, d] + l2 * query[b, d]
-                        g_ca[d] = 0.5 * g * query[b, d] + l2 * cand[a, d]
-                    _update_row(query, acc_q, a, g_qa, lr, adagrad)
-                    _update_row(cand, acc_c, b, g_cb, lr, adagrad)
-                    _update_row(query, acc_q, b, g_qb, lr, adagrad)
-                    _update_row(cand, acc_c, a, g_ca, lr, adagrad)
-                else:
-                    for d in range(dim):
-                        g_qa[d] = g * query[b, d] + l2 * query[a, d]
-                        g_qb[d] = g * query[a, d] + l2 * query[b, d]
-                    _update_row(query, acc_q, a, g_qa, lr, adagrad)
-                    _update_row(query, acc_q, b, g_qb, lr, adagrad)
-                if use_bias:
-                    for row in (a, b):
-                        gb = g + l2 * bias[row]
-                        if adagrad:
-                            acc_b[row] += gb * gb
-                            bias[row] -= lr * gb / np.sqrt(acc_b[row] + 1e-8)
-                        else:
-                            bias[row] -= lr * gb
-                    global_bias[0] -= lr * g * 0.01  # shared by every example: a small rate keeps it stable
-        losses[blk] = loss
+    clock = np.zeros((n_lanes, 8), dtype=np.int64)
+    for lane in prange(n_lanes):
+        done = 0
+        others = 0
+        for blk in range(lane, N_BLOCKS, n_lanes):
+            state = np.uint64(seed) + np.uint64(blk) * np.uint64(0x632BE59BD9B4E019)
+            g_qa = np.empty(dim)
+            g_ca = np.empty(dim)
+            g_qb = np.empty(dim)
+            g_cb = np.empty(dim)
+            loss = 0.0
+            for i in range(blk * block, min(n, (blk + 1) * block)):
+                if done % CLOCK_EVERY == 0:
+                    others = lanes_done(clock, lane, done)
+                lr = lr0 + (lr1 - lr0) * ((done + others) / n)  # by the step's progress (kernels.lanes)
+                done += 1
+                a = left[i]
+                for k in range(negatives + 1):
+                    if k == 0:
+                        b = right[i]
+                        y = target[i]
+                    else:
+                        state, b = alias_draw(state, prob, alias)
+                        if b == a:
+                            continue
+                        y = 0.0
+                    s = 0.0
+                    if two_roles:
+                        for d in range(dim):
+                            s += query[a, d] * cand[b, d] + query[b, d] * cand[a, d]
+                        s *= 0.5
+                    else:
+                        for d in range(dim):
+                            s += query[a, d] * query[b, d]
+                    if use_bias:
+                        s += bias[a] + bias[b] + global_bias[0]
+                    p = sigmoid(s)
+                    if mse:
+                        err = p - y
+                        loss += err * err
+                        g = 2.0 * err * p * (1.0 - p)
+                    else:
+                        loss -= np.log(max(p, 1e-12)) if y > 0.5 else np.log(max(1.0 - p, 1e-12))
+                        g = p - y
+                    if two_roles:
+                        for d in range(dim):
+                            g_qa[d] = 0.5 * g * cand[b, d] + l2 * query[a, d]
+                            g_cb[d] = 0.5 * g * query[a, d] + l2 * cand[b, d]
+                            g_qb[d] = 0.5 * g * cand[a, d] + l2 * query[b, d]
+                            g_ca[d] = 0.5 * g * query[b, d] + l2 * cand[a, d]
+                        _update_row(query, acc_q, a, g_qa, lr, adagrad)
+                        _update_row(cand, acc_c, b, g_cb, lr, adagrad)
+                        _update_row(query, acc_q, b, g_qb, lr, adagrad)
+                        _update_row(cand, acc_c, a, g_ca, lr, adagrad)
+                    else:
+                        for d in range(dim):
+                            g_qa[d] = g * query[b, d] + l2 * query[a, d]
+                            g_qb[d] = g * query[a, d] + l2 * query[b, d]
+                        _update_row(query, acc_q, a, g_qa, lr, adagrad)
+                        _update_row(query, acc_q, b, g_qb, lr, adagrad)
+                    if use_bias:
+                        for row in (a, b):
+                            gb = g + l2 * bias[row]
+                            if adagrad:
+                                acc_b[row] += gb * gb
+                                bias[row] -= lr * gb / np.sqrt(acc_b[row] + 1e-8)
+                            else:
+                                bias[row] -= lr * gb
+                        global_bias[0] -= lr * g * 0.01  # shared by every example: a small rate keeps it stable
+            losses[blk] = loss
     return losses.sum()
 
 
@@ -173,7 +188,7 @@ class _MFTrainable:
         loss = _mf_step(m.query_, m.candidate_, m.bias_, m.global_bias_, m._acc_q, m._acc_c, m._acc_b,
                         self.left[sl], self.right[sl], self.epoch_target[sl], self.prob, self.alias,
                         c.negatives, lr_start, lr_end, c.l2, c.labels == "continuous", m.use_bias, c.roles == 2,
-                        c.optimizer == "adagrad", seed)
+                        c.optimizer == "adagrad", seed, lanes(N_BLOCKS))
         n = len(self.left[sl])
         return float(loss), n * (c.negatives + 1)
 
@@ -351,7 +366,7 @@ class _WindowTrainable(SequenceSteps):
         target = np.ones(len(left), dtype=np.float32)
         loss = _mf_step(m.query_, m.candidate_, m.bias_, m.global_bias_, m._acc_q, m._acc_c, m._acc_b,
                         left, right, target, self.prob, self.alias, c.negatives, lr_start, lr_end, c.l2, False,
-                        m.use_bias, c.roles == 2, c.optimizer == "adagrad", seed)
+                        m.use_bias, c.roles == 2, c.optimizer == "adagrad", seed, lanes(N_BLOCKS))
         return float(loss), len(left) * (c.negatives + 1)
 
 

@@ -48,16 +48,26 @@ from itemvec.config import (
 )
 from itemvec.errors import ConfigError
 from itemvec.models.base import ItemModel, TrainingData
-from itemvec.models.kernels import alias_draw, alias_table, sigmoid, splitmix_next, to_uniform
+from itemvec.models.kernels import (
+    CLOCK_EVERY,
+    alias_draw,
+    alias_table,
+    lanes,
+    lanes_done,
+    sigmoid,
+    splitmix_next,
+    to_uniform,
+)
 from itemvec.train import SequenceSteps, train_model
 
-N_BLOCKS = 64  # fixed work split per step (results do not depend on the thread count on one thread)
+N_BLOCKS = 64  # fixed work split per step (one random stream per block): one thread gives the same numbers
 
 
 @njit(parallel=True, fastmath=True, cache=True)
 def _sgns_step(emb_in, emb_out, field_rows, field_logits, tokens, offsets, order, keep_prob, prob, alias,
-               window, negatives, lr0, lr1, learn_weights, seed):
-    """One step over the sequences ``order`` (indices into ``offsets``). Returns (summed loss, pairs)."""
+               window, negatives, lr0, lr1, learn_weights, seed, n_lanes):
+    """One step over the sequences ``order`` (indices into ``offsets``), its blocks run in ``n_lanes`` lanes
+    (``kernels.lanes``). Returns (summed loss, pairs)."""
     n_seq = len(order)
     dim = emb_in.shape[1]
     n_fields = field_rows.shape[1]
@@ -68,105 +78,112 @@ def _sgns_step(emb_in, emb_out, field_rows, field_logits, tokens, offsets, order
     for s in range(len(offsets) - 1):
         max_len = max(max_len, offsets[s + 1] - offsets[s])
     single = n_fields == 1 and not learn_weights  # plain skip-gram: the centre row itself, as word2vec
-    for blk in prange(N_BLOCKS):
-        state = np.uint64(seed) + np.uint64(blk) * np.uint64(0x632BE59BD9B4E019)
-        kept = np.empty(max_len, dtype=np.int64)
-        h = np.empty(dim, dtype=np.float32)
-        neu = np.empty(dim, dtype=np.float32)
-        weights = np.empty(n_fields)
-        targets = np.empty(negatives + 1, dtype=np.int64)
-        loss = 0.0
-        count = 0
-        for si in range(blk * block, min(n_seq, (blk + 1) * block)):
-            lr = lr0 + (lr1 - lr0) * (si / n_seq)
-            seq = order[si]
-            # Subsample frequent items (word2vec), then slide the window over what is kept.
-            n_kept = 0
-            for pos in range(offsets[seq], offsets[seq + 1]):
-                item = tokens[pos]
-                if item < 0:
-                    continue
-                state, z = splitmix_next(state)
-                if to_uniform(z) < keep_prob[item]:
-                    kept[n_kept] = item
-                    n_kept += 1
-            for i in range(n_kept):
-                centre = kept[i]
-                state, z = splitmix_next(state)
-                reduced = 1 + np.int64((z >> np.uint64(11)) % np.uint64(window))
-                # The centre's representation: softmax-weighted sum of its field embeddings.
-                total = 0.0
-                for f in range(n_fields):
-                    if field_rows[centre, f] >= 0:
-                        weights[f] = np.exp(field_logits[centre, f])
-                        total += weights[f]
-                    else:
-                        weights[f] = 0.0
-                for f in range(n_fields):
-                    weights[f] /= total
-                for j in range(max(0, i - reduced), min(n_kept, i + reduced + 1)):
-                    if j == i:
+    clock = np.zeros((n_lanes, 8), dtype=np.int64)
+    for lane in prange(n_lanes):
+        done = 0
+        others = 0
+        for blk in range(lane, N_BLOCKS, n_lanes):
+            state = np.uint64(seed) + np.uint64(blk) * np.uint64(0x632BE59BD9B4E019)
+            kept = np.empty(max_len, dtype=np.int64)
+            h = np.empty(dim, dtype=np.float32)
+            neu = np.empty(dim, dtype=np.float32)
+            weights = np.empty(n_fields)
+            targets = np.empty(negatives + 1, dtype=np.int64)
+            loss = 0.0
+            count = 0
+            for si in range(blk * block, min(n_seq, (blk + 1) * block)):
+                if done % CLOCK_EVERY == 0:
+                    others = lanes_done(clock, lane, done)
+                lr = lr0 + (lr1 - lr0) * ((done + others) / n_seq)  # by the step's progress (kernels.lanes)
+                done += 1
+                seq = order[si]
+                # Subsample frequent items (word2vec), then slide the window over what is kept.
+                n_kept = 0
+                for pos in range(offsets[seq], offsets[seq + 1]):
+                    item = tokens[pos]
+                    if item < 0:
                         continue
-                    context = kept[j]
-                    # Read the centre's representation afresh for every pair, as word2vec reads syn0.
-                    if single:
-                        row = field_rows[centre, 0]
+                    state, z = splitmix_next(state)
+                    if to_uniform(z) < keep_prob[item]:
+                        kept[n_kept] = item
+                        n_kept += 1
+                for i in range(n_kept):
+                    centre = kept[i]
+                    state, z = splitmix_next(state)
+                    reduced = 1 + np.int64((z >> np.uint64(11)) % np.uint64(window))
+                    # The centre's representation: softmax-weighted sum of its field embeddings.
+                    total = 0.0
+                    for f in range(n_fields):
+                        if field_rows[centre, f] >= 0:
+                            weights[f] = np.exp(field_logits[centre, f])
+                            total += weights[f]
+                        else:
+                            weights[f] = 0.0
+                    for f in range(n_fields):
+                        weights[f] /= total
+                    for j in range(max(0, i - reduced), min(n_kept, i + reduced + 1)):
+                        if j == i:
+                            continue
+                        context = kept[j]
+                        # Read the centre's representation afresh for every pair, as word2vec reads syn0.
+                        if single:
+                            row = field_rows[centre, 0]
+                            for d in range(dim):
+                                h[d] = emb_in[row, d]
+                        else:
+                            for d in range(dim):
+                                h[d] = 0.0
+                            for f in range(n_fields):
+                                if weights[f] > 0.0:
+                                    row = field_rows[centre, f]
+                                    wf = np.float32(weights[f])
+                                    for d in range(dim):
+                                        h[d] += wf * emb_in[row, d]
                         for d in range(dim):
-                            h[d] = emb_in[row, d]
-                    else:
-                        for d in range(dim):
-                            h[d] = 0.0
+                            neu[d] = 0.0
+                        # Draw the negatives first, so their table lookups overlap instead of waiting in turn.
+                        targets[0] = context
+                        n_targets = 1
+                        for _ in range(negatives):
+                            state, target = alias_draw(state, prob, alias)
+                            if target != context:
+                                targets[n_targets] = target
+                                n_targets += 1
+                        for k in range(n_targets):
+                            target = targets[k]
+                            label = 1.0 if k == 0 else 0.0
+                            score = np.float32(0.0)
+                            for d in range(dim):
+                                score += h[d] * emb_out[target, d]
+                            p = sigmoid(np.float64(score))
+                            loss -= np.log(max(p, 1e-12)) if label > 0.5 else np.log(max(1.0 - p, 1e-12))
+                            g = np.float32((label - p) * lr)
+                            for d in range(dim):
+                                neu[d] += g * emb_out[target, d]
+                                emb_out[target, d] += g * h[d]
+                        count += 1
+                        # Back to the fields: each embedding moves by its weight, the weights by their fit.
+                        if single:
+                            row = field_rows[centre, 0]
+                            for d in range(dim):
+                                emb_in[row, d] += neu[d]
+                            continue
+                        neu_h = 0.0
+                        if learn_weights:
+                            for d in range(dim):
+                                neu_h += neu[d] * h[d]
                         for f in range(n_fields):
                             if weights[f] > 0.0:
                                 row = field_rows[centre, f]
                                 wf = np.float32(weights[f])
+                                neu_e = 0.0
                                 for d in range(dim):
-                                    h[d] += wf * emb_in[row, d]
-                    for d in range(dim):
-                        neu[d] = 0.0
-                    # Draw the negatives first, so their table lookups overlap instead of waiting in turn.
-                    targets[0] = context
-                    n_targets = 1
-                    for _ in range(negatives):
-                        state, target = alias_draw(state, prob, alias)
-                        if target != context:
-                            targets[n_targets] = target
-                            n_targets += 1
-                    for k in range(n_targets):
-                        target = targets[k]
-                        label = 1.0 if k == 0 else 0.0
-                        score = np.float32(0.0)
-                        for d in range(dim):
-                            score += h[d] * emb_out[target, d]
-                        p = sigmoid(np.float64(score))
-                        loss -= np.log(max(p, 1e-12)) if label > 0.5 else np.log(max(1.0 - p, 1e-12))
-                        g = np.float32((label - p) * lr)
-                        for d in range(dim):
-                            neu[d] += g * emb_out[target, d]
-                            emb_out[target, d] += g * h[d]
-                    count += 1
-                    # Back to the fields: each embedding moves by its weight, the weights by their fit.
-                    if single:
-                        row = field_rows[centre, 0]
-                        for d in range(dim):
-                            emb_in[row, d] += neu[d]
-                        continue
-                    neu_h = 0.0
-                    if learn_weights:
-                        for d in range(dim):
-                            neu_h += neu[d] * h[d]
-                    for f in range(n_fields):
-                        if weights[f] > 0.0:
-                            row = field_rows[centre, f]
-                            wf = np.float32(weights[f])
-                            neu_e = 0.0
-                            for d in range(dim):
-                                neu_e += neu[d] * emb_in[row, d]
-                                emb_in[row, d] += wf * neu[d]
-                            if learn_weights:
-                                field_logits[centre, f] += weights[f] * (neu_e - neu_h)
-        losses[blk] = loss
-        counts[blk] = count
+                                    neu_e += neu[d] * emb_in[row, d]
+                                    emb_in[row, d] += wf * neu[d]
+                                if learn_weights:
+                                    field_logits[centre, f] += weights[f] * (neu_e - neu_h)
+            losses[blk] = loss
+            counts[blk] = count
     return losses.sum(), counts.sum()
 
 
@@ -182,7 +199,7 @@ class _SequenceTrainable(SequenceSteps):
         m, c = self.model, self.model.config
         loss, pairs = _sgns_step(m.input_, m.output_, m.field_rows_, m.field_logits_, self.tokens, self.offsets,
                                  self.chunk(step), self.keep_prob, self.prob, self.alias, c.window, c.negatives, lr_start,
-                                 lr_end, m.learn_weights, seed)
+                                 lr_end, m.learn_weights, seed, lanes(N_BLOCKS))
         return float(loss), int(pairs)
 
     def state(self):

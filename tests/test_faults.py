@@ -599,6 +599,42 @@ def test_disk_faults_are_one_line_and_outputs_stay_whole(world, tmp_path, cli, m
     assert not (run / "train.json").exists() and not leftovers(run)  # not complete, so never reused
 
 
+@pytest.fixture
+def small_disk(tmp_path, request):
+    """A real tmpfs of ``size`` (the test's parameter; 64k by default). Root only: skipped where mounting is
+    not allowed."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    size = getattr(request, "param", "64k")
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing_half_written(world, small_disk, cli):
+    result = cli("prepare", "amazon", world / "catalogue.json.gz", "--out", small_disk / "data", "--no-progress")
+    refused(result, "No space left on device")
+    assert os.listdir(small_disk) == []  # no DATA_DIR, no temporary folder
+    run = small_disk / "run"
+    refused(cli("train", "mf", "--data", world / "data", "--out", run, "--set", "epochs=1", "--set", "dim=512",
+                "--no-progress"), "No space left on device")
+    assert not (run / "train.json").exists() and not leftovers(run)
+
+
+@pytest.mark.parametrize("small_disk", ["4m"], indirect=True)
+def test_a_read_only_disk_is_one_line(world, small_disk, cli):
+    run = copy(world / "run-mf", small_disk / "run")
+    before = snapshot(run)
+    assert subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], capture_output=True).returncode == 0
+    refused(cli("train", "mf", "--data", world / "data", "--out", run, *FAST), "Read-only file system")
+    refused(cli("prepare", "amazon", world / "catalogue.json.gz", "--out", small_disk / "data", "--no-progress"),
+            "Read-only file system")
+    refused(cli("evaluate", run), "Read-only file system")
+    assert snapshot(run) == before
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root ignores permission bits")
 def test_a_read_only_folder_is_one_line(world, tmp_path, cli):
     folder = tmp_path / "ro"

@@ -48,7 +48,7 @@ from itemvec.config import (
     Seed,
     Threads,
 )
-from itemvec.models.kernels import CLOCK_EVERY, lanes, lanes_done, sigmoid, splitmix_next
+from itemvec.models.kernels import lane_rate, lanes, sigmoid, splitmix_next
 from itemvec.models.useritem import Interactions, UserItemModel
 from itemvec.train import RowSteps, train_model
 
@@ -175,9 +175,7 @@ def _ranking_step(user_f, item_f, item_b, acc_u, acc_i, acc_b, users, items, ind
             loss = 0.0
             count = 0
             for e in range(blk * block, min(n, (blk + 1) * block)):
-                if done % CLOCK_EVERY == 0:
-                    others = lanes_done(clock, lane, done)
-                lr = lr0 + (lr1 - lr0) * ((done + others) / n)  # by the step's progress (kernels.lanes)
+                lr, others = lane_rate(clock, lane, done, others, lr0, lr1, n)  # kernels.lanes
                 done += 1
                 u = users[e]
                 i = items[e]

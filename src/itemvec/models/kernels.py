@@ -92,3 +92,13 @@ def lanes_done(clock, lane, done):
         if other != lane:
             others += clock[other, 0]
     return others
+
+
+@njit(inline="always")
+def lane_rate(clock, lane, done, others, lr0, lr1, n):
+    """The rate of lane ``lane``'s next example, its ``done``-th, in a step of ``n`` going from ``lr0`` to
+    ``lr1``, by the step's progress over all lanes; refreshes ``others`` (the other lanes' count) every
+    ``CLOCK_EVERY`` examples. Returns (rate, others)."""
+    if done % CLOCK_EVERY == 0:
+        others = lanes_done(clock, lane, done)
+    return lr0 + (lr1 - lr0) * ((done + others) / n), others

@@ -49,11 +49,10 @@ from itemvec.config import (
 )
 from itemvec.models.base import ItemModel, TrainingData
 from itemvec.models.kernels import (  # noqa: F401 (alias_table re-exported)
-    CLOCK_EVERY,
     alias_draw,
     alias_table,
+    lane_rate,
     lanes,
-    lanes_done,
     sigmoid,
 )
 from itemvec.train import SequenceSteps, train_model
@@ -97,9 +96,7 @@ def _mf_step(query, cand, bias, global_bias, acc_q, acc_c, acc_b, left, right, t
             g_cb = np.empty(dim)
             loss = 0.0
             for i in range(blk * block, min(n, (blk + 1) * block)):
-                if done % CLOCK_EVERY == 0:
-                    others = lanes_done(clock, lane, done)
-                lr = lr0 + (lr1 - lr0) * ((done + others) / n)  # by the step's progress (kernels.lanes)
+                lr, others = lane_rate(clock, lane, done, others, lr0, lr1, n)  # kernels.lanes
                 done += 1
                 a = left[i]
                 for k in range(negatives + 1):

@@ -49,11 +49,10 @@ from itemvec.config import (
 from itemvec.errors import ConfigError
 from itemvec.models.base import ItemModel, TrainingData
 from itemvec.models.kernels import (
-    CLOCK_EVERY,
     alias_draw,
     alias_table,
+    lane_rate,
     lanes,
-    lanes_done,
     sigmoid,
     splitmix_next,
     to_uniform,
@@ -92,9 +91,7 @@ def _sgns_step(emb_in, emb_out, field_rows, field_logits, tokens, offsets, order
             loss = 0.0
             count = 0
             for si in range(blk * block, min(n_seq, (blk + 1) * block)):
-                if done % CLOCK_EVERY == 0:
-                    others = lanes_done(clock, lane, done)
-                lr = lr0 + (lr1 - lr0) * ((done + others) / n_seq)  # by the step's progress (kernels.lanes)
+                lr, others = lane_rate(clock, lane, done, others, lr0, lr1, n_seq)  # kernels.lanes
                 done += 1
                 seq = order[si]
                 # Subsample frequent items (word2vec), then slide the window over what is kept.

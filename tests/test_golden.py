@@ -90,7 +90,8 @@ def close(actual, expected) -> bool:
         return actual is expected
     if isinstance(expected, float) and np.isnan(expected):
         return isinstance(actual, float) and np.isnan(actual)
-    return bool(np.isclose(actual, expected, rtol=1e-5, atol=1e-6))
+    # Loose enough for another CPU's summation order, tight enough for any change in what a model computes.
+    return bool(np.isclose(actual, expected, rtol=1e-4, atol=1e-5))
 
 
 def test_every_registered_model_has_golden_settings():

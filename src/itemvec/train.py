@@ -34,6 +34,7 @@ from tqdm import tqdm
 from itemvec.config import SCHEDULES  # noqa: F401 (re-exported: the models import it from here)
 from itemvec.errors import InputError, Interrupted
 from itemvec.outputs import save_npz, write_text
+from itemvec.parallel import thread_limit
 
 
 def learning_rate(schedule: str, lr: float, step: int, steps_per_epoch: int, epochs: int,
@@ -237,7 +238,8 @@ def train_model(model, trainable: Trainable, *, run_dir=None, evaluate=None, pro
     identity = run_identity(model.name, c, getattr(model, "data_fingerprint", None))
     trainer = Trainer(settings, evaluate=(lambda: evaluate(model)) if evaluate else None, run_dir=run_dir,
                       resume=resume, progress=progress, stop_after_epochs=stop_after_epochs, identity=identity)
-    return trainer.fit(trainable)
+    with thread_limit(getattr(c, "threads", 0)):  # process-wide: set for the training, restored after it
+        return trainer.fit(trainable)
 
 
 class SequenceSteps:

@@ -31,13 +31,13 @@ walks only) and the row sums (8 bytes per node); nothing per walk step.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 from numba import njit, prange
 
 from itemvec.errors import ConfigError
 from itemvec.graph.csr import CSRGraph
 from itemvec.models.kernels import splitmix_next, to_uniform
+from itemvec.parallel import thread_limit
 
 LANES = 16  # walks each thread advances in lockstep (see _walk_kernel)
 ALIAS_BLOCKS = 64  # fixed split of the nodes for building alias tables in parallel (deterministic either way)
@@ -304,10 +304,7 @@ def random_walks(graph: CSRGraph, *, walks_per_node: int = 10, walk_length: int 
 
     records, keep, row_sum = _tables(graph, weighted)
     second_order = not (p == 1.0 and q == 1.0)
-    previous_threads = numba.get_num_threads()
-    if threads > 0:
-        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-    try:
+    with thread_limit(threads):
         chunk = PROGRESS_CHUNK if progress else len(walks)
         bar = None
         if progress:
@@ -322,8 +319,6 @@ def random_walks(graph: CSRGraph, *, walks_per_node: int = 10, walk_length: int 
                 bar.update(len(rows))
         if bar is not None:
             bar.close()
-    finally:
-        numba.set_num_threads(previous_threads)
     return walks
 
 

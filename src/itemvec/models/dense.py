@@ -12,7 +12,6 @@ exactly), and sets the rate the trainer's schedule asks for at every step.
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,20 +44,6 @@ def parse_hidden(text: str) -> list[int]:
     if any(size <= 0 for size in sizes):
         raise ConfigError(f"hidden: layer sizes must be positive, got {text!r}")
     return sizes
-
-
-@contextmanager
-def torch_threads(threads: int):
-    """Run the block with ``threads`` torch threads (0: leave as is), restored afterwards (process-wide)."""
-    import torch
-
-    before = torch.get_num_threads()
-    if threads > 0:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def forked_seed(seed: int):
@@ -217,8 +202,7 @@ class Dense(UserItemModel):
 
     def fit(self, data: Interactions, *, run_dir=None, evaluate=None, progress: bool = False, resume: bool = True,
             stop_after_epochs: int | None = None) -> Dense:
-        with torch_threads(self.config.threads):
-            self._fit(data, run_dir, evaluate, progress, resume, stop_after_epochs)
+        self._fit(data, run_dir, evaluate, progress, resume, stop_after_epochs)
         return self
 
     def _fit(self, data, run_dir, evaluate, progress, resume, stop_after_epochs) -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-import numba
 import numpy as np
 from numba import njit, prange
 
@@ -279,14 +278,7 @@ class MFExplicit(_ExplicitBase):
 
     def fit(self, data: Interactions, *, run_dir=None, evaluate=None, progress: bool = False, resume: bool = True,
             stop_after_epochs: int | None = None) -> MFExplicit:
-        c = self.config
-        threads = numba.get_num_threads()
-        if c.threads > 0:  # restored afterwards: numba's thread count is process-wide
-            numba.set_num_threads(min(c.threads, numba.config.NUMBA_NUM_THREADS))
-        try:
-            self._fit(data, run_dir, evaluate, progress, resume, stop_after_epochs)
-        finally:
-            numba.set_num_threads(threads)
+        self._fit(data, run_dir, evaluate, progress, resume, stop_after_epochs)
         return self
 
     def _fit(self, data, run_dir, evaluate, progress, resume, stop_after_epochs) -> None:

@@ -27,7 +27,6 @@ import math
 from dataclasses import dataclass
 from typing import Annotated
 
-import numba
 import numpy as np
 from numba import njit, prange
 
@@ -322,8 +321,6 @@ class BPR(UserItemModel):
     def fit(self, data: Interactions, *, run_dir=None, evaluate=None, progress: bool = True, resume: bool = True,
             stop_after_epochs: int | None = None) -> BPR:
         c = self.config
-        if c.threads > 0:
-            numba.set_num_threads(min(c.threads, numba.config.NUMBA_NUM_THREADS))
         self._mark_known(data)
         rng = np.random.default_rng(c.seed)
         self.user_factors_ = np.zeros((data.n_users, c.dim), dtype=np.float32)

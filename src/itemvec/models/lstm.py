@@ -47,7 +47,7 @@ from itemvec.config import (
     Seed,
     Threads,
 )
-from itemvec.models.dense import TorchSteps, forked_seed, torch_threads
+from itemvec.models.dense import TorchSteps, forked_seed
 from itemvec.models.explicit import baseline_biases
 from itemvec.models.useritem import Interactions, UserItemModel, set_torch_state, torch_state
 from itemvec.train import RowSteps, train_model
@@ -200,8 +200,7 @@ class LSTMRating(UserItemModel):
 
     def fit(self, data: Interactions, *, run_dir=None, evaluate=None, progress: bool = False, resume: bool = True,
             stop_after_epochs: int | None = None) -> LSTMRating:
-        with torch_threads(self.config.threads):
-            self._fit(data, run_dir, evaluate, progress, resume, stop_after_epochs)
+        self._fit(data, run_dir, evaluate, progress, resume, stop_after_epochs)
         return self
 
     def _fit(self, data, run_dir, evaluate, progress, resume, stop_after_epochs) -> None:

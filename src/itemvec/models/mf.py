@@ -20,7 +20,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-import numba
 import numpy as np
 from numba import njit, prange
 
@@ -250,8 +249,6 @@ class MF(ItemModel):
     def fit(self, data: TrainingData, *, run_dir=None, evaluate=None, progress: bool = True, resume: bool = True,
             stop_after_epochs: int | None = None) -> MF:
         c = self.config
-        if c.threads > 0:
-            numba.set_num_threads(min(c.threads, numba.config.NUMBA_NUM_THREADS))
         degree = data.degree()
         self.known_items_ = degree > 0
         self._init_tables(data.n_items)
@@ -390,8 +387,6 @@ class MFSeq(MFBias):
         from itemvec.models.skipgram import sequences_for
 
         c = self.config
-        if c.threads > 0:
-            numba.set_num_threads(min(c.threads, numba.config.NUMBA_NUM_THREADS))
         tokens, offsets, self.sequence_info_ = sequences_for(data, c, data.n_items)
         counts = np.bincount(tokens[tokens >= 0], minlength=data.n_items)
         self.known_items_ = counts > 0

@@ -21,7 +21,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-import numba
 import numpy as np
 from numba import njit, prange
 
@@ -279,8 +278,6 @@ class SkipGram(ItemModel):
                       stop_after_epochs: int | None = None) -> SkipGram:
         """Train on given sequences: ``tokens`` (flat int32, -1 ignored) split at ``offsets`` (int64)."""
         c = self.config
-        if c.threads > 0:
-            numba.set_num_threads(min(c.threads, numba.config.NUMBA_NUM_THREADS))
         n = data.n_items
         counts = np.bincount(tokens[tokens >= 0], minlength=n).astype(np.float64)
         self.trained_items_ = counts > 0

@@ -171,8 +171,6 @@ class TorchRankingModel(UserItemModel):
         import torch
 
         c = self.config
-        if c.threads > 0:
-            torch.set_num_threads(c.threads)
         self._mark_known(data)
         self._prepare(data)
         generator = torch.Generator().manual_seed(c.seed)

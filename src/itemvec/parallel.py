@@ -1,0 +1,30 @@
+"""Thread counts for one block of work: numba's and torch's are process-wide settings, so whoever changes them
+restores them (``thread_limit``). The lowest layer: it imports neither graph/ nor models/."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+
+@contextmanager
+def thread_limit(threads: int) -> Iterator[None]:
+    """Run the block with ``threads`` numba threads (0: all cores) and, when torch is already imported,
+    ``threads`` torch threads (0: torch's own default); both are restored afterwards. torch is never
+    imported here, so a numba model's process does not load it."""
+    import numba
+
+    previous = numba.get_num_threads()
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS if threads <= 0
+                          else min(threads, numba.config.NUMBA_NUM_THREADS))
+    torch = sys.modules.get("torch")
+    previous_torch = torch.get_num_threads() if torch is not None else None
+    if torch is not None and threads > 0:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(previous)
+        if torch is not None:
+            torch.set_num_threads(previous_torch)

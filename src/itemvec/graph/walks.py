@@ -36,8 +36,8 @@ from numba import njit, prange
 
 from itemvec.errors import ConfigError
 from itemvec.graph.csr import CSRGraph
-from itemvec.models.kernels import splitmix_next, to_uniform
 from itemvec.parallel import thread_limit
+from itemvec.rng import splitmix_next, to_uniform
 
 LANES = 16  # walks each thread advances in lockstep (see _walk_kernel)
 ALIAS_BLOCKS = 64  # fixed split of the nodes for building alias tables in parallel (deterministic either way)

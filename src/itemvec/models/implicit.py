@@ -47,8 +47,9 @@ from itemvec.config import (
     Seed,
     Threads,
 )
-from itemvec.models.kernels import lane_rate, lanes, sigmoid, splitmix_next
+from itemvec.models.kernels import lane_rate, lanes, sigmoid
 from itemvec.models.useritem import Interactions, UserItemModel
+from itemvec.rng import splitmix_next
 from itemvec.train import RowSteps, train_model
 
 N_BLOCKS = 16  # fixed work split per step: results do not depend on the number of threads (given one thread)

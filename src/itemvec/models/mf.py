@@ -47,13 +47,8 @@ from itemvec.config import (
     Window,
 )
 from itemvec.models.base import ItemModel, TrainingData
-from itemvec.models.kernels import (  # noqa: F401 (alias_table re-exported)
-    alias_draw,
-    alias_table,
-    lane_rate,
-    lanes,
-    sigmoid,
-)
+from itemvec.models.kernels import lane_rate, lanes, sigmoid
+from itemvec.rng import alias_draw, alias_table  # noqa: F401 (alias_table re-exported)
 from itemvec.train import SequenceSteps, train_model
 
 N_BLOCKS = 16  # fixed work split per step (one random stream per block): one thread gives the same numbers

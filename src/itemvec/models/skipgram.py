@@ -47,15 +47,8 @@ from itemvec.config import (
 )
 from itemvec.errors import ConfigError
 from itemvec.models.base import ItemModel, TrainingData
-from itemvec.models.kernels import (
-    alias_draw,
-    alias_table,
-    lane_rate,
-    lanes,
-    sigmoid,
-    splitmix_next,
-    to_uniform,
-)
+from itemvec.models.kernels import lane_rate, lanes, sigmoid
+from itemvec.rng import alias_draw, alias_table, splitmix_next, to_uniform
 from itemvec.train import SequenceSteps, train_model
 
 N_BLOCKS = 64  # fixed work split per step (one random stream per block): one thread gives the same numbers

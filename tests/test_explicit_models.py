@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from itemvec import registry
 from itemvec.models.dense import Dense
 from itemvec.models.explicit import BiasBaseline, GlobalMean, MFExplicit, MFExplicitBias, baseline_biases
 from itemvec.models.lstm import LSTMRating, user_histories, windows
@@ -108,6 +109,11 @@ def test_bias_baseline_agrees_with_surprise(tmp_path, data):
     ours = BiasBaseline().fit(train).predict(held.user[:200], held.item[:200])
     theirs = [peer.predict(str(u), str(i)).est for u, i in zip(held.user[:200], held.item[:200])]
     np.testing.assert_allclose(ours, theirs, atol=1e-4)
+
+
+def test_every_registered_explicit_model_is_in_the_contract():
+    explicit_models = {n for n in registry.names("ratings") if registry.get(n, "ratings").kind == "explicit"}
+    assert explicit_models == set(MAKERS)
 
 
 @pytest.mark.parametrize("name", list(MAKERS))

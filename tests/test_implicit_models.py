@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from itemvec import registry
 from itemvec.errors import ConfigError
 from itemvec.models import implicit
 from itemvec.models.fm import FactorizationMachine
@@ -76,6 +77,11 @@ def test_planted_checkerboard(name):
         aucs.append(np.mean(scores[u, i] > scores[u, other]))
     assert np.mean(aucs) > 0.97, aucs
     assert min(aucs) >= 0.75
+
+
+def test_every_registered_implicit_model_is_in_the_contract():
+    implicit_models = {n for n in registry.names("ratings") if registry.get(n, "ratings").kind == "implicit"}
+    assert implicit_models == set(CLASSES)
 
 
 @pytest.mark.parametrize("name", list(CLASSES))

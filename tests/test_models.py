@@ -20,7 +20,9 @@ from itemvec.train import learning_rate
 
 FAST = {"mf": {"epochs": 3, "dim": 8, "batch_size": 256, "threads": 1},
         "mf-bias": {"epochs": 3, "dim": 8, "batch_size": 256, "threads": 1},
-        "skipgram": {"dim": 16, "threads": 1}, "eges": {"dim": 16, "threads": 1}}
+        "skipgram": {"dim": 16, "threads": 1}, "eges": {"dim": 16, "threads": 1},
+        "node2vec": {"dim": 16, "threads": 1}, "mf-seq": {"dim": 8, "threads": 1},
+        "w2v-gensim": {"dim": 16, "threads": 1}}
 
 
 def two_cliques(size=20, holdout_every=4):
@@ -54,7 +56,11 @@ def test_mf_separates_planted_cliques(name, roles):
     assert metrics.roc_auc(labels, np.r_[within, cross]) > 0.97
 
 
-@pytest.mark.parametrize("name", registry.ITEM_MODELS)
+def test_every_item_model_has_contract_settings():
+    assert set(FAST) | {"popularity", "adamic-adar"} == set(registry.names("pairs"))
+
+
+@pytest.mark.parametrize("name", registry.names("pairs"))  # every registered item-item model, not a list of ours
 def test_registry_contract(name, tmp_path):
     data, held = two_cliques()
     model = model_for(name).fit(data, progress=False)

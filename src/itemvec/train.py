@@ -29,12 +29,12 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-from tqdm import tqdm
 
 from itemvec.config import SCHEDULES  # noqa: F401 (re-exported: the models import it from here)
 from itemvec.errors import InputError, Interrupted
 from itemvec.outputs import save_npz, write_text
 from itemvec.parallel import thread_limit
+from itemvec.progress import LineProgress, progress_bar
 
 
 def learning_rate(schedule: str, lr: float, step: int, steps_per_epoch: int, epochs: int,
@@ -188,8 +188,9 @@ class Trainer:
         started = time.perf_counter()
         total = steps * s.epochs
         examples_total = 0
-        bar = tqdm(total=total, initial=start_epoch * steps, desc="training", unit="step", disable=not self.progress,
-                   file=sys.stderr, mininterval=0.5)
+        bar = progress_bar(total=total, initial=start_epoch * steps, desc="training", unit="step",
+                           enabled=self.progress)
+        in_log = isinstance(bar, LineProgress)  # no terminal: one line per epoch instead of a bar
         try:
             for epoch in range(start_epoch, s.epochs):
                 if self.stop_after_epochs is not None and epoch >= self.stop_after_epochs:
@@ -214,6 +215,11 @@ class Trainer:
                         self._record(epoch + (step + 1) / steps, position + 1, loss_sum / max(seen, 1),
                                      lr_end, time.perf_counter() - started)
                 self._save_checkpoint(trainable, epoch)
+                if in_log:
+                    val = self.history[-1]["val_auc"] if self.history else None
+                    print(f"training: epoch {epoch + 1}/{s.epochs}, loss {loss_sum / max(seen, 1):.4f}"
+                          + (f", validation AUC {val:.4f}" if val is not None else "")
+                          + f", {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
         except Interrupted as exc:
             exc.kept = exc.kept or self._interrupted_note()
             raise

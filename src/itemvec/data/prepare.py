@@ -19,7 +19,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from tqdm import tqdm
 
 from itemvec.data.amazon import RELATION_TYPES, RecordError, detect_format, parse_line
 from itemvec.data.io import LineReader
@@ -37,6 +36,7 @@ from itemvec.data.sampling import degree_matched_negatives, uniform_negatives
 from itemvec.data.store import fingerprint_files, write_json, write_negatives, write_pairs
 from itemvec.errors import InputError
 from itemvec.outputs import OutputFolder, check_output
+from itemvec.progress import progress_bar
 
 EXAMPLES_PER_REASON = 5
 DEFAULT_MAX_BAD_FRACTION = 0.01
@@ -152,8 +152,7 @@ def _read_lines(paths: Sequence[Path], report: ReadReport, progress: bool, log: 
     break; the cut line is counted as a rejected record (``truncated_line``)."""
     readers = [LineReader(Path(p)) for p in paths]
     total = sum(r.size_bytes for r in readers)
-    with tqdm(total=total, unit="B", unit_scale=True, desc="reading", disable=not progress,
-              file=sys.stderr, mininterval=0.5) as bar:
+    with progress_bar(total=total, unit="B", unit_scale=True, desc="reading", enabled=progress) as bar:
         for reader in readers:
             reader.on_bytes = bar.update
             before = report.records_read

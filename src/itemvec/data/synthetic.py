@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from itemvec.outputs import check_output_file
+from itemvec.progress import progress_bar
 
 __all__ = [
     "RELATION_TYPES",
@@ -738,14 +739,12 @@ def write_amazon_2014(path, products: int, seed: int = 0, *, progress: bool = Tr
     Cost: about 9 s and 0.35 GB at 420,000 products (45 MB gzip), about 65 s and 1.3 GB at 2,000,000
     (270 MB gzip), on two cores.
     """
-    from tqdm import tqdm
-
     _check_products(products)
     started = time.perf_counter()
     path = Path(path)
     check_output_file(path, is_synthetic)
     n_lines = max(1, int(round(METADATA_FRACTION * products)))  # known before generation
-    with tqdm(total=n_lines, unit="line", desc="generating catalogue", disable=not progress) as bar:
+    with progress_bar(total=n_lines, unit="line", desc="generating catalogue", enabled=progress) as bar:
         catalogue = generate_catalogue(products, seed)
         bar.set_description(f"writing {path.name}")
         _write_lines(catalogue, path, bar.update)

@@ -37,6 +37,7 @@ from numba import njit, prange
 from itemvec.errors import ConfigError
 from itemvec.graph.csr import CSRGraph
 from itemvec.parallel import thread_limit
+from itemvec.progress import progress_bar
 from itemvec.rng import splitmix_next, to_uniform
 
 LANES = 16  # walks each thread advances in lockstep (see _walk_kernel)
@@ -306,11 +307,7 @@ def random_walks(graph: CSRGraph, *, walks_per_node: int = 10, walk_length: int 
     second_order = not (p == 1.0 and q == 1.0)
     with thread_limit(threads):
         chunk = PROGRESS_CHUNK if progress else len(walks)
-        bar = None
-        if progress:
-            from tqdm import tqdm
-
-            bar = tqdm(total=len(walks), unit="walk", desc="walks")
+        bar = progress_bar(total=len(walks), unit="walk", desc="walks") if progress else None
         for begin in range(0, len(walks), chunk):
             rows = walks[begin:begin + chunk]
             _walk_kernel(graph.indptr, graph.indices, graph.weights, records, keep, row_sum, rows, begin,

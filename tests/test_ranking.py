@@ -3,13 +3,15 @@
 The kernel's per-user numbers are checked against a slow, obvious Python ranking (sort the candidates, walk
 the list), against scikit-learn where its definitions match (``roc_auc_score`` always; ``ndcg_score`` and
 ``average_precision_score`` without ties, since those average over tied orders while the top-k metrics here
-break ties pessimistically), against :func:`metrics.per_user_auc`, and on hand-computed golden values.
+break ties pessimistically), against the reference ``oracles.per_user_auc``, and on hand-computed golden values.
 Scores come from a few levels plus NaN, so ties and unscorable items are the rule, not the exception.
 """
 
 from __future__ import annotations
 
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +20,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 sklearn_metrics = pytest.importorskip("sklearn.metrics")
+
+sys.path.insert(0, str(Path(__file__).parent))
+import oracles  # noqa: E402  (tests/oracles.py: the slow reference metrics)
 
 from itemvec.evaluate import metrics  # noqa: E402  (after the importorskip on purpose)
 from itemvec.evaluate.ranking import (  # noqa: E402
@@ -136,11 +141,11 @@ def test_stats_match_slow_loop(problem):
 def test_auc_matches_metrics_per_user_auc_and_sklearn(problem):
     scores, relevant, exclude, _ = problem
     auc = user_ranking_stats(scores, relevant, exclude).auc
-    # metrics.per_user_auc takes -inf but not NaN, and keeps an item both relevant and excluded as relevant;
+    # oracles.per_user_auc takes -inf but not NaN, and keeps an item both relevant and excluded as relevant;
     # this module excludes it, so hand it the relevant candidates only.
     as_minus_inf = np.where(np.isnan(scores), -np.inf, scores.astype(np.float64))
     candidates_only = [np.setdiff1d(r, e) for r, e in zip(relevant, exclude)]
-    np.testing.assert_allclose(auc, metrics.per_user_auc(as_minus_inf, candidates_only, exclude), atol=1e-12)
+    np.testing.assert_allclose(auc, oracles.per_user_auc(as_minus_inf, candidates_only, exclude), atol=1e-12)
     for u in np.flatnonzero(~np.isnan(auc)):
         keep = ~np.isin(np.arange(scores.shape[1]), exclude[u])
         labels = np.isin(np.arange(scores.shape[1]), relevant[u])[keep]

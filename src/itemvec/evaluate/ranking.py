@@ -25,7 +25,7 @@ finite score, tied with the other NaNs (and with ``-inf``). Ties are resolved
   collapsing its scores, a model that scores nothing for a user (all NaN) gets no hits, and the result never
   depends on an arbitrary tie-break. Without ties this is the ordinary ranking.
 
-Why a kernel rather than :func:`metrics.per_user_auc` (a full argsort per row): at MovieLens-20M size (27k
+Why a kernel rather than a full argsort per row (the reference in tests/oracles.py): at MovieLens-20M size (27k
 items, batches of 1024 users) that keeps about ten 8-byte temporaries the size of the score matrix (2 GB per
 batch) and sorts every row; the kernel sorts only each user's few relevant scores and finds every candidate's
 place among them by binary search: O(n_items log n_relevant) per user, O(n_items) bytes of scratch per thread.
@@ -339,7 +339,7 @@ def per_user_auc(scores: np.ndarray, relevant: ItemSets, exclude: ItemSets | Non
     """Mean over users of the per-user AUC (see :func:`user_ranking_stats`): for each user with a relevant
     item and a non-relevant candidate, P(a relevant item outscores a non-relevant candidate), ties half.
 
-    Unlike :func:`metrics.per_user_auc` (which returns the per-user array and rejects NaN), this returns the
+    Unlike the reference in tests/oracles.py (which returns the per-user array and rejects NaN), this returns the
     mean; ``user_ranking_stats(...).auc`` has the per-user values. Raises ValueError if no user qualifies.
     """
     return user_ranking_stats(scores, relevant, exclude, k=1).mean("auc")

@@ -9,8 +9,7 @@ import pytest
 
 from itemvec import registry
 from itemvec.config import parse_sets, replace
-from itemvec.data.pairs import Pairs
-from itemvec.data.store import EvalPairs
+from itemvec.data.types import EvalPairs, Pairs
 from itemvec.errors import ConfigError
 from itemvec.evaluate import metrics
 from itemvec.evaluate.protocols import impute_unscorable, validation_auc_function

@@ -22,8 +22,9 @@ from hypothesis import strategies as st
 sklearn_metrics = pytest.importorskip("sklearn.metrics")
 
 sys.path.insert(0, str(Path(__file__).parent))
-import oracles  # noqa: E402  (tests/oracles.py: the slow reference metrics)
+import oracles  # noqa: E402  (tests/oracles.py: the reference metrics)
 
+from itemvec.data.types import Interactions  # noqa: E402
 from itemvec.evaluate import metrics  # noqa: E402  (after the importorskip on purpose)
 from itemvec.evaluate.ranking import (  # noqa: E402
     RANKING_POLICY,
@@ -37,7 +38,7 @@ from itemvec.evaluate.ranking import (  # noqa: E402
     recall_at_k,
     user_ranking_stats,
 )
-from itemvec.models.useritem import Interactions, UserItemModel  # noqa: E402
+from itemvec.models.useritem import UserItemModel  # noqa: E402
 
 SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FIELDS = ("auc", "precision", "recall", "average_precision", "ndcg")

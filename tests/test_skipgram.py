@@ -8,8 +8,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from itemvec import registry
-from itemvec.data.pairs import Pairs
 from itemvec.data.store import DataDir, write_negatives, write_pairs
+from itemvec.data.types import Pairs
 from itemvec.evaluate import metrics
 from itemvec.models.base import TrainingData
 from itemvec.models.mf import window_pairs

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from itemvec.data.types import Pairs
 from itemvec.errors import ConfigError
 
 # The reference study's weights: a pair's weight is the sum over the relation types that link it.
@@ -85,25 +86,6 @@ class MentionLog:
             np.frombuffer(self.target, dtype=np.int32),
             np.frombuffer(self.relation, dtype=np.uint8),
         )
-
-
-@dataclass
-class Pairs:
-    """Unique undirected pairs: ``item_a < item_b`` (int32), summed ``weight`` and a ``relations`` bitmask
-    (bit ``k`` set when relation ``relation_names[k]`` links the pair)."""
-
-    item_a: np.ndarray
-    item_b: np.ndarray
-    weight: np.ndarray
-    relations: np.ndarray
-    relation_names: list[str]
-
-    def __len__(self) -> int:
-        return len(self.item_a)
-
-    def take(self, index: np.ndarray) -> Pairs:
-        return Pairs(self.item_a[index], self.item_b[index], self.weight[index], self.relations[index],
-                     self.relation_names)
 
 
 @dataclass

@@ -41,7 +41,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from itemvec.data.pairs import DEFAULT_SPLIT, IdMap, Pairs, pair_keys
+from itemvec.data.pairs import DEFAULT_SPLIT, IdMap, pair_keys
 from itemvec.data.prepare import (
     DEFAULT_MAX_BAD_FRACTION,
     EXAMPLES_PER_REASON,
@@ -51,6 +51,7 @@ from itemvec.data.prepare import (
     write_data_dir,
 )
 from itemvec.data.store import SEQUENCE_FILES, DataDir
+from itemvec.data.types import Pairs
 from itemvec.errors import ConfigError, InputError
 from itemvec.outputs import check_output
 

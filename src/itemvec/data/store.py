@@ -24,7 +24,6 @@ columns, and every id column within [0, n_items)). Each problem is one :class:`I
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -34,7 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import scipy.sparse as sp
 
-from itemvec.data.pairs import Pairs
+from itemvec.data.types import EvalPairs, Interactions, Pairs
 from itemvec.errors import InputError
 
 PARTS = ("train", "validation", "test")
@@ -98,18 +97,6 @@ def write_pairs(path: Path, pairs: Pairs) -> None:
 def write_negatives(path: Path, item_a: np.ndarray, item_b: np.ndarray) -> None:
     pq.write_table(pa.table({"item_a": pa.array(item_a, pa.int32()), "item_b": pa.array(item_b, pa.int32())}),
                    path)
-
-
-@dataclass
-class EvalPairs:
-    """Positives followed by negatives of one split part: ``item_a``, ``item_b`` (int64), ``label`` (0/1)."""
-
-    item_a: np.ndarray
-    item_b: np.ndarray
-    label: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.label)
 
 
 # ---------------------------------------------------------------- checks shared by both kinds
@@ -431,10 +418,8 @@ class RatingsDir(_Folder):
         return _one_hot(rows)
 
     def interactions(self, part: str, features: bool = True):
-        """One split part as :class:`itemvec.models.useritem.Interactions` (ids as int64), with the side
+        """One split part as :class:`itemvec.data.types.Interactions` (ids as int64), with the side
         features when ``features``."""
-        from itemvec.models.useritem import Interactions
-
         arrays = self.ratings(part)
         user_features, user_names = self.user_features if features else (None, None)
         item_features, item_names = self.item_features if features else (None, None)

@@ -20,7 +20,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from itemvec.data.store import DataDir, EvalPairs
+from itemvec.data.store import DataDir
+from itemvec.data.types import EvalPairs
 from itemvec.evaluate import metrics
 
 POLICY = (

@@ -21,8 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from itemvec.config import check, replace
-from itemvec.data.pairs import Pairs
-from itemvec.data.store import DataDir, EvalPairs, read_json_object
+from itemvec.data.store import DataDir, read_json_object
+from itemvec.data.types import EvalPairs, Pairs
 from itemvec.errors import InputError
 
 PAIR_CHUNK = 1 << 18  # pairs scored per _score_pairs call

@@ -30,8 +30,9 @@ from itemvec.config import (
     Seed,
     Threads,
 )
+from itemvec.data.types import Interactions
 from itemvec.errors import ConfigError
-from itemvec.models.useritem import Interactions, UserItemModel, set_torch_state, torch_state
+from itemvec.models.useritem import UserItemModel, set_torch_state, torch_state
 from itemvec.train import RowSteps, train_model
 
 

@@ -36,7 +36,8 @@ from itemvec.config import (
     Seed,
     Threads,
 )
-from itemvec.models.useritem import Interactions, UserItemModel
+from itemvec.data.types import Interactions
+from itemvec.models.useritem import UserItemModel
 from itemvec.train import RowSteps, train_model
 
 N_BLOCKS = 16  # fixed work split per step: results do not depend on the number of threads (given one thread)

@@ -41,8 +41,9 @@ from itemvec.config import (
     Seed,
     Threads,
 )
+from itemvec.data.types import Interactions
 from itemvec.models.triplet import TorchRankingModel, _embedding, bpr_loss
-from itemvec.models.useritem import Interactions, set_torch_state, torch_state
+from itemvec.models.useritem import set_torch_state, torch_state
 
 
 def feature_rows(n_rows: int, known: np.ndarray, features: sp.csr_matrix | None, one_hot_offset: int,

@@ -47,8 +47,9 @@ from itemvec.config import (
     Seed,
     Threads,
 )
+from itemvec.data.types import Interactions
 from itemvec.models.kernels import lane_rate, lanes, sigmoid
-from itemvec.models.useritem import Interactions, UserItemModel
+from itemvec.models.useritem import UserItemModel
 from itemvec.rng import splitmix_next
 from itemvec.train import RowSteps, train_model
 

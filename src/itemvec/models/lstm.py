@@ -47,9 +47,10 @@ from itemvec.config import (
     Seed,
     Threads,
 )
+from itemvec.data.types import Interactions
 from itemvec.models.dense import TorchSteps, forked_seed
 from itemvec.models.explicit import baseline_biases
-from itemvec.models.useritem import Interactions, UserItemModel, set_torch_state, torch_state
+from itemvec.models.useritem import UserItemModel, set_torch_state, torch_state
 from itemvec.train import RowSteps, train_model
 
 

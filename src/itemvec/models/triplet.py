@@ -46,10 +46,11 @@ from itemvec.config import (
     Seed,
     Threads,
 )
+from itemvec.data.types import Interactions
 from itemvec.errors import ConfigError
 from itemvec.models.dense import TorchSteps
 from itemvec.models.implicit import popularity_cdf, positive_rows, sample_negatives
-from itemvec.models.useritem import Interactions, UserItemModel, set_torch_state, torch_state
+from itemvec.models.useritem import UserItemModel, set_torch_state, torch_state
 from itemvec.train import RowSteps, train_model
 
 SCORE_CHUNK = 1 << 20  # pairs scored per forward pass at query time

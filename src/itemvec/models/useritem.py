@@ -29,61 +29,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from itemvec.config import check, replace
+from itemvec.data.types import Interactions
 from itemvec.models.base import read_weights, restore, top_k, write_weights
-
-
-@dataclass
-class Interactions:
-    """Ratings of one split part as parallel arrays, plus what every model may read about the data.
-
-    ``user``, ``item`` (int64 dense ids in ``[0, n_users)`` / ``[0, n_items)``), ``rating`` (float32 on the
-    data's scale ``[rating_min, rating_max]``), ``timestamp`` (int64 seconds, 0 when unknown).
-    ``threshold``: the implicit view; ratings at or above it are positives.
-    ``user_features`` / ``item_features``: optional (n_users, f) / (n_items, g) CSR matrices of 0/1 side
-    features (genres, year bucket, age bucket, gender, occupation, brand, category), with their column names.
-    ``validation``: the validation part, for learning curves (None or empty when the split has none).
-    """
-
-    n_users: int
-    n_items: int
-    user: np.ndarray
-    item: np.ndarray
-    rating: np.ndarray
-    timestamp: np.ndarray
-    rating_min: float = 1.0
-    rating_max: float = 5.0
-    threshold: float = 4.0
-    user_features: sp.csr_matrix | None = None
-    item_features: sp.csr_matrix | None = None
-    user_feature_names: list[str] | None = None
-    item_feature_names: list[str] | None = None
-    validation: Interactions | None = None
-
-    def __len__(self) -> int:
-        return len(self.user)
-
-    @property
-    def positive(self) -> np.ndarray:
-        """(n,) bool: the implicit view, rating >= threshold."""
-        return self.rating >= self.threshold
-
-    def scaled(self, ratings: np.ndarray) -> np.ndarray:
-        """Ratings mapped onto [0, 1] (the scale of the "PyTorch for Recommenders 101" figures)."""
-        return (np.asarray(ratings, dtype=np.float64) - self.rating_min) / (self.rating_max - self.rating_min)
-
-    def matrix(self, positives_only: bool = False) -> sp.csr_matrix:
-        """(n_users, n_items) CSR with 1 where the user rated the item (or rated it >= threshold)."""
-        keep = self.positive if positives_only else np.ones(len(self), dtype=bool)
-        m = sp.csr_matrix((np.ones(int(keep.sum()), dtype=np.float32), (self.user[keep], self.item[keep])),
-                          shape=(self.n_users, self.n_items))
-        m.sum_duplicates()
-        m.data[:] = 1.0
-        return m
-
-    def subset(self, mask: np.ndarray) -> Interactions:
-        """The same data restricted to the rows in ``mask`` (features and validation kept)."""
-        return dataclasses.replace(self, user=self.user[mask], item=self.item[mask], rating=self.rating[mask],
-                                   timestamp=self.timestamp[mask])
 
 
 class UserItemModel:

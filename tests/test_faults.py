@@ -516,14 +516,35 @@ def test_a_second_writer_is_refused_while_the_first_runs(world, tmp_path, cli):
 # ---------------------------------------------------------------- 4. signals and faults
 
 
-def no_process_mentions(text: str) -> bool:
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+def children_of(pid: int) -> list[int]:
+    """Process ids whose parent is ``pid`` (from /proc/*/stat)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            if text in cmdline.read_bytes().decode(errors="replace"):
-                return False
-        except OSError:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
             continue
-    return True
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def handles_signals(pid: int) -> bool:
+    """Whether the process has installed itemvec's SIGTERM handler (Python itself only catches SIGINT)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    caught = int(next(line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), 16)
+    return bool(caught & (1 << (signal.SIGTERM - 1)))
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
 
 
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
@@ -548,7 +569,8 @@ def test_a_signal_during_prepare_leaves_nothing(world, tmp_path):
     for out in (tmp_path / "new", copy(world / "data", tmp_path / "existing")):
         before = snapshot(out) if out.exists() else None
         process = start_cli("prepare", "amazon", big, "--out", out, "--no-progress")
-        time.sleep(1.0)
+        wait_for(lambda pid=process.pid: handles_signals(pid))
+        time.sleep(0.5)  # into the read (about 5 s)
         process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=60)
         assert process.returncode == 130, err
@@ -562,13 +584,15 @@ def test_a_signal_to_compare_stops_its_child(world, tmp_path):
     process = start_cli("compare", "--data", world / "data", "--out", report, "--models", "popularity,mf", "--set",
                         "epochs=400", "--set", "dim=8", "--set", "batch_size=32", "--no-progress")
     wait_for(lambda: (report / "runs" / "mf" / "checkpoint.npz").exists())
+    workers = children_of(process.pid)
+    assert workers  # the training runs in a worker process of compare's
     process.send_signal(signal.SIGINT)  # the parent only, as `kill -INT` does
     _, err = process.communicate(timeout=90)
     assert process.returncode == 130, err
     last = err.strip().splitlines()[-1]
     assert last.startswith("interrupted (SIGINT): kept 1 finished run(s)") and "checkpoint.npz after epoch" in last
     assert not any(line.startswith("interrupted") for line in err.strip().splitlines()[:-1])  # one line
-    assert no_process_mentions(str(report / "runs" / "mf"))
+    wait_for(lambda: not any(alive(pid) for pid in workers), timeout=5)  # gone with the parent, not training on
     size = (report / "runs" / "mf" / "checkpoint.npz").stat().st_mtime_ns
     time.sleep(0.5)
     assert (report / "runs" / "mf" / "checkpoint.npz").stat().st_mtime_ns == size  # nobody writes any more

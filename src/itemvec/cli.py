@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import math
-import os
-import signal
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from itemvec.errors import ConfigError, ItemvecError
+from itemvec.errors import ConfigError
 
 app = typer.Typer(help="Item embeddings and recommendations from product graphs, sessions and ratings.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -294,59 +292,14 @@ def models_command() -> None:
             typer.echo(f"  {name}")
 
 
-def _on_signal(signum, frame) -> None:
-    """SIGINT / SIGTERM: unwind with Interrupted, so that temporary outputs are removed and a checkpoint is
-    reported. Installed explicitly (a shell starts background jobs with SIGINT ignored, which would let
-    `kill -INT` be dropped); later signals are ignored while the first one unwinds."""
-    from itemvec.errors import Interrupted
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise Interrupted(signum)
-
-
-def _os_message(exc: OSError) -> str:
-    where = exc.filename if exc.filename is not None else None
-    cause = exc.strerror or str(exc)
-    return f"{where}: {cause}" if where else cause
-
-
 def main() -> None:
     """Entry point: user errors print one line to stderr and exit 2, without a traceback; SIGINT exits 130
-    and SIGTERM 143, with one line saying what was kept."""
-    from itemvec.errors import Interrupted
-    from itemvec.runs import CHILD_ENV
+    and SIGTERM 143, with one line saying what was kept (itemvec.guard)."""
+    from itemvec.guard import run_guarded
 
-    signal.signal(signal.SIGINT, _on_signal)
-    signal.signal(signal.SIGTERM, _on_signal)
-    try:
-        code = app(standalone_mode=False)
-    except Interrupted as exc:
-        if not os.environ.get(CHILD_ENV):  # under compare, the parent reports it
-            print(f"interrupted ({exc}): {exc.kept or 'no partial outputs were left'}", file=sys.stderr)
-        sys.exit(exc.exit_code)
-    except (ItemvecError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    except MemoryError as exc:
-        print(f"error: out of memory ({exc or 'an allocation failed'}); lower dim or batch_size, or use a machine "
-              "with more memory", file=sys.stderr)
-        sys.exit(2)
-    except OSError as exc:
-        # Disk full, a read-only folder, no permission: the environment's to fix, and outputs stay atomic.
-        print(f"error: {_os_message(exc)}", file=sys.stderr)
-        sys.exit(2)
-    except SystemExit:
-        raise
-    except Exception as exc:
-        # Usage errors of the command-line parser (click's, vendored in recent typer): one line, as ours.
-        if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
-            print(f"error: {exc.format_message()}", file=sys.stderr)
-            sys.exit(exc.exit_code)
-        if type(exc).__name__ == "Abort":
-            sys.exit(130)
-        raise
-    if isinstance(code, int) and code:  # typer returns the code of an Exit raised inside a command
+    # typer returns the code of an Exit raised inside a command, e.g. 130 for a KeyboardInterrupt.
+    code = run_guarded(lambda: app(standalone_mode=False))
+    if code:
         sys.exit(code)
 
 

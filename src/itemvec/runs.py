@@ -22,11 +22,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import multiprocessing
 import os
 import signal
-import subprocess
 import sys
-import tempfile
 import time
 from contextlib import suppress
 from pathlib import Path
@@ -34,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from itemvec import registry
-from itemvec.config import load_toml, replace, settings_for, to_dict, toml_text
+from itemvec.config import check, load_toml, replace, settings_for, to_dict, toml_text
 from itemvec.data.prepare import peak_rss_mb
 from itemvec.data.store import DataDir, RatingsDir, read_json_object
 from itemvec.errors import ConfigError, InputError, Interrupted
@@ -47,7 +46,6 @@ METRIC_COLUMNS = ["auc", "auc_seen", "auc_unseen", "auc_cold", "auc_degree", "ap
 RATINGS_METRIC_COLUMNS = ["rmse", "rmse_scaled", "mae", "auc_per_user", "precision_at_10", "recall_at_10",
                           "map_at_10", "ndcg_at_10"]
 MAX_K = 10_000  # neighbours / recommendations per query
-CHILD_ENV = "ITEMVEC_CHILD"  # set for the training processes compare starts: their parent reports interrupts
 
 
 def resolve_config(model: str, config_file: Path | None = None, sets: dict[str, str] | None = None,
@@ -79,13 +77,20 @@ def check_k(k: int) -> int:
 
 
 def train_run(model: str, data_dir: Path, out: Path, *, config_file: Path | None = None,
-              sets: dict[str, str] | None = None, progress: bool = True, resume: bool = True,
+              sets: dict[str, str] | None = None, config=None, progress: bool = True, resume: bool = True,
               ranking_queries: int = 1000) -> dict:
     """Fit ``model`` on DATA_DIR's train pairs (or ratings), save it into ``out`` and evaluate it on the
-    test part. Everything is checked (settings, data, the output folder, a checkpoint left in it) before
-    anything in ``out`` changes."""
+    test part. The settings: ``config`` (a resolved Config of the model), else ``config_file`` and ``sets``.
+    Everything is checked (settings, data, the output folder, a checkpoint left in it) before anything in
+    ``out`` changes."""
     kind = registry.data_kind(data_dir)
-    cls, config = resolve_config(model, config_file, sets, kind=kind)
+    if config is None:
+        cls, config = resolve_config(model, config_file, sets, kind=kind)
+    else:
+        cls = registry.get(model, kind)
+        if not isinstance(config, cls.Config):
+            raise ConfigError(f"settings for {model}: expected a {cls.__name__}.Config, got {type(config).__name__}")
+        check(config, source=f"settings for {model}")
     data = open_data(data_dir, kind)
     with OutputFolder(out, "run", inputs=[data_dir, config_file]) as folder:
         out = folder.path
@@ -269,24 +274,23 @@ def _reusable(run_dir: Path, model: str, config, data) -> bool:
         return False
 
 
-def _stop(process: subprocess.Popen) -> None:
-    """Ask a child to stop as the user asked us (SIGINT: it saves and cleans up), then insist."""
+def _stop(process) -> None:
+    """Ask a worker to stop as the user asked us (SIGINT: it saves and cleans up), then insist."""
     for signum, grace in ((signal.SIGINT, 60), (signal.SIGTERM, 10), (signal.SIGKILL, 10)):
-        if process.poll() is not None:
+        if not process.is_alive():
             return
         with suppress(ProcessLookupError):
-            process.send_signal(signum)
-        with suppress(subprocess.TimeoutExpired):
-            process.wait(grace)
+            os.kill(process.pid, signum)
+        process.join(grace)
 
 
-def _run_child(command: list[str]) -> int:
-    process = subprocess.Popen(command, env={**os.environ, CHILD_ENV: "1"})
-    try:
-        return process.wait()
-    except BaseException:
-        _stop(process)
-        raise
+def _train_worker(model: str, data_dir: Path, out: Path, config, progress: bool, resume: bool) -> None:
+    """The body of one of compare's worker processes: ``train_run`` under the command line's rules for how a
+    job ends (one line for a user error, exit 2; 130 / 143 on a signal, reported by the parent)."""
+    from itemvec.guard import run_guarded
+
+    sys.exit(run_guarded(lambda: train_run(model, data_dir, out, config=config, progress=progress, resume=resume),
+                         report_interrupt=False))
 
 
 def _kept_note(runs: Path, done: int, name: str, run_dir: Path, epochs) -> str:
@@ -329,7 +333,7 @@ def compare(data_dir: Path, models: list[str], out: Path, *, config_file: Path |
         out = folder.path
         runs = out / "runs"
         runs.mkdir(exist_ok=True)
-        for stale in runs.glob(".*.tmp-*"):  # a resolved config left by a compare that was killed
+        for stale in runs.glob(".*.tmp-*"):  # a resolved config left by a compare of an earlier version
             stale.unlink(missing_ok=True)
         rows, curves_by_model = [], {}
         for name in models:
@@ -340,7 +344,7 @@ def compare(data_dir: Path, models: list[str], out: Path, *, config_file: Path |
                     log(f"[{name}] reusing {run_dir}")
                 else:
                     log(f"[{name}] training")
-                    _train_child(base, config, data, run_dir, runs, progress)
+                    _train_child(base, config, data, run_dir, progress)
             except Interrupted as exc:
                 exc.kept = _kept_note(runs, len(rows), name, run_dir, getattr(config, "epochs", None))
                 raise
@@ -372,23 +376,23 @@ def compare(data_dir: Path, models: list[str], out: Path, *, config_file: Path |
         return rows
 
 
-def _train_child(base: str, config, data, run_dir: Path, runs: Path, progress: bool) -> None:
-    """Train one model of a comparison in a process of its own (so that its peak memory is its own)."""
+def _train_child(base: str, config, data, run_dir: Path, progress: bool) -> None:
+    """Train one model of a comparison in a worker process of its own (so that its peak memory and its thread
+    counts are its own), through the library, not the command line."""
     # Resume only a checkpoint of this very run; compare owns its run folders, so another one is replaced.
     checkpoint = run_dir / "checkpoint.npz"
     resume = checkpoint.exists() and checkpoint_identity(checkpoint) == run_identity(base, config, data.fingerprint)
-    fd, resolved = tempfile.mkstemp(prefix=f".{run_dir.name}.tmp-", suffix=".toml", dir=runs)
-    os.close(fd)
+    worker = multiprocessing.get_context("spawn").Process(
+        target=_train_worker, args=(base, data.path, run_dir, config, progress, resume), name=f"train {base}")
+    worker.start()
     try:
-        write_text(resolved, toml_text(base, config))
-        command = [sys.executable, "-m", "itemvec.cli", "train", base, "--data", str(data.path), "--out",
-                   str(run_dir), "--config", resolved, "--progress" if progress else "--no-progress",
-                   "--resume" if resume else "--no-resume"]
-        code = _run_child(command)
-    finally:
-        Path(resolved).unlink(missing_ok=True)
-    if code in (128 + signal.SIGINT, 128 + signal.SIGTERM):
-        raise Interrupted(code - 128)  # the child was stopped on its own: report it as ours
+        worker.join()
+    except BaseException:
+        _stop(worker)
+        raise
+    code = worker.exitcode
+    if code in (128 + signal.SIGINT, 128 + signal.SIGTERM, -signal.SIGINT, -signal.SIGTERM):
+        raise Interrupted(abs(code) % 128 or signal.SIGINT)  # the worker was stopped on its own: ours too
     if code != 0:
         how = f"was killed by signal {-code}" if code < 0 else f"failed (exit {code}); see the message above"
         raise InputError(f"training {base} in {run_dir} {how}")

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 
 from itemvec.errors import Interrupted, ItemvecError
+from itemvec.outputs import remove_temporaries
 
 
 def _on_signal(signum, frame) -> None:
@@ -30,6 +31,13 @@ def run_guarded(job: Callable[[], object], *, report_interrupt: bool = True) -> 
     user error or an interrupt). ``report_interrupt=False``: a worker whose parent reports the interrupt."""
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
+    try:
+        return _ended(job, report_interrupt)
+    finally:
+        remove_temporaries()  # whatever a signal interrupted half-way
+
+
+def _ended(job: Callable[[], object], report_interrupt: bool) -> int:
     try:
         result = job()
     except Interrupted as exc:

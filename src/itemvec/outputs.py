@@ -29,8 +29,8 @@ import fnmatch
 import hashlib
 import json
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -220,17 +220,34 @@ class OutputFolder:
         """Yield a fresh temporary folder beside this one; when the block succeeds, its contents become this
         folder's in one exchange and the old contents are removed. A failed or interrupted block leaves this
         folder exactly as it was."""
-        tmp = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.tmp-", dir=self.path.parent))
+        while True:
+            tmp = self.path.parent / f".{self.path.name}.tmp-{secrets.token_hex(6)}"
+            _LIVE.add(tmp)
+            try:
+                os.mkdir(tmp, 0o777)  # the umask applies, as for mkdir(1)
+                break
+            except FileExistsError:
+                _LIVE.discard(tmp)  # not ours: never removed
         try:
-            os.chmod(tmp, 0o777 & ~umask())
             _write_marker(tmp, self.kind)
             yield tmp
             exchange(tmp, self.path)  # tmp now holds the old contents
             self.built = True
-        except BaseException:
-            _remove(tmp)
-            raise
-        _remove(tmp)
+        finally:
+            _remove_all(tmp)
+            _LIVE.discard(tmp)
+
+def _remove_all(path: Path) -> None:
+    """Remove ``path`` even when a signal lands half-way: finish the removal, then let the signal unwind."""
+    pending = None
+    while True:
+        try:
+            _remove(path)
+            break
+        except BaseException as exc:  # Interrupted, KeyboardInterrupt: the handler ignores any later signal
+            pending = exc
+    if pending is not None:
+        raise pending
 
 
 def _remove(path: Path) -> None:
@@ -260,21 +277,44 @@ def exchange(a: Path, b: Path) -> None:
     os.replace(aside, a)
 
 
+_LIVE: set[Path] = set()  # temporaries this process has under way; see remove_temporaries()
+
+
+def remove_temporaries() -> None:
+    """Remove every temporary file or folder this process still has under way. The job's guard calls it when
+    a job ends, so that a signal landing anywhere (even inside a context manager's own enter or exit, where
+    no ``except`` of ours runs) leaves no ``.NAME.tmp-*`` behind."""
+    while _LIVE:
+        _remove_all(_LIVE.pop())
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | Path, mode: str = "wb") -> Iterator:
     """Open a fresh temporary file beside ``path`` (never a name that exists, so never through a link) with
-    the permissions of a new file under the umask; rename it to ``path`` when the block succeeds."""
+    the permissions of a new file under the umask; rename it to ``path`` when the block succeeds.
+
+    The temporary name is registered before the file is created and forgotten only once it is renamed or
+    removed, so the guard's :func:`remove_temporaries` finds it whatever point a signal lands at."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
+    while True:
+        tmp = path.parent / f".{path.name}.tmp-{secrets.token_hex(6)}"
+        _LIVE.add(tmp)
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+            break
+        except FileExistsError:
+            _LIVE.discard(tmp)  # not ours: never removed
     try:
-        os.fchmod(fd, 0o666 & ~umask())
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as handle:
+        handle = os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"}))
+        with handle:
+            os.fchmod(handle.fileno(), 0o666 & ~umask())
             yield handle
         os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        _remove_all(tmp)
         raise
+    finally:
+        _LIVE.discard(tmp)
 
 
 def write_text(path: str | Path, text: str) -> None:

@@ -40,7 +40,7 @@ from itemvec.errors import ConfigError, InputError, Interrupted
 from itemvec.evaluate.protocols import POLICY, evaluate_item_model, validation_auc_function
 from itemvec.models.base import TrainingData, load_model, read_model_json
 from itemvec.outputs import OutputFolder, safe_name, save_npz, write_json, write_text
-from itemvec.train import checkpoint_identity, run_identity
+from itemvec.train import checkpoint_identity, refuse_foreign_checkpoint, run_identity
 
 METRIC_COLUMNS = ["auc", "auc_seen", "auc_unseen", "auc_cold", "auc_degree", "ap", "recall_at_10", "ndcg_at_10"]
 RATINGS_METRIC_COLUMNS = ["rmse", "rmse_scaled", "mae", "auc_per_user", "precision_at_10", "recall_at_10",
@@ -96,9 +96,8 @@ def train_run(model: str, data_dir: Path, out: Path, *, config_file: Path | None
         out = folder.path
         identity = run_identity(model, config, data.fingerprint)
         checkpoint = out / "checkpoint.npz"
-        if checkpoint.exists() and resume and checkpoint_identity(checkpoint) != identity:
-            raise InputError(f"{checkpoint}: left by a run of another model, other settings or other data; "
-                             "resuming it would mix the two runs; rerun with --no-resume to start over")
+        if checkpoint.exists() and resume:
+            refuse_foreign_checkpoint(checkpoint, checkpoint_identity(checkpoint), identity)
         # From here the folder holds this run: the old result stops counting before training starts.
         for name in ("train.json", "metrics.json", *([] if resume else ["checkpoint.npz"])):
             (out / name).unlink(missing_ok=True)
@@ -333,8 +332,6 @@ def compare(data_dir: Path, models: list[str], out: Path, *, config_file: Path |
         out = folder.path
         runs = out / "runs"
         runs.mkdir(exist_ok=True)
-        for stale in runs.glob(".*.tmp-*"):  # a resolved config left by a compare of an earlier version
-            stale.unlink(missing_ok=True)
         rows, curves_by_model = [], {}
         for name in models:
             run_dir = runs / folders[name]

@@ -73,6 +73,20 @@ def checkpoint_identity(path: Path) -> dict | None:
         return None
 
 
+RESTART_HINT = "rerun with --no-resume to start over"
+
+
+def refuse_foreign_checkpoint(path: Path, recorded: dict | None, identity: dict) -> None:
+    """An InputError naming what differs when a checkpoint was left by another run (``recorded`` is its
+    identity, None for one of an earlier version): resuming it would mix the two runs."""
+    if recorded == identity:
+        return
+    differs = [key for key in ("model", "config", "data") if (recorded or {}).get(key) != identity.get(key)]
+    what = {"model": "another model", "config": "other settings", "data": "other data (another DATA_DIR or split)"}
+    raise InputError(f"{path}: left by a run of {' and '.join(what[k] for k in differs) or 'another kind'}; "
+                     f"resuming it would mix the two runs; {RESTART_HINT}")
+
+
 class Trainable(Protocol):
     def steps_per_epoch(self) -> int: ...
 
@@ -140,7 +154,7 @@ class Trainer:
         path = self._checkpoint
         if path is None or not self.resume or not path.exists():
             return 0
-        again = "rerun with --no-resume to start over"
+        again = RESTART_HINT
         try:
             with np.load(path, allow_pickle=False) as npz:
                 state = {k: npz[k] for k in npz.files if not k.startswith("_")}
@@ -149,12 +163,7 @@ class Trainer:
                 identity = json.loads(npz["_identity"].tobytes().decode()) if "_identity" in npz.files else None
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             raise InputError(f"{path}: not a readable checkpoint ({type(exc).__name__}); {again}") from None
-        if identity != self.identity:
-            differs = [key for key in ("model", "config", "data") if (identity or {}).get(key) != self.identity.get(key)]
-            what = {"model": "another model", "config": "other settings", "data": "other data (another DATA_DIR or "
-                    "split)"}
-            raise InputError(f"{path}: left by a run of {' and '.join(what[k] for k in differs) or 'another kind'}; "
-                             f"resuming it would mix the two runs; {again}")
+        refuse_foreign_checkpoint(path, identity, self.identity)
         if not 0 <= epoch < self.settings.epochs:
             raise InputError(f"{path}: records epoch {epoch}, outside this run's {self.settings.epochs}; {again}")
         try:

@@ -23,14 +23,9 @@ import pytest
 
 from itemvec.data import ratings as R
 from itemvec.data.io import CHUNK_BYTES, LineReader
-from itemvec.data.prepare import (
-    ReadReport,
-    _read_lines,
-    prepare_amazon,
-    prepare_edges,
-    read_amazon,
-    read_edges,
-)
+from itemvec.data.prepare import prepare_amazon, prepare_edges, read_amazon, read_edges
+from itemvec.data.readers import ReadReport
+from itemvec.data.readers import read_lines as _read_lines
 from itemvec.data.sessions import read_attributes, read_sessions
 from itemvec.errors import InputError
 

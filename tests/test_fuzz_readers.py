@@ -36,7 +36,9 @@ from hypothesis import strategies as st
 from itemvec.data import io
 from itemvec.data import ratings as R
 from itemvec.data.io import LineReader
-from itemvec.data.prepare import ReadReport, _read_lines, read_amazon, read_edges
+from itemvec.data.prepare import read_amazon, read_edges
+from itemvec.data.readers import ReadReport
+from itemvec.data.readers import read_lines as _read_lines
 from itemvec.data.sessions import read_sessions
 from itemvec.errors import InputError
 

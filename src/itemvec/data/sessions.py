@@ -42,13 +42,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from itemvec.data.pairs import DEFAULT_SPLIT, IdMap, pair_keys
-from itemvec.data.prepare import (
+from itemvec.data.prepare import write_data_dir
+from itemvec.data.readers import (
     DEFAULT_MAX_BAD_FRACTION,
     EXAMPLES_PER_REASON,
     ReadReport,
-    _read_lines,
-    _stderr,
-    write_data_dir,
+    log_stderr,
+    read_lines,
 )
 from itemvec.data.store import SEQUENCE_FILES, DataDir
 from itemvec.data.types import Pairs
@@ -283,7 +283,7 @@ def _check_format(fmt: str) -> None:
 
 
 def read_sessions(paths: Sequence[str | Path], fmt: str, *, progress: bool = True,
-                  log: Callable[[str], None] = _stderr) -> tuple[IdMap, Sessions, ReadReport, dict]:
+                  log: Callable[[str], None] = log_stderr) -> tuple[IdMap, Sessions, ReadReport, dict]:
     """Stream session files of format ``fmt`` into (item IdMap, Sessions, ReadReport, extra counts).
 
     Sessions come in order of first appearance; items get dense ids in order of first appearance. Several files
@@ -294,7 +294,7 @@ def read_sessions(paths: Sequence[str | Path], fmt: str, *, progress: bool = Tru
     events = _EventLog()
     report = ReadReport()
     state = {"header_lines": 0}
-    _READERS[fmt](_read_lines([Path(p) for p in paths], report, progress, log), ids, names, events, report, state)
+    _READERS[fmt](read_lines([Path(p) for p in paths], report, progress, log), ids, names, events, report, state)
     sessions = events.sessions(names.keys(), timed=fmt in _LAYOUTS)
     return ids, sessions, report, state
 
@@ -462,7 +462,7 @@ def prepare_sessions(paths: str | Path | Sequence[str | Path], out: str | Path, 
                      attributes: str | Path | None = None, window: int = 1,
                      split: tuple[float, float, float] = DEFAULT_SPLIT, seed: int = 0,
                      max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION, progress: bool = True,
-                     log: Callable[[str], None] = _stderr) -> dict:
+                     log: Callable[[str], None] = log_stderr) -> dict:
     """Prepare session or sequence files into ``out``: the item graph of consecutive items (relation "session"),
     split and negatives as for products, plus ``sequences.parquet`` (every session) and
     ``sequences_train.parquet`` (sessions cut at held-out pairs). Returns the manifest."""

@@ -12,10 +12,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from itemvec.evaluate.protocol import ITEM_ITEM, ItemItemProtocol
 from itemvec.evaluate.report import _downsample, plot_model, plot_overlay, write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 POLICY = "Pairs touching a product unseen in training score 0 (a tie with everything), not dropped: <all>."
+
+
+class Pairs(ItemItemProtocol):
+    """The item-item report with a policy of its own: markup in it must come out escaped in HTML."""
+
+    policy = POLICY
+    baseline_note = "degree = product of the two products' training degrees"
 
 
 def _curves(n: int = 500, power: float = 3.0, history: bool = True) -> dict:
@@ -57,12 +65,10 @@ def report(tmp_path_factory) -> tuple[Path, dict[str, Path]]:
         "manifest": {"n_items": 12345, "unique_pairs": 54321,
                      "pairs_per_part": {"train": 50000, "validation": 2000, "test": 2321},
                      "negatives": {"validation_negatives": 2000, "test_negatives_degree": 2321}},
-        "policy": POLICY,
-        "baseline_note": "degree = product of the two products' training degrees",
         "command": "itemvec compare runs/* --out report",
         "created": "2024-01-02 03:04",
     }
-    return out, write_report(out, ROWS, curves, context)
+    return out, write_report(out, ROWS, curves, context, protocol=Pairs())
 
 
 def _table_rows(html_text: str) -> dict[str, list[str]]:
@@ -159,7 +165,7 @@ def test_missing_values_render_as_dash(report):
 
 def test_ties_on_the_displayed_value_are_all_bold(tmp_path):
     rows = [{"model": "a", "auc": 0.91234}, {"model": "b", "auc": 0.91231}, {"model": "c", "auc": 0.5}]
-    md = write_report(tmp_path, rows, {}, {})["markdown"].read_text(encoding="utf-8")
+    md = write_report(tmp_path, rows, {}, {}, protocol=ITEM_ITEM)["markdown"].read_text(encoding="utf-8")
     assert md.count("**0.9123**") == 2 and "**0.5000**" not in md
 
 
@@ -167,7 +173,8 @@ def test_html_escapes_names_and_files_stay_inside(tmp_path):
     name = "<b>x</b>"
     rows = [{"model": name, "auc": 0.7, "config": {"note": "<i>"}}]
     # Only the ROC curve: one plot per file-name path is enough here, and keeps the test fast.
-    written = write_report(tmp_path, rows, {name: {"roc": _curves(n=50)["roc"]}}, {"title": "A & B"})
+    written = write_report(tmp_path, rows, {name: {"roc": _curves(n=50)["roc"]}}, {"title": "A & B"},
+                           protocol=ITEM_ITEM)
     page = written["html"].read_text(encoding="utf-8")
     assert "<b>x</b>" not in page and "&lt;b&gt;x&lt;/b&gt;" in page
     assert "<i>" not in page and "A &amp; B" in page
@@ -183,7 +190,7 @@ def test_missing_curves_are_skipped(tmp_path):
     only_roc = plot_model(tmp_path, "r", {"roc": _curves()["roc"], "history": []})
     assert set(only_roc) == {"roc"}
     assert plot_overlay(tmp_path, {"empty": {}}) == {}
-    written = write_report(tmp_path / "rep", [{"model": "empty"}], {}, {})
+    written = write_report(tmp_path / "rep", [{"model": "empty"}], {}, {}, protocol=ITEM_ITEM)
     assert set(written) == {"markdown", "html"}
     assert "No curves were recorded" in written["markdown"].read_text(encoding="utf-8")
 

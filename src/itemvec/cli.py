@@ -285,10 +285,11 @@ def recommend_command(
 def models_command() -> None:
     """List the registered models: item-item (product pairs) and user-item (ratings)."""
     from itemvec import registry
+    from itemvec.evaluate.protocol import PROTOCOLS
 
-    for kind, title in (("pairs", "item-item (product pairs, sessions)"), ("ratings", "user-item (ratings)")):
-        typer.echo(f"{title}:")
-        for name in registry.names(kind):
+    for kind_protocol in PROTOCOLS:
+        typer.echo(f"{kind_protocol.model_words} ({kind_protocol.sources}):")
+        for name in registry.names(kind_protocol.kind):
             typer.echo(f"  {name}")
 
 

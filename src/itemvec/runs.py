@@ -1,15 +1,19 @@
-"""Runs: train one model into a RUN_DIR, (re)evaluate it, and compare several on the same pairs.
+"""Runs: train one model into a RUN_DIR, (re)evaluate it, and compare several on the same data.
+
+The same for both kinds of data: what differs between product pairs and ratings (how the DATA_DIR opens,
+what a model is fitted on, how it is scored and reported) is the kind's protocol object
+(:mod:`itemvec.evaluate.protocol`).
 
 ```
 RUN_DIR/
   config.toml      the resolved settings (seed included), written before training starts
   model.json       model name, settings and the shape of every array; weights.npz the arrays (no pickle)
-  history.jsonl    the learning curve: validation AUC and loss per evaluation
+  history.jsonl    the learning curve: validation AUC (per user, for ratings) and loss per evaluation
   checkpoint.npz   the state after the last finished epoch, while training (removed when it ends)
-  metrics.json     test metrics under the evaluation protocol
+  metrics.json     test metrics under the evaluation protocol of the data's kind
   train.json       written last: the run is complete. Data dir and fingerprint, a digest of config.toml,
                    train seconds, peak memory of the training process
-  curves.npz       ROC, precision-recall and threshold curves; *.png their plots
+  curves.npz       ROC, precision-recall and threshold curves (item-item); *.png their plots
 ```
 
 A run counts as finished only when ``train.json`` says so and its data fingerprint and settings digest
@@ -19,7 +23,6 @@ match: ``compare`` reuses nothing else, and starting a new training removes the 
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import multiprocessing
@@ -35,16 +38,13 @@ import numpy as np
 from itemvec import registry
 from itemvec.config import check, load_toml, replace, settings_for, to_dict, toml_text
 from itemvec.data.prepare import peak_rss_mb
-from itemvec.data.store import DataDir, RatingsDir, read_json_object
+from itemvec.data.store import read_json_object
 from itemvec.errors import ConfigError, InputError, Interrupted
-from itemvec.evaluate.protocols import POLICY, evaluate_item_model, validation_auc_function
-from itemvec.models.base import TrainingData, load_model, read_model_json
+from itemvec.evaluate.protocol import ITEM_ITEM, USER_ITEM, protocol
+from itemvec.models.base import load_model, read_model_json
 from itemvec.outputs import OutputFolder, safe_name, save_npz, write_json, write_text
 from itemvec.train import checkpoint_identity, refuse_foreign_checkpoint, run_identity
 
-METRIC_COLUMNS = ["auc", "auc_seen", "auc_unseen", "auc_cold", "auc_degree", "ap", "recall_at_10", "ndcg_at_10"]
-RATINGS_METRIC_COLUMNS = ["rmse", "rmse_scaled", "mae", "auc_per_user", "precision_at_10", "recall_at_10",
-                          "map_at_10", "ndcg_at_10"]
 MAX_K = 10_000  # neighbours / recommendations per query
 
 
@@ -62,8 +62,7 @@ def resolve_config(model: str, config_file: Path | None = None, sets: dict[str, 
 
 def open_data(data_dir: Path, kind: str | None = None):
     """The DATA_DIR of either kind, checked on open (see itemvec.data.store)."""
-    kind = kind or registry.data_kind(data_dir)
-    return (RatingsDir(data_dir) if kind == "ratings" else DataDir(data_dir)).validate()
+    return protocol(kind or registry.data_kind(data_dir)).open(data_dir)
 
 
 def _digest(text: str) -> str:
@@ -84,6 +83,7 @@ def train_run(model: str, data_dir: Path, out: Path, *, config_file: Path | None
     Everything is checked (settings, data, the output folder, a checkpoint left in it) before anything in
     ``out`` changes."""
     kind = registry.data_kind(data_dir)
+    kind_protocol = protocol(kind)
     if config is None:
         cls, config = resolve_config(model, config_file, sets, kind=kind)
     else:
@@ -91,7 +91,7 @@ def train_run(model: str, data_dir: Path, out: Path, *, config_file: Path | None
         if not isinstance(config, cls.Config):
             raise ConfigError(f"settings for {model}: expected a {cls.__name__}.Config, got {type(config).__name__}")
         check(config, source=f"settings for {model}")
-    data = open_data(data_dir, kind)
+    data = kind_protocol.open(data_dir)
     with OutputFolder(out, "run", inputs=[data_dir, config_file]) as folder:
         out = folder.path
         identity = run_identity(model, config, data.fingerprint)
@@ -105,14 +105,9 @@ def train_run(model: str, data_dir: Path, out: Path, *, config_file: Path | None
         write_text(out / "config.toml", config_text)
         estimator = cls(config)
         estimator.data_fingerprint = data.fingerprint  # recorded in checkpoints (itemvec.train)
-        if kind == "ratings":
-            training = data.training()
-            evaluate = validation_user_auc_function(training)
-            size = {"train_ratings": len(training)}
-        else:
-            training = TrainingData.from_data_dir(data)
-            evaluate = validation_auc_function(estimator, training.validation, seed=config.seed)
-            size = {"train_pairs": len(training.train)}
+        training = kind_protocol.training(data)
+        evaluate = kind_protocol.validation_function(estimator, training, config)
+        size = kind_protocol.training_size(training)
         started = time.perf_counter()
         fit_kwargs = {"progress": progress}
         if hasattr(config, "epochs"):
@@ -127,27 +122,6 @@ def train_run(model: str, data_dir: Path, out: Path, *, config_file: Path | None
         write_json(out / "train.json", info)  # last: the run is complete
         checkpoint.unlink(missing_ok=True)
         return metrics
-
-
-def validation_user_auc_function(training, max_users: int = 2000):
-    """The learning curve of a user-item model: mean per-user AUC on the validation ratings (at most
-    ``max_users`` users, a fixed seeded sample), or None when the split has no validation part."""
-    from itemvec.evaluate.ranking import evaluate_user_model
-
-    validation = training.validation
-    if validation is None or len(validation) == 0:
-        return None
-    users = np.unique(validation.user)
-    if len(users) > max_users:
-        users = np.sort(np.random.default_rng(0).choice(users, max_users, replace=False))
-        validation = validation.subset(np.isin(validation.user, users))
-
-    train_only = dataclasses.replace(training, validation=None)  # else the validation items are excluded
-
-    def evaluate(model) -> float | None:
-        return evaluate_user_model(model, train_only, validation, k=10)["auc_per_user"]
-
-    return evaluate
 
 
 def _save_curves(path: Path, curves: dict) -> None:
@@ -191,18 +165,18 @@ def _train_info(run_dir: Path) -> dict:
 
 def open_run(run_dir: Path, data_dir: Path | None = None, *, expect: str | None = None):
     """(model, data, train info) of a RUN_DIR, every file checked, the data of the model's kind and size.
-    ``expect`` ("pairs" or "ratings") refuses a run of the other kind with a hint at the right command."""
+    ``expect`` (a data kind) refuses a run of the other kind with a hint at the command for it."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise InputError(f"{run_dir}: no such run folder" if not run_dir.exists() else f"{run_dir}: is a file, "
                          "expected a run folder written by `itemvec train`")
     meta = read_model_json(run_dir)
     kind = registry.run_kind(meta)
+    kind_protocol = protocol(kind)
+    words = kind_protocol.model_words
     if expect is not None and kind != expect:
-        hint = ("`itemvec recommend` (it is a user-item model)" if kind == "ratings"
-                else "`itemvec similar` (it is an item-item model)")
-        raise InputError(f"{run_dir} holds a {'user-item' if kind == 'ratings' else 'item-item'} model "
-                         f"({meta['model']}); use {hint}")
+        raise InputError(f"{run_dir} holds a {words} model ({meta['model']}); use `itemvec {kind_protocol.command}` "
+                         f"(it is {kind_protocol.a_model})")
     info = _train_info(run_dir)
     if not info and data_dir is None:
         raise InputError(f"{run_dir}: training did not finish (no train.json); run `itemvec train` again, or "
@@ -210,15 +184,10 @@ def open_run(run_dir: Path, data_dir: Path | None = None, *, expect: str | None 
     data_dir = Path(data_dir or info["data_dir"])
     data_kind = registry.data_kind(data_dir)
     if data_kind != kind:
-        raise InputError(f"{run_dir} holds a {'user-item' if kind == 'ratings' else 'item-item'} model; "
-                         f"{data_dir} holds {'ratings' if data_kind == 'ratings' else 'product pairs'}")
-    data = open_data(data_dir, kind)
+        raise InputError(f"{run_dir} holds a {words} model; {data_dir} holds {protocol(data_kind).data_words}")
+    data = kind_protocol.open(data_dir)
     model = load_model(run_dir)
-    if kind == "ratings" and (model.n_users, model.n_items) != (data.n_users, data.n_items):
-        raise InputError(f"{run_dir} was trained on {model.n_users} users × {model.n_items} items but "
-                         f"{data_dir} has {data.n_users} × {data.n_items}")
-    if kind == "pairs" and model.n_items != data.n_items:
-        raise InputError(f"{run_dir} was trained on {model.n_items} products but {data_dir} has {data.n_items}")
+    kind_protocol.check_size(model, data, run_dir)
     return model, data, info
 
 
@@ -233,23 +202,10 @@ def evaluate_run(run_dir: Path, data_dir: Path | None = None, *, ranking_queries
 def _evaluate(run_dir: Path, data, model, info: dict, *, ranking_queries: int = 1000, plots: bool = True) -> dict:
     from itemvec.evaluate.report import plot_model
 
-    started = time.perf_counter()
     common = {"train_seconds": info.get("train_seconds"), "peak_rss_mb": info.get("peak_rss_mb"),
               "epochs": getattr(model.config, "epochs", None)}
-    if isinstance(data, RatingsDir):
-        from itemvec.evaluate.ranking import RANKING_POLICY, evaluate_user_model
-
-        # Train and validation ratings are both the user's known history: neither is a candidate.
-        result = evaluate_user_model(model, data.training(features=False),
-                                     data.interactions("test", features=False), k=10)
-        metrics = {"model": model.name, "kind": model.kind, **result, **common,
-                   "eval_seconds": round(time.perf_counter() - started, 3), "data_dir": str(data.path),
-                   "data_fingerprint": data.fingerprint, "policy": RANKING_POLICY, "config": to_dict(model.config)}
-    else:
-        result, curves = evaluate_item_model(model, data, ranking_queries=ranking_queries, seed=0)
-        metrics = {"model": model.name, **result, **common, "eval_seconds": round(time.perf_counter() - started, 3),
-                   "threshold_axis": curves["threshold"]["axis"], "data_dir": str(data.path),
-                   "data_fingerprint": data.fingerprint, "config": to_dict(model.config)}
+    metrics, curves = protocol(data.kind).evaluate(model, data, recorded=common, ranking_queries=ranking_queries)
+    if curves:
         _save_curves(run_dir / "curves.npz", curves)
     write_json(run_dir / "metrics.json", metrics)
     if plots:
@@ -306,7 +262,7 @@ def _kept_note(runs: Path, done: int, name: str, run_dir: Path, epochs) -> str:
 def compare(data_dir: Path, models: list[str], out: Path, *, config_file: Path | None = None,
             sets: dict[str, str] | None = None, progress: bool = True, reuse: bool = True,
             log=print) -> list[dict]:
-    """Train (or reuse) each model in its own process, evaluate all on the same pairs, write the report."""
+    """Train (or reuse) each model in its own process, evaluate all on the same test part, write the report."""
     from itemvec.evaluate import report
 
     if not models:
@@ -315,7 +271,8 @@ def compare(data_dir: Path, models: list[str], out: Path, *, config_file: Path |
     if repeated:
         raise ConfigError(f"--models: {', '.join(repeated)} named more than once")
     kind = registry.data_kind(data_dir)
-    data = open_data(data_dir, kind)
+    kind_protocol = protocol(kind)
+    data = kind_protocol.open(data_dir)
     configs = {}
     for spec in models:
         base, variant = parse_model_spec(spec, kind)
@@ -348,28 +305,12 @@ def compare(data_dir: Path, models: list[str], out: Path, *, config_file: Path |
             metrics = {**json.loads((run_dir / "metrics.json").read_text()), "model": name}
             rows.append(metrics)
             curves_by_model[name] = load_curves(run_dir)
-            if kind == "ratings":
-                log(f"[{name}] rmse {_fmt(metrics['rmse'])}  auc_per_user {_fmt(metrics['auc_per_user'])}  "
-                    f"ndcg@10 {_fmt(metrics['ndcg_at_10'])}  train {metrics['train_seconds']:.1f} s")
-            else:
-                log(f"[{name}] auc {metrics['auc']:.4f}  auc_seen {_fmt(metrics['auc_seen'])}  "
-                    f"auc_degree {metrics['auc_degree']:.4f}  train {metrics['train_seconds']:.1f} s")
+            figures = "  ".join(f"{label} {_fmt(metrics[key])}" for key, label in kind_protocol.log_columns)
+            log(f"[{name}] {figures}  train {metrics['train_seconds']:.1f} s")
         write_json(out / "metrics.json", rows)
         context = {"title": "itemvec comparison", "data_dir": str(data_dir), "manifest": data.manifest,
                    "command": " ".join(sys.argv) if sys.argv else "", "created": time.strftime("%Y-%m-%d %H:%M:%S")}
-        if kind == "ratings":
-            from itemvec.evaluate.ranking import RANKING_POLICY
-
-            context.update(policy=RANKING_POLICY, baseline_note=(
-                "global-mean and bias-baseline (explicit) and popularity (implicit) are baselines: every learned "
-                "model's figure stands beside them."))
-            report.write_report(out, rows, curves_by_model, context, columns=report.RATINGS_COLUMNS,
-                                notes=report.RATINGS_NOTES)
-        else:
-            context.update(policy=POLICY, baseline_note=(
-                "popularity (the degree product) and adamic-adar are baselines: every learned model's figure "
-                "stands beside them."))
-            report.write_report(out, rows, curves_by_model, context)
+        report.write_report(out, rows, curves_by_model, context, protocol=kind_protocol)
         return rows
 
 
@@ -414,7 +355,9 @@ def _fmt(value) -> str:
 
 
 def table_lines(rows: list[dict]) -> list[str]:
-    columns = RATINGS_METRIC_COLUMNS if rows and "auc_per_user" in rows[0] else METRIC_COLUMNS
+    """The command line's table of metrics rows (``metrics.json`` of runs of one kind)."""
+    # metrics.json records a user-item model's kind as its model.json does, so run_kind reads the rows' kind.
+    columns = protocol(registry.run_kind(rows[0] if rows else {})).table_columns
     width = max([14, *(len(str(row["model"])) + 2 for row in rows)])
     header = f"{'model':<{width}}" + "".join(f"{c:>16}" for c in columns) + f"{'train s':>10}{'peak MB':>10}"
     lines = [header]
@@ -427,7 +370,7 @@ def table_lines(rows: list[dict]) -> list[str]:
 def similar(run_dir: Path, asins: list[str], k: int = 10, data_dir: Path | None = None) -> list[dict]:
     """Nearest products of each ASIN, with titles. Unknown ASINs raise an InputError naming them."""
     check_k(k)
-    model, data, _ = open_run(run_dir, data_dir, expect="pairs")
+    model, data, _ = open_run(run_dir, data_dir, expect=ITEM_ITEM.kind)
     index = {asin: i for i, asin in enumerate(data.asins)}
     missing = [a for a in asins if a not in index]
     if missing:
@@ -450,7 +393,7 @@ def recommend(run_dir: Path, users: list[str], k: int = 10, data_dir: Path | Non
     """Top-k items for each user (ids as in the ratings file), the items they rated in train left out,
     with titles. Unknown user ids raise an InputError naming them."""
     check_k(k)
-    model, data, _ = open_run(run_dir, data_dir, expect="ratings")
+    model, data, _ = open_run(run_dir, data_dir, expect=USER_ITEM.kind)
     user_ids = [str(u) for u in data.users().column("user_id").to_pylist()]
     index = {u: i for i, u in enumerate(user_ids)}
     missing = [u for u in users if u not in index]

@@ -7,7 +7,8 @@ Two parts.
   :func:`recall_at_k`, :func:`map_at_k`, :func:`ndcg_at_k`; plus :func:`rmse` and :func:`mae` (the ones in
   :mod:`itemvec.evaluate.metrics`, re-exported).
 * **The protocol**, the same for every user-item model: :func:`evaluate_user_model` and
-  :func:`baseline_rmse`; ``RANKING_POLICY`` says in words what is ranked against what.
+  :func:`baseline_rmse`; ``RANKING_POLICY`` says in words what is ranked against what;
+  :func:`validation_user_auc_function` scores the learning curve on the validation part the same way.
 
 Who competes with whom (per user, see ``RANKING_POLICY``): the **candidates** are all catalogue items except
 the ones passed as ``exclude`` (the user's train interactions); the **relevant** items are the ones passed as
@@ -35,7 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numba
 import numpy as np
@@ -57,6 +58,7 @@ __all__ = [
     "recall_at_k",
     "rmse",
     "user_ranking_stats",
+    "validation_user_auc_function",
 ]
 
 RANKING_POLICY = (
@@ -445,6 +447,25 @@ def evaluate_user_model(model, train, test, *, k: int = 10, batch_users: int = 1
         result.update(dict.fromkeys(keys))
     result.update(n_users_ranked=int(len(users)), n_users_auc=n_auc, n_test_ratings=int(len(test)), k=int(k))
     return result
+
+
+def validation_user_auc_function(training, max_users: int = 2000):
+    """The learning curve of a user-item model: mean per-user AUC on the validation ratings (at most
+    ``max_users`` users, a fixed seeded sample), or None when the split has no validation part."""
+    validation = training.validation
+    if validation is None or len(validation) == 0:
+        return None
+    users = np.unique(validation.user)
+    if len(users) > max_users:
+        users = np.sort(np.random.default_rng(0).choice(users, max_users, replace=False))
+        validation = validation.subset(np.isin(validation.user, users))
+
+    train_only = replace(training, validation=None)  # else the validation items are excluded
+
+    def evaluate(model) -> float | None:
+        return evaluate_user_model(model, train_only, validation, k=10)["auc_per_user"]
+
+    return evaluate
 
 
 def baseline_rmse(train, test, *, item_damping: float = 25.0, user_damping: float = 10.0) -> dict:

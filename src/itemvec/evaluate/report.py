@@ -6,8 +6,11 @@ overlays of all models on one set of axes, and writes them into ``report.md`` (w
 by relative file name) and ``report.html`` (which embeds them as base64 data URIs, with inline CSS and no
 JavaScript, so the one file can be mailed or archived alone).
 
-Three public functions: :func:`plot_model`, :func:`plot_overlay` and :func:`write_report`. The curves
-of one model are a dict (every key optional; a missing one skips its plot)::
+Three public functions: :func:`plot_model`, :func:`plot_overlay` and :func:`write_report`. What depends on
+the kind of data (the table's columns and the note under it, the evaluation policy, the baseline note and the
+lines about the data) comes from the data kind's protocol object (:mod:`itemvec.evaluate.protocol`); this
+module only draws and renders. The curves of one model are a dict (every key optional; a missing one skips its
+plot)::
 
     {
       "roc": {"fpr": (n,), "tpr": (n,), "auc": float},
@@ -33,7 +36,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from numbers import Real
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 import numpy as np
@@ -44,6 +47,9 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen befor
 
 from itemvec.outputs import safe_name, save_figure, write_text  # noqa: E402
 
+if TYPE_CHECKING:
+    from itemvec.evaluate.protocol import Protocol
+
 __all__ = ["plot_model", "plot_overlay", "write_report"]
 
 _MAX_POINTS = 2000  # per plotted line; a 600-pixel-wide axis cannot show more
@@ -52,58 +58,9 @@ _DPI = 100
 _DASH = "\u2013"  # what a missing value renders as
 _DEFAULT_TITLE = "itemvec comparison report"
 
-# The table: (key in a row, column header, kind). "quality" columns are higher-is-better and get the
-# best value bolded; "seconds" gets the lowest bolded.
-_COLUMNS: tuple[tuple[str, str, str], ...] = (
-    ("model", "model", "text"),
-    ("auc", "AUC", "quality"),
-    ("auc_seen", "AUC seen", "quality"),
-    ("auc_unseen", "AUC unseen", "quality"),
-    ("auc_cold", "AUC cold", "quality"),
-    ("auc_degree", "AUC degree-matched", "quality"),
-    ("ap", "AP", "quality"),
-    ("recall_at_10", "Recall@10", "quality"),
-    ("ndcg_at_10", "NDCG@10", "quality"),
-    ("train_seconds", "train s", "seconds"),
-    ("peak_rss_mb", "peak MB", "megabytes"),
-    ("n_unseen_pairs", "unseen pairs", "count"),
-)
+# How the table shows each kind of column (see itemvec.evaluate.protocol.Column): "quality" columns are
+# higher-is-better and get the best value bolded, "error" lower-is-better; "seconds" gets the lowest bolded.
 _DECIMALS = {"quality": 4, "error": 4, "seconds": 1, "megabytes": 0, "count": 0}
-
-_COLUMN_NOTES = (
-    "AUC: test pairs against uniformly sampled negative pairs. "
-    "AUC seen: only test pairs whose products both appear in training; AUC unseen: the others; AUC cold: "
-    "those whose unseen products all have metadata (the cold-start slice a side-information model can "
-    "answer); each against the negatives in the same slice. "
-    "AUC degree-matched: against negatives drawn to match the positives' product degrees, "
-    "so popularity alone cannot win. AP: average precision. "
-    "Recall@10 and NDCG@10: the held-out partner ranked among the top 10 candidates. "
-    "Unseen pairs: test pairs that touch a product unseen in training. "
-    "Bold: the best value of each column (the lowest training time)."
-)
-
-# The user-item table (a ratings DATA_DIR): "error" columns are lower-is-better.
-RATINGS_COLUMNS: tuple[tuple[str, str, str], ...] = (
-    ("model", "model", "text"),
-    ("rmse", "RMSE", "error"),
-    ("rmse_scaled", "RMSE [0,1]", "error"),
-    ("mae", "MAE", "error"),
-    ("auc_per_user", "AUC per user", "quality"),
-    ("precision_at_10", "P@10", "quality"),
-    ("recall_at_10", "R@10", "quality"),
-    ("map_at_10", "MAP@10", "quality"),
-    ("ndcg_at_10", "NDCG@10", "quality"),
-    ("train_seconds", "train s", "seconds"),
-    ("peak_rss_mb", "peak MB", "megabytes"),
-)
-
-RATINGS_NOTES = (
-    "RMSE and MAE: test ratings on the data's scale; RMSE [0,1]: on ratings scaled to [0, 1] (the scale of "
-    "\"PyTorch for Recommenders 101\"); explicit-rating models only. AUC per user: the probability that a "
-    "relevant test item outranks a non-relevant candidate, averaged over users. P, R, MAP and NDCG at 10: "
-    "the top 10 of the whole catalogue, the user's train items excluded. Bold: the best value of each "
-    "column (the lowest error and training time)."
-)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -375,30 +332,28 @@ def _file_stem(model: str) -> str:
 
 
 def write_report(out_dir: Path, rows: list[dict], curves_by_model: dict[str, dict],
-                 context: dict, *, columns: tuple[tuple[str, str, str], ...] = _COLUMNS,
-                 notes: str = _COLUMN_NOTES) -> dict[str, Path]:
+                 context: dict, *, protocol: Protocol) -> dict[str, Path]:
     """Write ``report.md``, ``report.html`` and every plot into ``out_dir``.
 
     Parameters
     ----------
     out_dir : directory, created if missing.
-    rows : one dict per model, in table order (not re-sorted); keys as in ``_COLUMNS`` plus optional
-        ``config`` (any JSON-able dict, shown in the model's section), ``epochs`` and ``n_test_pairs``.
+    rows : one dict per model, in table order (not re-sorted); keys as in ``protocol.report_columns`` plus
+        optional ``config`` (any JSON-able dict, shown in the model's section), ``epochs`` and ``n_test_pairs``.
         Missing keys, None and NaN render as "–".
     curves_by_model : model name -> curves (module docstring). Models with curves but no row still get a
         section, after the rows' models.
-    context : optional ``title``, ``data_dir``, ``manifest`` (a DATA_DIR manifest.json: ``n_items``,
-        ``unique_pairs``, ``pairs_per_part``, ``negatives``), ``policy`` (the unseen-item policy, shown
-        verbatim), ``baseline_note``, ``command`` and ``created``.
+    context : optional ``title``, ``data_dir``, ``manifest`` (the DATA_DIR's manifest.json, summarised by
+        ``protocol.summary_lines``), ``command`` and ``created``.
+    protocol : the data kind's protocol (:mod:`itemvec.evaluate.protocol`): the table's columns
+        (``report_columns``) and the note under it (``report_notes``), the evaluation policy (``policy``, shown
+        verbatim), ``baseline_note`` and the lines about the data.
 
     Returns
     -------
     ``{"markdown": path, "html": path}`` plus one entry per PNG, keyed by its file stem
     (``"roc_all"``, ``"pr_all"``, ``"learning_all"``, ``"{model}_threshold"``, ``"{model}_roc"``,
     ``"{model}_learning_curve"``).
-
-    columns, notes : the table's columns ``(key, header, kind)`` and the note under it: the item-item
-        table by default, ``RATINGS_COLUMNS`` / ``RATINGS_NOTES`` for a user-item comparison.
 
     The page order: title, data summary, evaluation policy, table, overlays, one section per model.
     """
@@ -408,18 +363,18 @@ def write_report(out_dir: Path, rows: list[dict], curves_by_model: dict[str, dic
     models += [model for model in curves_by_model if model not in models]
     rows_by_model = {str(row["model"]): row for row in rows if row.get("model") is not None}
 
-    headers, cells = _table(rows, columns)
+    headers, cells = _table(rows, protocol.report_columns)
     overlays = plot_overlay(out_dir, curves_by_model)
     per_model = {model: plot_model(out_dir, model, curves_by_model.get(model) or {}) for model in models}
     doc = _Document(
         title=str(context.get("title") or _DEFAULT_TITLE),
-        summary=_summary(context),
+        summary=_summary(context, protocol),
         command=_text_or_none(context.get("command")),
-        policy=_text_or_none(context.get("policy")),
-        baseline_note=_text_or_none(context.get("baseline_note")),
+        policy=_text_or_none(protocol.policy),
+        baseline_note=_text_or_none(protocol.baseline_note),
         headers=headers,
         cells=cells,
-        notes=notes,
+        notes=protocol.report_notes,
         overlays=[(path, caption) for key, caption in (
             ("roc", "ROC curves of all models"), ("pr", "Precision-recall curves of all models"),
             ("learning", "Validation AUC against training epoch"),
@@ -482,49 +437,18 @@ def _section(model: str, row: Mapping, plots: Mapping[str, Path]) -> dict:
     }
 
 
-def _summary(context: Mapping) -> list[str]:
-    """Short plain-text lines about the data: products, pairs per part, negatives, when and where."""
+def _summary(context: Mapping, protocol: Protocol) -> list[str]:
+    """Short plain-text lines about the data: where, what the protocol says of its manifest, and when."""
     lines = []
     if context.get("data_dir"):
         lines.append(f"Data directory: {context['data_dir']}")
-    manifest = context.get("manifest") or {}
-    if manifest.get("kind") == "ratings":
-        lines.append(f"Users: {_count(manifest.get('n_users'))}, items: {_count(manifest.get('n_items'))}, "
-                     f"ratings: {_count(manifest.get('n_ratings'))} (scale {manifest.get('rating_min')} to "
-                     f"{manifest.get('rating_max')}; positives at {manifest.get('threshold')} or above)")
-        parts = manifest.get("parts") or {}
-        if parts:
-            lines.append("Ratings per part: " + ", ".join(f"{name} {_count(n)}" for name, n in parts.items()))
-    elif _number(manifest.get("n_items")) is not None:
-        lines.append(f"Products: {_count(manifest['n_items'])}")
-    parts = manifest.get("pairs_per_part") or {}
-    part_text = ", ".join(f"{name} {_count(count)}" for name, count in parts.items())
-    if _number(manifest.get("unique_pairs")) is not None:
-        lines.append(f"Unique pairs: {_count(manifest['unique_pairs'])}" + (f" ({part_text})" if part_text else ""))
-    elif part_text:
-        lines.append(f"Pairs per part: {part_text}")
-    negatives = manifest.get("negatives")
-    if isinstance(negatives, Mapping) and negatives:
-        lines.append("Negative pairs: " + ", ".join(
-            f"{_negatives_name(name)} {_count(count)}" for name, count in negatives.items()))
-    elif negatives is not None:
-        lines.append(f"Negative pairs: {_count(negatives)}")
+    lines += protocol.summary_lines(context.get("manifest") or {})
     if context.get("created"):
         lines.append(f"Created: {context['created']}")
     return lines
 
 
-def _negatives_name(name: str) -> str:
-    """A negatives file's name as prepare writes it, for people: ``validation_negatives`` ->
-    ``validation uniform``, ``test_negatives_degree`` -> ``test degree-matched``."""
-    part, found, kind = name.partition("_negatives")
-    if not found:
-        return name.replace("_", " ")
-    kind = kind.strip("_")
-    return f"{part} " + {"": "uniform", "degree": "degree-matched"}.get(kind, kind.replace("_", " "))
-
-
-def _table(rows: Sequence[Mapping], columns: tuple[tuple[str, str, str], ...] = _COLUMNS,
+def _table(rows: Sequence[Mapping], columns: Sequence[tuple[str, str, str]],
            ) -> tuple[list[str], list[list[tuple[str, bool]]]]:
     """Headers and (text, bold) cells, rows in the given order.
 

@@ -33,14 +33,24 @@ from pathlib import Path
 import numpy as np
 
 from itemvec import registry
-from itemvec.config import check, load_toml, replace, settings_for, to_dict, toml_text
+from itemvec.config import (
+    check,
+    epochs_of,
+    load_toml,
+    replace,
+    seed_of,
+    setting_names,
+    settings_for,
+    to_dict,
+    toml_text,
+)
 from itemvec.data.prepare import peak_rss_mb
 from itemvec.data.store import DataDir, RatingsDir, read_json_object
 from itemvec.errors import ConfigError, InputError, Interrupted
 from itemvec.evaluate.protocols import POLICY, evaluate_item_model, validation_auc_function
 from itemvec.models.base import TrainingData, load_model, read_model_json
 from itemvec.outputs import OutputFolder, safe_name, save_npz, write_json, write_text
-from itemvec.train import checkpoint_identity, refuse_foreign_checkpoint, run_identity
+from itemvec.train import Trainer, checkpoint_identity, refuse_foreign_checkpoint, run_identity
 
 METRIC_COLUMNS = ["auc", "auc_seen", "auc_unseen", "auc_cold", "auc_degree", "ap", "recall_at_10", "ndcg_at_10"]
 RATINGS_METRIC_COLUMNS = ["rmse", "rmse_scaled", "mae", "auc_per_user", "precision_at_10", "recall_at_10",
@@ -111,13 +121,10 @@ def train_run(model: str, data_dir: Path, out: Path, *, config_file: Path | None
             size = {"train_ratings": len(training)}
         else:
             training = TrainingData.from_data_dir(data)
-            evaluate = validation_auc_function(estimator, training.validation, seed=config.seed)
+            evaluate = validation_auc_function(estimator, training.validation, seed=seed_of(config))
             size = {"train_pairs": len(training.train)}
         started = time.perf_counter()
-        fit_kwargs = {"progress": progress}
-        if hasattr(config, "epochs"):
-            fit_kwargs.update(run_dir=out, resume=resume, evaluate=evaluate)
-        estimator.fit(training, **fit_kwargs)
+        estimator.fit(training, Trainer(progress=progress, run_dir=out, resume=resume, evaluate=evaluate))
         train_seconds = time.perf_counter() - started
         info = {"model": model, "data_dir": str(Path(data_dir).resolve()), "data_fingerprint": data.fingerprint,
                 "config_digest": _digest(config_text), "train_seconds": round(train_seconds, 3),
@@ -235,7 +242,7 @@ def _evaluate(run_dir: Path, data, model, info: dict, *, ranking_queries: int = 
 
     started = time.perf_counter()
     common = {"train_seconds": info.get("train_seconds"), "peak_rss_mb": info.get("peak_rss_mb"),
-              "epochs": getattr(model.config, "epochs", None)}
+              "epochs": epochs_of(model.config)}
     if isinstance(data, RatingsDir):
         from itemvec.evaluate.ranking import RANKING_POLICY, evaluate_user_model
 
@@ -322,7 +329,7 @@ def compare(data_dir: Path, models: list[str], out: Path, *, config_file: Path |
         config = resolve_config(base, config_file, sets, strict=False, kind=kind)[1]
         configs[spec] = (base, replace(config, variant, source=spec) if variant else config)
     unknown = [key for key in (sets or {}) if "." not in key and
-               not any(key in to_dict(c) for _, c in configs.values())]
+               not any(key in setting_names(type(c)) for _, c in configs.values())]
     if unknown:
         raise InputError(f"--set: no model in {models} has the setting(s) {unknown}")
     folders = {spec: safe_name(spec) for spec in models}
@@ -343,7 +350,7 @@ def compare(data_dir: Path, models: list[str], out: Path, *, config_file: Path |
                     log(f"[{name}] training")
                     _train_child(base, config, data, run_dir, progress)
             except Interrupted as exc:
-                exc.kept = _kept_note(runs, len(rows), name, run_dir, getattr(config, "epochs", None))
+                exc.kept = _kept_note(runs, len(rows), name, run_dir, epochs_of(config))
                 raise
             metrics = {**json.loads((run_dir / "metrics.json").read_text()), "model": name}
             rows.append(metrics)

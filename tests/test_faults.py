@@ -383,7 +383,7 @@ def set_weights(run: Path, change) -> None:
     (lambda r: edit_json(r / "model.json", lambda m: {**m, "model": "no-such-model"}), "unknown model"),
     (lambda r: (r / "model.json").write_text("]"), "not valid JSON"),
     (lambda r: (r / "model.json").unlink(), "no model.json"),
-    (lambda r: set_weights(r, lambda s: s.pop("query_")), "no array 'query_'"),
+    (lambda r: set_weights(r, lambda s: s.pop("item_vectors_")), "no array 'item_vectors_'"),
     (lambda r: set_weights(r, lambda s: s.update(known_items_=s["known_items_"][:-5])), "known_items_"),
     (lambda r: (r / "weights.npz").write_bytes(b"PK\x03\x04 broken"), "not a readable weights file"),
     (lambda r: (r / "weights.npz").unlink(), "weights.npz: missing"),
@@ -402,7 +402,7 @@ def test_a_legacy_model_json_without_schema_still_loads_and_a_mismatch_is_one_li
     run = copy(world / "run-mf", tmp_path / "run")
     edit_json(run / "model.json", lambda m: {k: v for k, v in m.items() if k != "arrays"})
     assert cli("evaluate", run).code == 0
-    set_weights(run, lambda s: s.update(query_=s["query_"][:, :3]))  # not what dim=8 says
+    set_weights(run, lambda s: s.update(item_vectors_=s["item_vectors_"][:, :3]))  # not what dim=8 says
     result = cli("evaluate", run)
     assert result.code in (0, 2) and "Traceback" not in result.err
 

@@ -115,8 +115,8 @@ def test_resume_after_interruption_gives_the_same_model(tmp_path):
         model_for("mf", **settings).fit(data, progress=False, run_dir=tmp_path, stop_after_epochs=2)
     assert (tmp_path / "checkpoint.npz").exists()
     resumed = model_for("mf", **settings).fit(data, progress=False, run_dir=tmp_path)
-    np.testing.assert_array_equal(resumed.query_, whole.query_)
-    np.testing.assert_array_equal(resumed.candidate_, whole.candidate_)
+    np.testing.assert_array_equal(resumed.item_vectors_, whole.item_vectors_)
+    np.testing.assert_array_equal(resumed.context_vectors_, whole.context_vectors_)
 
 
 def test_learning_curve_is_recorded(tmp_path):

@@ -95,8 +95,7 @@ def eges_data(tmp_path, size=15):
     for name in ("validation_negatives", "validation_negatives_degree", "test_negatives", "test_negatives_degree"):
         write_negatives(root / "split" / f"{name}.parquet", np.zeros(0, np.int32), np.zeros(0, np.int32))
     (root / "manifest.json").write_text(f'{{"n_items": {n}, "relation_bits": {{"also_bought": 1}}}}')
-    data.data_dir = DataDir(root)
-    return data
+    return DataDir(root).training()
 
 
 def test_eges_weights_are_a_softmax_and_cold_start_uses_side_information(tmp_path):
@@ -110,7 +109,7 @@ def test_eges_weights_are_a_softmax_and_cold_start_uses_side_information(tmp_pat
     assert model.known_items_[30] and not model.trained_items_[30]
     vectors = model.item_vectors()
     brand, category, price = model.field_rows_[30, 1:]
-    expected = (model.input_[brand] + model.input_[category] + model.input_[price]) / 3
+    expected = (model.field_vectors_[brand] + model.field_vectors_[category] + model.field_vectors_[price]) / 3
     np.testing.assert_allclose(vectors[30], expected, rtol=1e-5, atol=1e-6)
     # ... which places it with its brand's community: its cold-start scores favour community A.
     to_a = model.score_pairs(np.full(15, 30), np.arange(15)).mean()

@@ -118,11 +118,33 @@ def _convert(name: str, text: str, kind: type) -> object:
         raise ConfigError(f"{name}: expected {kind.__name__}, got {text!r}") from None
 
 
+def _block(kind) -> bool:
+    """A nested block of settings (the trainer's ``train``), itself a frozen dataclass of settings."""
+    return isinstance(kind, type) and dataclasses.is_dataclass(kind)
+
+
+def setting_names(config_class: type) -> set[str]:
+    """Every key a config class takes: its own fields, the fields of its blocks by their own name (``epochs``)
+    and dotted (``train.epochs``)."""
+    names = set()
+    for name, kind in field_types(config_class).items():
+        if _block(kind):
+            inner = setting_names(kind)
+            names |= inner | {f"{name}.{key}" for key in inner}
+        else:
+            names.add(name)
+    return names
+
+
 def check(config, *, source: str | None = None) -> None:
-    """Hold every field of ``config`` to its declared type and range, then to the config's ``validate()``."""
+    """Hold every field of ``config`` (and of its blocks) to its declared type and range, then to the config's
+    ``validate()``."""
     source = source or f"settings for {type(config).__qualname__.split('.')[0]}"
     for name, (kind, rules) in _specs(type(config)).items():
         value = getattr(config, name)
+        if _block(kind):
+            check(value, source=source)
+            continue
         if kind is float and isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"{source}: {name}={value!r} is not a finite number")
         for rule in rules:
@@ -138,14 +160,33 @@ def check(config, *, source: str | None = None) -> None:
 
 def replace(config, values: dict[str, object], *, source: str = "--set"):
     """A copy of ``config`` with ``values`` (strings or typed values) applied and checked; unknown keys, values
-    of the wrong type and values out of range are errors."""
+    of the wrong type and values out of range are errors.
+
+    A block of settings (the trainer's ``train``) takes a table (``train = {epochs = 3}``), dotted keys
+    (``train.epochs``) or its keys by their own name (``epochs``): a model's settings read as one flat list,
+    as a user types them, while each is declared once, in its block."""
     if not isinstance(values, dict):
         raise ConfigError(f"{source}: expected a table of settings, got {type(values).__name__}")
     types = field_types(type(config))
-    changes = {}
+    blocks = {name: kind for name, kind in types.items() if _block(kind)}
+    changes: dict[str, object] = {}
+    inner: dict[str, dict] = {name: {} for name in blocks}
     for key, value in values.items():
+        head, dot, rest = key.partition(".")
+        if dot and head in blocks:
+            inner[head][rest] = value
+            continue
+        if key in blocks:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: {key} expects a table of settings, got {value!r}")
+            inner[key].update(value)
+            continue
         if key not in types:
-            known = ", ".join(sorted(types))
+            owner = next((name for name, kind in blocks.items() if key in field_types(kind)), None)
+            if owner is not None:
+                inner[owner][key] = value
+                continue
+            known = ", ".join(sorted(n for n in setting_names(type(config)) if "." not in n))
             raise ConfigError(f"{source}: unknown setting {key!r} for {type(config).__qualname__}; known: {known}")
         kind = types[key]
         if isinstance(value, str) and kind is not str:
@@ -155,6 +196,9 @@ def replace(config, values: dict[str, object], *, source: str = "--set"):
         elif not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             raise ConfigError(f"{source}: {key} expects {kind.__name__}, got {value!r}")
         changes[key] = value
+    for name, block_values in inner.items():
+        if block_values:
+            changes[name] = replace(getattr(config, name), block_values, source=source)
     new = dataclasses.replace(config, **changes)
     check(new, source=source)
     return new
@@ -189,22 +233,34 @@ def settings_for(model: str, file_values: dict | None, set_values: dict[str, str
     """Select the settings that apply to ``model``: top-level keys of the file, the file's ``[model]`` table,
     then ``--set`` keys without a prefix and ``model.key`` keys (later wins). Unprefixed keys that this model
     does not have are skipped when ``strict_unprefixed`` is False (compare: each model takes what it knows)."""
-    known = field_types(config_class)
+    known = setting_names(config_class)
     chosen: dict[str, object] = {}
     for source in (file_values or {}, set_values):
         for key, value in source.items():
             if isinstance(value, dict):
                 if key == model:
                     chosen.update(value)
+                elif any(name.startswith(f"{key}.") for name in known):  # a block for every model: [train]
+                    chosen[key] = {**chosen.get(key, {}), **value}
                 continue
             prefix, dot, rest = key.partition(".")
-            if dot:
+            if dot and key not in known:  # `model.key`; a block's dotted key (`train.epochs`) is the model's own
                 if prefix == model:
                     chosen[rest] = value
                 continue
             if key in known or strict_unprefixed:
                 chosen[key] = value
     return chosen
+
+
+def seed_of(config) -> int:
+    """A run's seed: the trainer's (``train.seed``) for a model the trainer trains, the model's own otherwise."""
+    return getattr(config, "train", config).seed
+
+
+def epochs_of(config) -> int | None:
+    """A run's epochs (the trainer's, or gensim's for the word2vec peer); None for a model that does not train."""
+    return getattr(getattr(config, "train", config), "epochs", None)
 
 
 def to_dict(config) -> dict:

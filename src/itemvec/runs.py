@@ -36,14 +36,22 @@ from pathlib import Path
 import numpy as np
 
 from itemvec import registry
-from itemvec.config import check, load_toml, replace, settings_for, to_dict, toml_text
+from itemvec.config import (
+    check,
+    epochs_of,
+    load_toml,
+    replace,
+    setting_names,
+    settings_for,
+    toml_text,
+)
 from itemvec.data.prepare import peak_rss_mb
 from itemvec.data.store import read_json_object
 from itemvec.errors import ConfigError, InputError, Interrupted
 from itemvec.evaluate.protocol import ITEM_ITEM, USER_ITEM, protocol
 from itemvec.models.base import load_model, read_model_json
 from itemvec.outputs import OutputFolder, safe_name, save_npz, write_json, write_text
-from itemvec.train import checkpoint_identity, refuse_foreign_checkpoint, run_identity
+from itemvec.train import Trainer, checkpoint_identity, refuse_foreign_checkpoint, run_identity
 
 MAX_K = 10_000  # neighbours / recommendations per query
 
@@ -109,10 +117,7 @@ def train_run(model: str, data_dir: Path, out: Path, *, config_file: Path | None
         evaluate = kind_protocol.validation_function(estimator, training, config)
         size = kind_protocol.training_size(training)
         started = time.perf_counter()
-        fit_kwargs = {"progress": progress}
-        if hasattr(config, "epochs"):
-            fit_kwargs.update(run_dir=out, resume=resume, evaluate=evaluate)
-        estimator.fit(training, **fit_kwargs)
+        estimator.fit(training, Trainer(progress=progress, run_dir=out, resume=resume, evaluate=evaluate))
         train_seconds = time.perf_counter() - started
         info = {"model": model, "data_dir": str(Path(data_dir).resolve()), "data_fingerprint": data.fingerprint,
                 "config_digest": _digest(config_text), "train_seconds": round(train_seconds, 3),
@@ -203,7 +208,7 @@ def _evaluate(run_dir: Path, data, model, info: dict, *, ranking_queries: int = 
     from itemvec.evaluate.report import plot_model
 
     common = {"train_seconds": info.get("train_seconds"), "peak_rss_mb": info.get("peak_rss_mb"),
-              "epochs": getattr(model.config, "epochs", None)}
+              "epochs": epochs_of(model.config)}
     metrics, curves = protocol(data.kind).evaluate(model, data, recorded=common, ranking_queries=ranking_queries)
     if curves:
         _save_curves(run_dir / "curves.npz", curves)
@@ -279,7 +284,7 @@ def compare(data_dir: Path, models: list[str], out: Path, *, config_file: Path |
         config = resolve_config(base, config_file, sets, strict=False, kind=kind)[1]
         configs[spec] = (base, replace(config, variant, source=spec) if variant else config)
     unknown = [key for key in (sets or {}) if "." not in key and
-               not any(key in to_dict(c) for _, c in configs.values())]
+               not any(key in setting_names(type(c)) for _, c in configs.values())]
     if unknown:
         raise InputError(f"--set: no model in {models} has the setting(s) {unknown}")
     folders = {spec: safe_name(spec) for spec in models}
@@ -300,7 +305,7 @@ def compare(data_dir: Path, models: list[str], out: Path, *, config_file: Path |
                     log(f"[{name}] training")
                     _train_child(base, config, data, run_dir, progress)
             except Interrupted as exc:
-                exc.kept = _kept_note(runs, len(rows), name, run_dir, getattr(config, "epochs", None))
+                exc.kept = _kept_note(runs, len(rows), name, run_dir, epochs_of(config))
                 raise
             metrics = {**json.loads((run_dir / "metrics.json").read_text()), "model": name}
             rows.append(metrics)

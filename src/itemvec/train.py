@@ -26,11 +26,22 @@ import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Annotated, Protocol
 
 import numpy as np
 
-from itemvec.config import SCHEDULES  # noqa: F401 (re-exported: the models import it from here)
+from itemvec.config import (  # noqa: F401 (SCHEDULES re-exported: the models import it from here)
+    SCHEDULES,
+    BatchSize,
+    Epochs,
+    EvalEvery,
+    Range,
+    Rate,
+    RateFloor,
+    Schedule,
+    Seed,
+    Threads,
+)
 from itemvec.errors import InputError, Interrupted
 from itemvec.outputs import save_npz, write_text
 from itemvec.parallel import thread_limit
@@ -100,39 +111,66 @@ class Trainable(Protocol):
     def set_state(self, state: dict[str, np.ndarray]) -> None: ...
 
 
-@dataclass
-class TrainerSettings:
-    epochs: int = 5
-    lr: float = 0.01
-    schedule: str = "cosine-restarts"
-    min_lr_fraction: float = 1e-3
-    eval_every: int = 0  # steps between validation evaluations; 0: once at the end of each epoch
-    seed: int = 0
+Patience = Annotated[int, Range(0, 10_000)]
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """The trainer's settings, declared once and nested in the settings of every model the trainer trains (as
+    ``config.train``; a user sets them by their own names, ``--set epochs=3``, see ``config.replace``). Each
+    model states its own defaults, measured for it, in its ``Config``."""
+
+    lr: Rate = 0.01  # the initial rate (0.01 in the reference study)
+    schedule: Schedule = "cosine"
+    min_lr_fraction: RateFloor = 1e-3  # the last rate as a fraction of the first
+    epochs: Epochs = 5
+    batch_size: BatchSize = 1024  # examples per step: pairs, ratings, triplets or sequences (the model says)
+    eval_every: EvalEvery = 0  # steps between validation evaluations; 0: once at the end of each epoch
+    threads: Threads = 0  # numba / torch threads for the training; 0: all cores
+    seed: Seed = 0
+    # Early stopping: stop after this many evaluations without a better validation figure; 0: never (the
+    # default until a benchmark shows where it pays). With restore_best, the model ends in the state of its
+    # best validation figure instead of its last.
+    patience: Patience = 0
+    restore_best: bool = True
 
 
 class Trainer:
-    """Runs a Trainable for ``settings.epochs`` epochs.
+    """Trains a model's Trainable with the settings in ``model.config.train``.
 
-    ``evaluate()`` returns the validation AUC (or None). ``run_dir``, when given, receives ``history.jsonl``
-    (rewritten after each evaluation) and ``checkpoint.npz`` at the end of every epoch; with ``resume``, a
-    run restarts after the last completed epoch and, on one thread, ends with the same weights as a run that
-    was never interrupted. A checkpoint records ``identity`` (the model, its resolved settings and the data
-    fingerprint); one with another identity is refused, never resumed: resuming across data would train on
-    the other split's test pairs.
+    The rest is this run's: ``evaluate(model)`` gives the validation figure for the learning curve (higher is
+    better; None: no curve). ``run_dir``, when given, receives ``history.jsonl`` (rewritten after each
+    evaluation) and ``checkpoint.npz`` at the end of every epoch; with ``resume``, a run restarts after the
+    last completed epoch and, on one thread, ends with the same weights as a run that was never interrupted.
+    A checkpoint records the run's identity (the model, its resolved settings and the data fingerprint); one
+    with another identity is refused, never resumed: resuming across data would train on the other split's
+    test pairs. The thread limit is set for the training and restored after it.
     """
 
-    def __init__(self, settings: TrainerSettings, *, evaluate=None, run_dir: Path | None = None,
-                 resume: bool = True, progress: bool = True, stop_after_epochs: int | None = None,
-                 identity: dict | None = None) -> None:
-        self.settings = settings
-        self.evaluate = evaluate
+    def __init__(self, *, evaluate=None, run_dir: str | Path | None = None, resume: bool = True,
+                 progress: bool = True, stop_after_epochs: int | None = None) -> None:
+        self.evaluate_model = evaluate
+        self.evaluate = None
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.resume = resume
         self.progress = progress
         self.stop_after_epochs = stop_after_epochs  # for tests of interruption: stop as if killed
-        self.identity = identity or {}
+        self.settings = TrainSettings()
+        self.identity: dict = {}
         self.history: list[dict] = []
         self.saved_epoch: int | None = None  # the last epoch in checkpoint.npz
+        self._best: tuple[float, dict[str, np.ndarray]] | None = None  # early stopping: (figure, state)
+        self._since_best = 0
+        self._stop = False
+
+    def train(self, model, trainable: Trainable) -> list[dict]:
+        """Run ``trainable`` for ``model`` (its ``config.train`` settings, its name and data fingerprint for the
+        checkpoint's identity); returns the learning-curve history."""
+        self.settings = model.config.train
+        self.identity = run_identity(model.name, model.config, getattr(model, "data_fingerprint", None))
+        self.evaluate = (lambda: self.evaluate_model(model)) if self.evaluate_model else None
+        with thread_limit(self.settings.threads):  # process-wide: set for the training, restored after it
+            return self._fit(trainable)
 
     # ---------------------------------------------------------------- checkpoints
 
@@ -145,8 +183,10 @@ class Trainer:
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
         encode = lambda obj: np.frombuffer(json.dumps(obj).encode(), dtype=np.uint8)  # noqa: E731
+        best = {} if self._best is None else {f"_best.{k}": v for k, v in self._best[1].items()}
+        early = {"best": None if self._best is None else self._best[0], "since_best": self._since_best}
         save_npz(self._checkpoint, {**trainable.state(), "_epoch": np.array(epoch), "_history": encode(self.history),
-                                    "_identity": encode(self.identity)})
+                                    "_identity": encode(self.identity), "_early": encode(early), **best})
         self.saved_epoch = epoch
 
     def _load_checkpoint(self, trainable: Trainable) -> int:
@@ -161,6 +201,8 @@ class Trainer:
                 epoch = int(npz["_epoch"])
                 history = json.loads(npz["_history"].tobytes().decode())
                 identity = json.loads(npz["_identity"].tobytes().decode()) if "_identity" in npz.files else None
+                early = json.loads(npz["_early"].tobytes().decode()) if "_early" in npz.files else {}
+                best = {k[len("_best."):]: npz[k] for k in npz.files if k.startswith("_best.")}
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             raise InputError(f"{path}: not a readable checkpoint ({type(exc).__name__}); {again}") from None
         refuse_foreign_checkpoint(path, identity, self.identity)
@@ -172,6 +214,9 @@ class Trainer:
             raise InputError(f"{path}: does not fit this model ({type(exc).__name__}: {exc}); {again}") from None
         self.history = history
         self.saved_epoch = epoch
+        if early.get("best") is not None:
+            self._best = (float(early["best"]), best)
+        self._since_best = int(early.get("since_best", 0))
         return epoch + 1
 
     def _write_history(self) -> None:
@@ -190,7 +235,7 @@ class Trainer:
 
     # ---------------------------------------------------------------- the loop
 
-    def fit(self, trainable: Trainable) -> list[dict]:
+    def _fit(self, trainable: Trainable) -> list[dict]:
         s = self.settings
         steps = trainable.steps_per_epoch()
         start_epoch = self._load_checkpoint(trainable)
@@ -223,38 +268,50 @@ class Trainer:
                     if due:
                         self._record(epoch + (step + 1) / steps, position + 1, loss_sum / max(seen, 1),
                                      lr_end, time.perf_counter() - started)
+                        self._early_stopping(trainable)
+                    if self._stop:
+                        break
                 self._save_checkpoint(trainable, epoch)
                 if in_log:
                     val = self.history[-1]["val_auc"] if self.history else None
                     print(f"training: epoch {epoch + 1}/{s.epochs}, loss {loss_sum / max(seen, 1):.4f}"
                           + (f", validation AUC {val:.4f}" if val is not None else "")
                           + f", {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True)
+                if self._stop:
+                    break
         except Interrupted as exc:
             exc.kept = exc.kept or self._interrupted_note()
             raise
         finally:
             bar.close()
+        if self._stop and self.settings.restore_best and self._best is not None:
+            trainable.set_state(self._best[1])
         return self.history
+
+    def _early_stopping(self, trainable: Trainable) -> None:
+        """With ``patience``: remember the state of the best validation figure; stop after ``patience``
+        evaluations without a better one."""
+        figure = self.history[-1]["val_auc"]
+        if self.settings.patience <= 0 or figure is None or not math.isfinite(figure):
+            return
+        if self._best is None or figure > self._best[0]:
+            state = trainable.state()
+            self._best = (figure, {k: np.array(v, copy=True) for k, v in state.items()})
+            self._since_best = 0
+            return
+        self._since_best += 1
+        if self._since_best >= self.settings.patience:
+            self._stop = True
+            restored = ", restored" if self.settings.restore_best else ""
+            self.history[-1]["stopped"] = (f"no better validation figure in {self._since_best} evaluations; "
+                                           f"best {self._best[0]:.4f}{restored}")
+            self._write_history()
 
     def _record(self, epoch: float, step: int, loss: float, lr: float, seconds: float) -> None:
         val_auc = self.evaluate() if self.evaluate is not None else None
         self.history.append({"step": step, "epoch": round(epoch, 4), "loss": loss, "lr": lr,
                              "val_auc": val_auc, "seconds": round(seconds, 3)})
         self._write_history()
-
-
-def train_model(model, trainable: Trainable, *, run_dir=None, evaluate=None, progress: bool = True,
-                resume: bool = True, stop_after_epochs: int | None = None) -> list[dict]:
-    """Run the trainer with the settings in ``model.config`` (epochs, lr, schedule, min_lr_fraction,
-    eval_every, seed); ``evaluate(model)`` gives the validation AUC for the learning curve."""
-    c = model.config
-    settings = TrainerSettings(epochs=c.epochs, lr=c.lr, schedule=c.schedule, min_lr_fraction=c.min_lr_fraction,
-                               eval_every=c.eval_every, seed=c.seed)
-    identity = run_identity(model.name, c, getattr(model, "data_fingerprint", None))
-    trainer = Trainer(settings, evaluate=(lambda: evaluate(model)) if evaluate else None, run_dir=run_dir,
-                      resume=resume, progress=progress, stop_after_epochs=stop_after_epochs, identity=identity)
-    with thread_limit(getattr(c, "threads", 0)):  # process-wide: set for the training, restored after it
-        return trainer.fit(trainable)
 
 
 class SequenceSteps:

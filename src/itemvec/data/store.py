@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import scipy.sparse as sp
 
-from itemvec.data.types import EvalPairs, Interactions, Pairs
+from itemvec.data.types import EvalPairs, Interactions, Pairs, Sequences, SideInformation, TrainingData
 from itemvec.errors import InputError
 
 PARTS = ("train", "validation", "test")
@@ -284,6 +284,46 @@ class DataDir(_Folder):
             raise InputError(f"{path}: {table.num_rows} rows, but the manifest has n_items = {self.n_items}")
         return table
 
+
+    def training(self) -> TrainingData:
+        """What an item-item model's fit() receives (itemvec.data.types.TrainingData)."""
+        return TrainingData(n_items=self.n_items, train=self.pairs("train"), validation=self.eval_pairs("validation"),
+                            read_sessions=self._train_sessions, read_side_information=self.side_information)
+
+    def _train_sessions(self) -> Sequences | None:
+        if not (self.path / SEQUENCE_FILES["train"]).exists():
+            return None
+        return Sequences(*self.sequences("train"))
+
+    def side_information(self) -> SideInformation:
+        """Per-item side fields from products.parquet: brand, leaf category, price; or, for session data sets,
+        the first three attribute slots (itemvec.data.types.SideInformation)."""
+        products = self.products()
+        present = set(products.column_names)
+        names: list[str] = []
+        values: list[np.ndarray] = []
+
+        def encode(raw: list) -> np.ndarray:
+            index: dict = {}
+            return np.array([-1 if v is None else index.setdefault(v, len(index)) for v in raw], dtype=np.int64)
+
+        if "brand" in present:
+            names.append("brand")
+            values.append(encode(products["brand"].to_pylist()))
+        if "categories" in present:
+            names.append("category")
+            values.append(encode([paths[0][-1] if paths and paths[0] else None
+                                  for paths in products["categories"].to_pylist()]))
+        if "price" in present:
+            names.append("price")
+            values.append(np.array([np.nan if p is None else p for p in products["price"].to_pylist()],
+                                   dtype=np.float64))
+        if "attributes" in present:
+            attributes = products["attributes"].to_pylist()
+            for slot in range(3):
+                names.append(f"attribute_{slot}")
+                values.append(encode([a[slot] if a is not None and len(a) > slot else None for a in attributes]))
+        return SideInformation(names, values)
 
     @cached_property
     def asins(self) -> list[str]:

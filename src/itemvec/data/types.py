@@ -5,7 +5,9 @@ them (itemvec.data.store); models and the evaluation read them and never open a 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import scipy.sparse as sp
@@ -94,3 +96,62 @@ class Interactions:
         """The same data restricted to the rows in ``mask`` (features and validation kept)."""
         return dataclasses.replace(self, user=self.user[mask], item=self.item[mask], rating=self.rating[mask],
                                    timestamp=self.timestamp[mask])
+
+
+@dataclass
+class Sequences:
+    """Item sequences (sessions or walks): sequence ``k`` is ``tokens[offsets[k]:offsets[k+1]]`` (int32 ids,
+    int64 offsets)."""
+
+    tokens: np.ndarray
+    offsets: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+
+@dataclass
+class SideInformation:
+    """The catalogue's side fields per item, in a fixed order: ``names[f]`` and ``values[f]`` of shape
+    (n_items,): int64 codes 0..k-1 (-1 where missing) for categorical fields (brand, leaf category, a session
+    data set's attribute slots), float64 with NaN where missing for ``price``."""
+
+    names: list[str]
+    values: list[np.ndarray]
+
+
+def _nothing() -> None:
+    return None
+
+
+@dataclass
+class TrainingData:
+    """What an item-item model's fit() receives: the train pairs, the validation pairs with negatives (for
+    learning curves) and, read on first use by the models that want them, the session sequences of a session
+    DATA_DIR (None for other data) and the catalogue's side information. Built by ``DataDir.training()``; a
+    model never opens the DATA_DIR itself."""
+
+    n_items: int
+    train: Pairs
+    validation: EvalPairs | None = None
+    read_sessions: Callable[[], Sequences | None] = field(default=_nothing, repr=False)
+    read_side_information: Callable[[], SideInformation | None] = field(default=_nothing, repr=False)
+
+    @classmethod
+    def from_data_dir(cls, data) -> TrainingData:
+        """The training data of a DATA_DIR (a ``DataDir`` or its path)."""
+        from itemvec.data.store import DataDir
+
+        return (data if isinstance(data, DataDir) else DataDir(data)).training()
+
+    @cached_property
+    def sessions(self) -> Sequences | None:
+        return self.read_sessions()
+
+    @cached_property
+    def side_information(self) -> SideInformation | None:
+        return self.read_side_information()
+
+    def degree(self) -> np.ndarray:
+        """(n_items,) int64: number of train pairs each item is in."""
+        return np.bincount(np.concatenate([self.train.item_a, self.train.item_b]), minlength=self.n_items)

@@ -158,17 +158,16 @@ class ItemItemProtocol(Protocol):
     policy_text = "itemvec.evaluate.protocols:POLICY"
 
     def training(self, data):
-        from itemvec.models.base import TrainingData
-
-        return TrainingData.from_data_dir(data)
+        return data.training()
 
     def training_size(self, training) -> dict:
         return {"train_pairs": len(training.train)}
 
     def validation_function(self, model, training, config):
+        from itemvec.config import seed_of
         from itemvec.evaluate.protocols import validation_auc_function
 
-        return validation_auc_function(model, training.validation, seed=config.seed)
+        return validation_auc_function(model, training.validation, seed=seed_of(config))
 
     def check_size(self, model, data, run_dir: Path) -> None:
         if model.n_items != data.n_items:

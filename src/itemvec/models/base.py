@@ -1,14 +1,21 @@
-"""The one model interface every item-item model implements (as scikit-learn and `implicit` do).
+"""The one model base, for both kinds of data (as scikit-learn and `implicit` do), and its persistence.
 
-The constructor stores settings; ``fit(data) -> self``; learned state ends in ``_``. Queries are batched:
+The constructor stores settings (``MF(dim=32, epochs=3)`` or ``MF(config)``); ``fit(data) -> self``;
+learned state ends in ``_``. Every model answers, batched:
 
-- ``score_pairs(a, b) -> (n,) float64``: a higher score means a more likely pair. NaN where the model has
-  nothing to say (an item unseen in training and no side information); the evaluation protocol, not the
-  model, decides what such a pair gets.
-- ``score_all(queries) -> (q, n_items) float32``: scores of every candidate, NaN where unscorable.
-- ``similar_items(ids, k) -> (ids (q, k) int64, scores (q, k))``: best candidates, the query and unscorable
-  items excluded; rows are padded with -1 / NaN when fewer than k candidates exist.
+- ``similar_items(ids, k) -> (ids (q, k) int64, scores (q, k))``: the best other items, the query and
+  unscorable items left out; rows padded with -1 / NaN when fewer than k candidates exist.
 - ``save(dir)`` / ``load(dir)``: ``model.json`` + ``weights.npz`` (``allow_pickle=False``); no pickle.
+
+An item-item model (``ItemModel``, learned from product pairs) also answers ``score_pairs(a, b) -> (n,)
+float64`` (higher: a more likely pair; NaN where the model has nothing to say, e.g. an item unseen in
+training: the evaluation protocol, not the model, decides what such a pair gets) and ``score_all(queries)
+-> (q, n_items) float32``. A user-item model (``itemvec.models.useritem.UserItemModel``) answers
+``predict``, ``score_users`` and ``recommend``. Models with learned vectors get all of these from one
+embedding layer (``itemvec.models.embedding``); the others (heuristics, networks) implement them.
+
+Training is the trainer's (``itemvec.train.Trainer``): ``fit(data, trainer)`` hands the model's steps to
+it; ``fit(data, progress=False, run_dir=...)`` builds one from those options.
 """
 
 from __future__ import annotations
@@ -17,64 +24,112 @@ import dataclasses
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 
 from itemvec.config import check, replace
-from itemvec.data.store import DataDir, read_json_object
-from itemvec.data.types import EvalPairs, Pairs
+from itemvec.data.store import read_json_object
+from itemvec.data.types import TrainingData  # noqa: F401 (what an item-item model's fit receives)
 from itemvec.errors import InputError
 
 PAIR_CHUNK = 1 << 18  # pairs scored per _score_pairs call
 
-
-@dataclass
-class TrainingData:
-    """What fit() may read: the train pairs and (for learning curves) validation pairs with negatives."""
-
-    n_items: int
-    train: Pairs
-    validation: EvalPairs | None = None
-    data_dir: DataDir | None = None
-
-    @classmethod
-    def from_data_dir(cls, data: DataDir | str | Path) -> TrainingData:
-        data = data if isinstance(data, DataDir) else DataDir(data)
-        return cls(n_items=data.n_items, train=data.pairs("train"), validation=data.eval_pairs("validation"),
-                   data_dir=data)
-
-    def degree(self) -> np.ndarray:
-        """(n_items,) int64: number of train pairs each item is in."""
-        return np.bincount(np.concatenate([self.train.item_a, self.train.item_b]), minlength=self.n_items)
+# Arrays saved by earlier versions under other names: read as today's names.
+LEGACY_ARRAYS = {"query_": "item_vectors_", "candidate_": "context_vectors_", "bias_": "item_bias_",
+                 "input_": "field_vectors_", "output_": "context_vectors_", "vectors_": "item_vectors_",
+                 "user_factors_": "user_vectors_", "item_factors_": "item_vectors_"}
 
 
-class ItemModel:
-    """Base class: subclasses set ``name`` and ``Config`` and implement ``fit``, ``_score_pairs`` and
-    ``_score_all`` over known items, and ``_state()`` / ``_set_state()`` for saving."""
+class Model:
+    """The base of every model. Subclasses set ``name`` and ``Config`` and implement ``_fit(data, trainer)``,
+    ``_state()`` / ``_set_state()`` for saving, and their kind's queries (see ``ItemModel`` and
+    ``UserItemModel``)."""
 
-    name = "base"
+    name: ClassVar[str] = "base"
+    data_kind: ClassVar[str] = "pairs"  # the data it learns from: "pairs" or "ratings" (itemvec.registry.KINDS)
+    known: ClassVar[tuple[str, ...]] = ("known_items_",)  # the masks of what the model has learned about
 
     @dataclass(frozen=True)
     class Config:
         seed: int = 0
 
-    def __init__(self, config=None, **settings) -> None:
+    def __init__(self, config: Any = None, **settings: Any) -> None:
         config = config if config is not None else self.Config()
         self.config = replace(config, settings, source=self.name) if settings else config
         check(self.config, source=f"settings for {self.name}")
-        self.known_items_: np.ndarray | None = None
+        for mask in self.known:
+            setattr(self, mask, None)
         self.history_: list[dict] = []
 
-    # ---------------------------------------------------------------- queries
+    def fit(self, data: Any, trainer: Any = None, **options: Any) -> Model:
+        """Learn from ``data`` (``TrainingData`` for an item-item model, ``Interactions`` for a user-item one).
+        ``trainer``: an ``itemvec.train.Trainer``; without one, ``options`` (progress, run_dir, resume,
+        evaluate, stop_after_epochs) make one. Models that do not train ignore it."""
+        from itemvec.train import Trainer
+
+        self._fit(data, trainer if trainer is not None else Trainer(**options))
+        return self
 
     def _check_fitted(self) -> None:
-        if self.known_items_ is None:
+        if any(getattr(self, mask) is None for mask in self.known):
             raise RuntimeError(f"{self.name}: call fit() or load() first")
 
     @property
     def n_items(self) -> int:
         self._check_fitted()
         return len(self.known_items_)
+
+    def similar_items(self, ids, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+        ids = np.asarray(ids, dtype=np.int64)
+        self._check_fitted()
+        scores = np.full((len(ids), self.n_items), np.nan, dtype=np.float32)
+        ok = (ids >= 0) & (ids < self.n_items)
+        if ok.any():
+            scores[ok] = self._similar_scores(ids[ok])
+            scores[np.flatnonzero(ok), ids[ok]] = np.nan
+        return top_k(scores, k)
+
+    def probability(self, scores: np.ndarray) -> np.ndarray | None:
+        """Scores as probabilities when the model has such a reading (None otherwise)."""
+        return None
+
+    # ---------------------------------------------------------------- subclass hooks
+
+    def _fit(self, data: Any, trainer: Any) -> None:
+        raise NotImplementedError
+
+    def _similar_scores(self, queries: np.ndarray) -> np.ndarray:
+        """(q, n_items) similarity of every item to each (valid) query, NaN where unscorable."""
+        raise NotImplementedError
+
+    def _state(self) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def _set_state(self, state: dict[str, np.ndarray]) -> None:
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------- persistence
+
+    def _meta(self) -> dict:
+        return {"model": self.name, "config": dataclasses.asdict(self.config)}
+
+    def save(self, directory: str | Path) -> Path:
+        self._check_fitted()
+        masks = {mask: getattr(self, mask) for mask in self.known}
+        return write_weights(directory, {**masks, **self._state()}, self._meta())
+
+    @classmethod
+    def load(cls, directory: str | Path) -> Model:
+        model, state = read_weights(cls, directory)
+        return restore(model, directory, state, {mask: mask for mask in cls.known})
+
+
+class ItemModel(Model):
+    """An item-item model: learned from product pairs; ``score_pairs`` and ``score_all`` over the items it
+    knows (subclasses implement ``_score_pairs`` and ``_score_all`` for known items)."""
+
+    data_kind = "pairs"
 
     def score_pairs(self, a, b) -> np.ndarray:
         self._check_fitted()
@@ -102,44 +157,14 @@ class ItemModel:
             out[ok] = scores
         return out
 
-    def similar_items(self, ids, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
-        ids = np.asarray(ids, dtype=np.int64)
-        scores = self.score_all(ids)
-        scores[np.arange(len(ids)), ids] = np.nan
-        return top_k(scores, k)
-
-    def probability(self, scores: np.ndarray) -> np.ndarray | None:
-        """Scores as probabilities when the model has such a reading (None otherwise)."""
-        return None
-
-    # ---------------------------------------------------------------- subclass hooks
-
-    def fit(self, data: TrainingData, **kwargs) -> ItemModel:
-        raise NotImplementedError
+    def _similar_scores(self, queries: np.ndarray) -> np.ndarray:
+        return self.score_all(queries)
 
     def _score_pairs(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
     def _score_all(self, queries: np.ndarray) -> np.ndarray:
         raise NotImplementedError
-
-    def _state(self) -> dict[str, np.ndarray]:
-        raise NotImplementedError
-
-    def _set_state(self, state: dict[str, np.ndarray]) -> None:
-        raise NotImplementedError
-
-    # ---------------------------------------------------------------- persistence
-
-    def save(self, directory: str | Path) -> Path:
-        self._check_fitted()
-        return write_weights(directory, {"known_items_": self.known_items_, **self._state()},
-                             {"model": self.name, "config": dataclasses.asdict(self.config)})
-
-    @classmethod
-    def load(cls, directory: str | Path) -> ItemModel:
-        model, state = read_weights(cls, directory)
-        return restore(model, directory, state, {"known_items_": "known_items_"})
 
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -228,6 +253,9 @@ def restore(model, directory: str | Path, state: dict[str, np.ndarray], known: d
     """Set a loaded model's ``known_*_`` masks (``known``: attribute → array name) and its state; a state that
     does not fit the model is one InputError naming the weights file."""
     path = Path(directory) / "weights.npz"
+    for old, new in LEGACY_ARRAYS.items():
+        if old in state and new not in state:
+            state[new] = state.pop(old)
     try:
         for attribute, name in known.items():
             mask = state.pop(name)
@@ -240,7 +268,7 @@ def restore(model, directory: str | Path, state: dict[str, np.ndarray], known: d
     return model
 
 
-def load_model(directory: str | Path) -> ItemModel:
+def load_model(directory: str | Path) -> Model:
     """Load any registered model from a directory written by ``save``."""
     from itemvec import registry
 

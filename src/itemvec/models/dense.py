@@ -17,23 +17,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from itemvec.config import (
-    BatchSize,
     Dim,
     Dropout,
-    Epochs,
-    EvalEvery,
     InitStd,
-    Rate,
-    RateFloor,
     Regularisation,
-    Schedule,
-    Seed,
-    Threads,
 )
 from itemvec.data.types import Interactions
 from itemvec.errors import ConfigError
 from itemvec.models.useritem import UserItemModel, set_torch_state, torch_state
-from itemvec.train import RowSteps, train_model
+from itemvec.train import RowSteps, Trainer, TrainSettings
 
 
 def parse_hidden(text: str) -> list[int]:
@@ -143,8 +135,8 @@ def _dense_net(n_users: int, n_items: int, dim: int, hidden: list[int], dropout:
 
 class _DenseSteps(RowSteps, TorchSteps):
     def __init__(self, model: Dense, users, items, target) -> None:
-        RowSteps.__init__(self, len(users), model.config.batch_size)
-        TorchSteps.__init__(self, model.net_, model.config.lr)
+        RowSteps.__init__(self, len(users), model.config.train.batch_size)
+        TorchSteps.__init__(self, model.net_, model.config.train.lr)
         import torch
 
         self.model = model
@@ -176,17 +168,12 @@ class Dense(UserItemModel):
         hidden: str = "64,32"  # MLP layer sizes after the concatenation, comma-separated
         dropout: Dropout = 0.0
         l2: Regularisation = 1e-3  # on the embedding rows a batch touches, per example
-        lr: Rate = 0.003  # Adam
-        schedule: Schedule = "cosine"
-        min_lr_fraction: RateFloor = 0.01
-        epochs: Epochs = 5
-        batch_size: BatchSize = 1024
         init_std: InitStd = 0.1
-        eval_every: EvalEvery = 0
+        # lr: Adam
         # Torch threads; 0: torch's default (all cores). One thread measured 8x faster than two on a busy
         # 2-core machine for these small layers (the intra-op pool waits on the slowest thread).
-        threads: Threads = 1
-        seed: Seed = 0
+        train: TrainSettings = TrainSettings(lr=0.003, schedule="cosine", min_lr_fraction=0.01, epochs=5,
+                                             batch_size=1024, threads=1)
 
         def validate(self) -> None:
             parse_hidden(self.hidden)
@@ -197,16 +184,11 @@ class Dense(UserItemModel):
 
     def _build(self, n_users: int, n_items: int) -> None:
         c = self.config
-        with forked_seed(c.seed):
+        with forked_seed(c.train.seed):
             self.net_ = _dense_net(n_users, n_items, c.dim, parse_hidden(c.hidden), c.dropout, c.init_std)
         self.net_.eval()
 
-    def fit(self, data: Interactions, *, run_dir=None, evaluate=None, progress: bool = False, resume: bool = True,
-            stop_after_epochs: int | None = None) -> Dense:
-        self._fit(data, run_dir, evaluate, progress, resume, stop_after_epochs)
-        return self
-
-    def _fit(self, data, run_dir, evaluate, progress, resume, stop_after_epochs) -> None:
+    def _fit(self, data: Interactions, trainer: Trainer) -> None:
         import torch
 
         self._mark_known(data)
@@ -217,8 +199,7 @@ class Dense(UserItemModel):
         with torch.no_grad():  # start every prediction at the mean rating
             self.net_.mlp[-1].bias.fill_(float(np.log(mean / (1 - mean))))
         steps = _DenseSteps(self, data.user.astype(np.int64), data.item.astype(np.int64), target)
-        self.history_ = train_model(self, steps, run_dir=run_dir, evaluate=evaluate, progress=progress,
-                                    resume=resume, stop_after_epochs=stop_after_epochs)
+        self.history_ = trainer.train(self, steps)
 
     def _rate(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         import torch

@@ -16,6 +16,7 @@ cores over a fixed split of the step's ratings into blocks. Predictions are clip
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -23,22 +24,16 @@ import numpy as np
 from numba import njit, prange
 
 from itemvec.config import (
-    BatchSize,
     Dim,
-    Epochs,
-    EvalEvery,
     InitStd,
     Range,
-    Rate,
-    RateFloor,
     Regularisation,
-    Schedule,
     Seed,
-    Threads,
 )
 from itemvec.data.types import Interactions
+from itemvec.models.embedding import Embedding, EmbeddingModel
 from itemvec.models.useritem import UserItemModel
-from itemvec.train import RowSteps, train_model
+from itemvec.train import RowSteps, Trainer, TrainSettings
 
 N_BLOCKS = 16  # fixed work split per step: results do not depend on the number of threads (given one thread)
 
@@ -69,11 +64,10 @@ class GlobalMean(_ExplicitBase):
     class Config:
         seed: Seed = 0
 
-    def fit(self, data: Interactions, **kwargs) -> GlobalMean:
+    def _fit(self, data: Interactions, trainer: Trainer) -> None:
         self._mark_known(data)
         self.scale_ = _scale_of(data)
         self.global_mean_ = np.array([float(np.mean(data.rating, dtype=np.float64))])
-        return self
 
     def _predict(self, users, items):
         return np.full(len(users), self._clip(self.global_mean_)[0])
@@ -148,14 +142,13 @@ class BiasBaseline(_BiasFallback, _ExplicitBase):
         sweeps: Annotated[int, Range(1, 1000)] = 10
         seed: Seed = 0
 
-    def fit(self, data: Interactions, **kwargs) -> BiasBaseline:
+    def _fit(self, data: Interactions, trainer: Trainer) -> None:
         c = self.config
         self._mark_known(data)
         self.scale_ = _scale_of(data)
         mu, self.user_bias_, self.item_bias_ = baseline_biases(
             data.user, data.item, data.rating, data.n_users, data.n_items, c.reg_user, c.reg_item, c.sweeps)
         self.global_mean_ = np.array([mu])
-        return self
 
     def _predict(self, users, items):
         return self._clip(self.global_mean_[0] + self.user_bias_[users] + self.item_bias_[items])
@@ -222,7 +215,7 @@ class _SGDTrainable(RowSteps):
     """Steps for the shared trainer: a fresh shuffle of the ratings every epoch, ``batch_size`` ratings a step."""
 
     def __init__(self, model: MFExplicit, users, items, ratings) -> None:
-        super().__init__(len(users), model.config.batch_size)
+        super().__init__(len(users), model.config.train.batch_size)
         self.model = model
         self.users, self.items, self.ratings = users, items, ratings
 
@@ -247,7 +240,7 @@ class _SGDTrainable(RowSteps):
         m.item_bias_[:] = state["item_bias"]
 
 
-class MFExplicit(_ExplicitBase):
+class MFExplicit(EmbeddingModel, _ExplicitBase):
     """r̂ = p_u · q_i, trained by SGD on squared error + L2 (see the module docstring).
 
     Without biases the dot product has to carry the mean rating too, so every vector starts at the constant
@@ -265,29 +258,21 @@ class MFExplicit(_ExplicitBase):
         dim: Dim = 128
         l2: Regularisation = 0.1
         l2_bias: Regularisation = 0.02  # only used by mf-explicit-bias
-        lr: Rate = 0.02  # plain SGD
-        schedule: Schedule = "cosine"
-        min_lr_fraction: RateFloor = 0.01
-        epochs: Epochs = 40
-        batch_size: BatchSize = 65536  # ratings per trainer step
         init_std: InitStd = 0.1
-        eval_every: EvalEvery = 0  # steps; 0: at the end of each epoch
+        # lr: plain SGD
+        # batch_size: ratings per trainer step
+        # eval_every: steps; 0: at the end of each epoch
         # Numba threads; 0: all cores. One thread measured fastest on ml-latest-small on a busy 2-core machine
         # (parallel steps wait on the slowest thread) and gives bit-identical reruns; raise it for large data.
-        threads: Threads = 1
-        seed: Seed = 0
+        train: TrainSettings = TrainSettings(lr=0.02, schedule="cosine", min_lr_fraction=0.01, epochs=40,
+                                             batch_size=65536, threads=1)
 
-    def fit(self, data: Interactions, *, run_dir=None, evaluate=None, progress: bool = False, resume: bool = True,
-            stop_after_epochs: int | None = None) -> MFExplicit:
-        self._fit(data, run_dir, evaluate, progress, resume, stop_after_epochs)
-        return self
-
-    def _fit(self, data, run_dir, evaluate, progress, resume, stop_after_epochs) -> None:
+    def _fit(self, data: Interactions, trainer: Trainer) -> None:
         c = self.config
         self._mark_known(data)
         self.scale_ = _scale_of(data)
         mu = float(np.mean(data.rating, dtype=np.float64)) if len(data) else 0.0
-        rng = np.random.default_rng(c.seed)
+        rng = np.random.default_rng(c.train.seed)
         offset = 0.0 if self.use_bias else np.sqrt(max(mu, 0.0) / c.dim)
         self.user_vectors_ = (offset + rng.standard_normal((data.n_users, c.dim)) * c.init_std).astype(np.float32)
         self.item_vectors_ = (offset + rng.standard_normal((data.n_items, c.dim)) * c.init_std).astype(np.float32)
@@ -296,8 +281,7 @@ class MFExplicit(_ExplicitBase):
         self.global_mean_ = np.array([mu if self.use_bias else 0.0])
         trainable = _SGDTrainable(self, data.user.astype(np.int64), data.item.astype(np.int64),
                                   data.rating.astype(np.float32))
-        self.history_ = train_model(self, trainable, run_dir=run_dir, evaluate=evaluate, progress=progress,
-                                    resume=resume, stop_after_epochs=stop_after_epochs)
+        self.history_ = trainer.train(self, trainable)
 
     def _raw(self, users, items):
         dot = np.einsum("ij,ij->i", self.user_vectors_[users], self.item_vectors_[items], dtype=np.float64)
@@ -317,6 +301,14 @@ class MFExplicit(_ExplicitBase):
         if self.use_bias:
             scores += self.global_mean_[0] + self.user_bias_[users][:, None] + self.item_bias_[None, :]
         return self._clip(scores)
+
+    def embedding(self) -> Embedding:
+        """The vectors and biases; predictions are clipped to the rating scale (``_predict``), the
+        embedding's own ``predict`` is not."""
+        bias = self.use_bias
+        return Embedding(rule="dot", item_vectors=self.item_vectors_, user_vectors=self.user_vectors_,
+                         item_bias=self.item_bias_ if bias else None, user_bias=self.user_bias_ if bias else None,
+                         global_bias=float(self.global_mean_[0]) if bias else 0.0)
 
     def _state(self):
         return {"user_vectors_": self.user_vectors_, "item_vectors_": self.item_vectors_,
@@ -340,5 +332,6 @@ class MFExplicitBias(_BiasFallback, MFExplicit):
 
     @dataclass(frozen=True)
     class Config(MFExplicit.Config):
-        lr: Rate = 0.03
         init_std: InitStd = 0.05
+
+        train: TrainSettings = dataclasses.replace(MFExplicit.Config.train, lr=0.03)

@@ -13,6 +13,7 @@ import scipy.sparse as sp
 
 from itemvec.config import BatchSize, Seed
 from itemvec.models.base import ItemModel, TrainingData
+from itemvec.train import Trainer
 
 
 class Popularity(ItemModel):
@@ -24,10 +25,9 @@ class Popularity(ItemModel):
     class Config:
         seed: Seed = 0
 
-    def fit(self, data: TrainingData, **_) -> Popularity:
+    def _fit(self, data: TrainingData, trainer: Trainer) -> None:
         self.degree_ = data.degree().astype(np.float64)
         self.known_items_ = self.degree_ > 0
-        return self
 
     def _log_degree(self, ids: np.ndarray) -> np.ndarray:
         return np.log(np.maximum(self.degree_[ids], 1.0))
@@ -56,7 +56,7 @@ class AdamicAdar(ItemModel):
         seed: Seed = 0
         chunk: BatchSize = 65536  # pairs scored per sparse product
 
-    def fit(self, data: TrainingData, **_) -> AdamicAdar:
+    def _fit(self, data: TrainingData, trainer: Trainer) -> None:
         n = data.n_items
         a, b = data.train.item_a, data.train.item_b
         ones = np.ones(2 * len(a), dtype=np.float32)
@@ -67,7 +67,6 @@ class AdamicAdar(ItemModel):
         # A neighbour of degree 1 cannot be shared by two items; 1/log(1) is undefined, so it weighs 0.
         self.inverse_log_degree_ = np.where(degree > 1, 1.0 / np.log(np.maximum(degree, 2)), 0.0).astype(np.float32)
         self.known_items_ = degree > 0
-        return self
 
     def _score_pairs(self, a, b):
         out = np.empty(len(a), dtype=np.float64)

@@ -32,26 +32,20 @@ from numba import njit, prange
 
 from itemvec.config import (
     AtLeastOneNegative,
-    BatchSize,
     Dim,
-    Epochs,
-    EvalEvery,
     InitStd,
     Margin,
     Optimizer,
     Range,
-    Rate,
-    RateFloor,
     Regularisation,
-    Schedule,
     Seed,
-    Threads,
 )
 from itemvec.data.types import Interactions
+from itemvec.models.embedding import Embedding, EmbeddingModel
 from itemvec.models.kernels import lane_rate, lanes, sigmoid
 from itemvec.models.useritem import UserItemModel
 from itemvec.rng import splitmix_next
-from itemvec.train import RowSteps, train_model
+from itemvec.train import RowSteps, Trainer, TrainSettings
 
 N_BLOCKS = 16  # fixed work split per step: results do not depend on the number of threads (given one thread)
 
@@ -240,11 +234,10 @@ class PopularityUsers(UserItemModel):
     class Config:
         seed: Seed = 0
 
-    def fit(self, data: Interactions, **kwargs) -> PopularityUsers:
+    def _fit(self, data: Interactions, trainer: Trainer) -> None:
         self._mark_known(data)
         positive = data.positive
         self.counts_ = np.bincount(data.item[positive], minlength=data.n_items).astype(np.float32)
-        return self
 
     def _predict(self, users, items):
         return self.counts_[items].astype(np.float64)
@@ -263,7 +256,7 @@ class _RankingTrainable(RowSteps):
     """BPR/WARP steps for the shared trainer: a shuffled pass over the train positives each epoch."""
 
     def __init__(self, model: BPR, users: np.ndarray, items: np.ndarray, indptr, indices, candidates) -> None:
-        super().__init__(len(users), model.config.batch_size)
+        super().__init__(len(users), model.config.train.batch_size)
         self.model = model
         self.users, self.items = users, items
         self.indptr, self.indices, self.candidates = indptr, indices, candidates
@@ -274,7 +267,7 @@ class _RankingTrainable(RowSteps):
         if len(chunk) == 0:
             return 0.0, 0
         loss, count = _ranking_step(
-            m.user_factors_, m.item_factors_, m.item_bias_, m._acc_u, m._acc_i, m._acc_b,
+            m.user_vectors_, m.item_vectors_, m.item_bias_, m._acc_u, m._acc_i, m._acc_b,
             self.users[chunk], self.items[chunk], self.indptr, self.indices, self.candidates,
             lr_start, lr_end, c.l2, m.warp, getattr(c, "negatives", 1), getattr(c, "max_sampled", 1),
             getattr(c, "margin", 1.0), c.optimizer == "adagrad", seed, lanes(N_BLOCKS))
@@ -282,18 +275,18 @@ class _RankingTrainable(RowSteps):
 
     def state(self) -> dict[str, np.ndarray]:
         m = self.model
-        return {"user_factors": m.user_factors_, "item_factors": m.item_factors_, "item_bias": m.item_bias_,
+        return {"user_factors": m.user_vectors_, "item_factors": m.item_vectors_, "item_bias": m.item_bias_,
                 "acc_u": m._acc_u, "acc_i": m._acc_i, "acc_b": m._acc_b}
 
     def set_state(self, state: dict[str, np.ndarray]) -> None:
         m = self.model
-        for key, target in (("user_factors", m.user_factors_), ("item_factors", m.item_factors_),
+        for key, target in (("user_factors", m.user_vectors_), ("item_factors", m.item_vectors_),
                             ("item_bias", m.item_bias_), ("acc_u", m._acc_u), ("acc_i", m._acc_i),
                             ("acc_b", m._acc_b)):
             target[:] = state[key]
 
 
-class BPR(UserItemModel):
+class BPR(EmbeddingModel, UserItemModel):
     """Bayesian Personalised Ranking on user/item factors and an item bias (see the module docstring).
 
     Defaults chosen on a validation slice of MovieLens latest-small's train part (benchmark in the report).
@@ -309,27 +302,22 @@ class BPR(UserItemModel):
         negatives: AtLeastOneNegative = 1  # negatives drawn (and updates made) per positive and epoch
         l2: Regularisation = 1e-4
         optimizer: Optimizer = "adagrad"  # per-coordinate Adagrad, or "sgd"
-        lr: Rate = 0.05
-        schedule: Schedule = "cosine"
-        min_lr_fraction: RateFloor = 1e-2
-        epochs: Epochs = 60
-        batch_size: BatchSize = 16384  # positives per trainer step
-        eval_every: EvalEvery = 0
         init_std: InitStd = 0.1
-        threads: Threads = 0  # 0: all cores
-        seed: Seed = 0
+        # batch_size: positives per trainer step
+        # threads: 0: all cores
+        train: TrainSettings = TrainSettings(lr=0.05, schedule="cosine", min_lr_fraction=1e-2, epochs=60,
+                                             batch_size=16384)
 
 
-    def fit(self, data: Interactions, *, run_dir=None, evaluate=None, progress: bool = True, resume: bool = True,
-            stop_after_epochs: int | None = None) -> BPR:
+    def _fit(self, data: Interactions, trainer: Trainer) -> None:
         c = self.config
         self._mark_known(data)
-        rng = np.random.default_rng(c.seed)
-        self.user_factors_ = np.zeros((data.n_users, c.dim), dtype=np.float32)
-        self.item_factors_ = (rng.standard_normal((data.n_items, c.dim)) * c.init_std).astype(np.float32)
+        rng = np.random.default_rng(c.train.seed)
+        self.user_vectors_ = np.zeros((data.n_users, c.dim), dtype=np.float32)
+        self.item_vectors_ = (rng.standard_normal((data.n_items, c.dim)) * c.init_std).astype(np.float32)
         self.item_bias_ = np.zeros(data.n_items, dtype=np.float32)
-        self._acc_u = np.zeros_like(self.user_factors_)
-        self._acc_i = np.zeros_like(self.item_factors_)
+        self._acc_u = np.zeros_like(self.user_vectors_)
+        self._acc_i = np.zeros_like(self.item_vectors_)
         self._acc_b = np.zeros_like(self.item_bias_)
         positive = data.positive
         indptr, indices = positive_rows(data)
@@ -337,24 +325,19 @@ class BPR(UserItemModel):
         if positive.any() and len(candidates) > 1:
             trainable = _RankingTrainable(self, data.user[positive].astype(np.int64),
                                           data.item[positive].astype(np.int64), indptr, indices, candidates)
-            self.history_ = train_model(self, trainable, run_dir=run_dir, evaluate=evaluate, progress=progress,
-                                        resume=resume, stop_after_epochs=stop_after_epochs)
-        return self
+            self.history_ = trainer.train(self, trainable)
 
-    def _predict(self, users, items):
-        dot = np.einsum("ij,ij->i", self.user_factors_[users], self.item_factors_[items])
-        return (dot + self.item_bias_[items]).astype(np.float64)
-
-    def _score_users(self, users):
-        return self.user_factors_[users] @ self.item_factors_.T + self.item_bias_[None, :]
+    def embedding(self) -> Embedding:
+        return Embedding(rule="dot", item_vectors=self.item_vectors_, item_bias=self.item_bias_,
+                         user_vectors=self.user_vectors_)
 
     def _state(self):
-        return {"user_factors_": self.user_factors_, "item_factors_": self.item_factors_,
+        return {"user_vectors_": self.user_vectors_, "item_vectors_": self.item_vectors_,
                 "item_bias_": self.item_bias_}
 
     def _set_state(self, state):
-        self.user_factors_ = state["user_factors_"].astype(np.float32)
-        self.item_factors_ = state["item_factors_"].astype(np.float32)
+        self.user_vectors_ = state["user_vectors_"].astype(np.float32)
+        self.item_vectors_ = state["item_vectors_"].astype(np.float32)
         self.item_bias_ = state["item_bias_"].astype(np.float32)
 
 
@@ -374,12 +357,8 @@ class WARP(BPR):
         margin: Margin = 1.0
         l2: Regularisation = 1e-3
         optimizer: Optimizer = "adagrad"
-        lr: Rate = 0.02  # LightFM's default Adagrad rate, 0.05, overfits ml-latest-small (validation NDCG -0.02)
-        schedule: Schedule = "cosine"
-        min_lr_fraction: RateFloor = 1e-2
-        epochs: Epochs = 60
-        batch_size: BatchSize = 16384
-        eval_every: EvalEvery = 0
         init_std: InitStd = 0.01
-        threads: Threads = 0
-        seed: Seed = 0
+
+        # lr: LightFM's default Adagrad rate, 0.05, overfits ml-latest-small (validation NDCG -0.02)
+        train: TrainSettings = TrainSettings(lr=0.02, schedule="cosine", min_lr_fraction=1e-2, epochs=60,
+                                             batch_size=16384)

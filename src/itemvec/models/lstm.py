@@ -33,25 +33,17 @@ from typing import Annotated
 import numpy as np
 
 from itemvec.config import (
-    BatchSize,
     Dim,
     Dropout,
-    Epochs,
-    EvalEvery,
     InitStd,
     Range,
-    Rate,
-    RateFloor,
     Regularisation,
-    Schedule,
-    Seed,
-    Threads,
 )
 from itemvec.data.types import Interactions
 from itemvec.models.dense import TorchSteps, forked_seed
 from itemvec.models.explicit import baseline_biases
 from itemvec.models.useritem import UserItemModel, set_torch_state, torch_state
-from itemvec.train import RowSteps, train_model
+from itemvec.train import RowSteps, Trainer, TrainSettings
 
 
 def user_histories(data: Interactions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -132,11 +124,11 @@ def _inputs(items: np.ndarray, ratings: np.ndarray, features: np.ndarray, starts
 
 class _LSTMSteps(RowSteps, TorchSteps):
     def __init__(self, model: LSTMRating, items, ratings, offsets) -> None:
-        TorchSteps.__init__(self, model.net_, model.config.lr)
+        TorchSteps.__init__(self, model.net_, model.config.train.lr)
         self.model = model
         self.items, self.ratings = items, ratings
         self.starts, self.stops = windows(offsets, model.config.max_history)
-        RowSteps.__init__(self, len(self.starts), model.config.batch_size)
+        RowSteps.__init__(self, len(self.starts), model.config.train.batch_size)
         self.item_bias0 = model.net_.item_bias.weight.detach()[:, 0].clone()
 
     def loss(self, step: int):
@@ -175,17 +167,13 @@ class LSTMRating(UserItemModel):
         max_history: Annotated[int, Range(1, 100_000)] = 200  # ratings per training window and the history prediction reads
         dropout: Dropout = 0.3  # on the LSTM output
         l2: Regularisation = 1e-2  # on the output item rows a position touches, per example
-        lr: Rate = 0.003  # Adam
-        schedule: Schedule = "cosine"
-        min_lr_fraction: RateFloor = 0.01
-        epochs: Epochs = 4
-        batch_size: BatchSize = 32  # windows per step
         init_std: InitStd = 0.1
-        eval_every: EvalEvery = 0
+        # lr: Adam
+        # batch_size: windows per step
         # Torch threads; 0: torch's default (all cores). One thread measured 8x faster than two on a busy
         # 2-core machine for these small layers (the intra-op pool waits on the slowest thread).
-        threads: Threads = 1
-        seed: Seed = 0
+        train: TrainSettings = TrainSettings(lr=0.003, schedule="cosine", min_lr_fraction=0.01, epochs=4, batch_size=32,
+                                             threads=1)
 
     def __init__(self, config=None, **settings) -> None:
         super().__init__(config, **settings)
@@ -195,16 +183,11 @@ class LSTMRating(UserItemModel):
 
     def _build(self, n_items: int) -> None:
         c = self.config
-        with forked_seed(c.seed):
+        with forked_seed(c.train.seed):
             self.net_ = _lstm_net(n_items, c.dim, c.hidden, c.dropout, c.init_std)
         self.net_.eval()
 
-    def fit(self, data: Interactions, *, run_dir=None, evaluate=None, progress: bool = False, resume: bool = True,
-            stop_after_epochs: int | None = None) -> LSTMRating:
-        self._fit(data, run_dir, evaluate, progress, resume, stop_after_epochs)
-        return self
-
-    def _fit(self, data, run_dir, evaluate, progress, resume, stop_after_epochs) -> None:
+    def _fit(self, data: Interactions, trainer: Trainer) -> None:
         import torch
 
         self._mark_known(data)
@@ -225,8 +208,7 @@ class LSTMRating(UserItemModel):
                           ).astype(np.float32)
         steps = _LSTMSteps(self, *self._histories)
         self._user_side_stale = True
-        self.history_ = train_model(self, steps, run_dir=run_dir, evaluate=evaluate, progress=progress,
-                                    resume=resume, stop_after_epochs=stop_after_epochs)
+        self.history_ = trainer.train(self, steps)
         self._user_side()
 
     def _user_side(self) -> None:

@@ -17,6 +17,7 @@ row updates (SGD or row-wise Adagrad), Hogwild across cores as word2vec does. No
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -24,32 +25,25 @@ import numpy as np
 from numba import njit, prange
 
 from itemvec.config import (
-    BatchSize,
     Choices,
     Dim,
-    Epochs,
-    EvalEvery,
     InitStd,
     Negatives,
     Optimizer,
     Power,
     Range,
-    Rate,
-    RateFloor,
     Regularisation,
-    Schedule,
-    Seed,
     Source,
-    Threads,
     WalkBias,
     WalkLength,
     WalksPerNode,
     Window,
 )
 from itemvec.models.base import ItemModel, TrainingData
+from itemvec.models.embedding import Embedding, EmbeddingModel
 from itemvec.models.kernels import lane_rate, lanes, sigmoid
 from itemvec.rng import alias_draw, alias_table  # noqa: F401 (alias_table re-exported)
-from itemvec.train import SequenceSteps, train_model
+from itemvec.train import SequenceSteps, Trainer, TrainSettings
 
 N_BLOCKS = 16  # fixed work split per step (one random stream per block): one thread gives the same numbers
 
@@ -156,7 +150,7 @@ class _MFTrainable:
         self.model = model
         self.a, self.b, self.target = a, b, target
         self.prob, self.alias = prob, alias
-        self.batch = max(1, model.config.batch_size)
+        self.batch = max(1, model.config.train.batch_size)
         self.order = np.arange(len(a))
         self.left, self.right = a, b
 
@@ -176,7 +170,7 @@ class _MFTrainable:
     def train_step(self, step: int, lr_start: float, lr_end: float, seed: int) -> tuple[float, int]:
         m, c = self.model, self.model.config
         sl = slice(step * self.batch, (step + 1) * self.batch)
-        loss = _mf_step(m.query_, m.candidate_, m.bias_, m.global_bias_, m._acc_q, m._acc_c, m._acc_b,
+        loss = _mf_step(m.item_vectors_, m.context_vectors_, m.item_bias_, m.global_bias_, m._acc_q, m._acc_c, m._acc_b,
                         self.left[sl], self.right[sl], self.epoch_target[sl], self.prob, self.alias,
                         c.negatives, lr_start, lr_end, c.l2, c.labels == "continuous", m.use_bias, c.roles == 2,
                         c.optimizer == "adagrad", seed, lanes(N_BLOCKS))
@@ -185,22 +179,23 @@ class _MFTrainable:
 
     def state(self) -> dict[str, np.ndarray]:
         m = self.model
-        return {"query": m.query_, "candidate": m.candidate_, "bias": m.bias_, "global_bias": m.global_bias_,
+        return {"query": m.item_vectors_, "candidate": m.context_vectors_, "bias": m.item_bias_,
+                "global_bias": m.global_bias_,
                 "acc_q": m._acc_q, "acc_c": m._acc_c, "acc_b": m._acc_b}
 
     def set_state(self, state: dict[str, np.ndarray]) -> None:
         m = self.model
-        m.query_[:] = state["query"]
+        m.item_vectors_[:] = state["query"]
         if m.config.roles == 2:
-            m.candidate_[:] = state["candidate"]
-        m.bias_[:] = state["bias"]
+            m.context_vectors_[:] = state["candidate"]
+        m.item_bias_[:] = state["bias"]
         m.global_bias_[:] = state["global_bias"]
         m._acc_q[:] = state["acc_q"]
         m._acc_c[:] = state["acc_c"]
         m._acc_b[:] = state["acc_b"]
 
 
-class MF(ItemModel):
+class MF(EmbeddingModel, ItemModel):
     """Matrix factorisation of the item-pair matrix (see the module docstring)."""
 
     name = "mf"
@@ -215,34 +210,31 @@ class MF(ItemModel):
         alpha: Power = 0.0  # negative sampling ∝ degree^alpha; 0 = uniform measured best on AUC (BENCHMARKS.md)
         l2: Regularisation = 1e-5
         optimizer: Optimizer = "adagrad"  # "adagrad" (row-wise) or "sgd"
-        lr: Rate = 0.15  # initial rate for row-wise Adagrad (measured best; the reference used Adam at 0.01)
-        schedule: Schedule = "cosine-restarts"
-        min_lr_fraction: RateFloor = 1e-3
-        epochs: Epochs = 5
-        batch_size: BatchSize = 65536  # positives per trainer step
-        eval_every: EvalEvery = 0  # steps; 0: at the end of each epoch
         init_std: InitStd = 0.1
-        threads: Threads = 0  # 0: all cores
-        seed: Seed = 0
+        # lr: initial rate for row-wise Adagrad (measured best; the reference used Adam at 0.01)
+        # batch_size: positives per trainer step
+        # eval_every: steps; 0: at the end of each epoch
+        # threads: 0: all cores
+        train: TrainSettings = TrainSettings(lr=0.15, schedule="cosine-restarts", min_lr_fraction=1e-3, epochs=5,
+                                             batch_size=65536)
 
     def _init_tables(self, n_items: int) -> None:
         c = self.config
-        rng = np.random.default_rng(c.seed)
+        rng = np.random.default_rng(c.train.seed)
         # Query vectors start small and random, candidate vectors at zero (as word2vec's output vectors): every
         # pair starts at score 0, and an item never trained stays neutral instead of scoring at random.
-        self.query_ = (rng.standard_normal((n_items, c.dim)) * c.init_std).astype(np.float32)
+        self.item_vectors_ = (rng.standard_normal((n_items, c.dim)) * c.init_std).astype(np.float32)
         if c.roles == 2:
-            self.candidate_ = np.zeros((n_items, c.dim), dtype=np.float32)
+            self.context_vectors_ = np.zeros((n_items, c.dim), dtype=np.float32)
         else:
-            self.candidate_ = self.query_  # the same array: one table
-        self.bias_ = np.zeros(n_items, dtype=np.float32)
+            self.context_vectors_ = self.item_vectors_  # the same array: one table
+        self.item_bias_ = np.zeros(n_items, dtype=np.float32)
         self.global_bias_ = np.zeros(1, dtype=np.float32)
         self._acc_q = np.zeros(n_items, dtype=np.float32)
         self._acc_c = np.zeros(n_items, dtype=np.float32)
         self._acc_b = np.zeros(n_items, dtype=np.float32)
 
-    def fit(self, data: TrainingData, *, run_dir=None, evaluate=None, progress: bool = True, resume: bool = True,
-            stop_after_epochs: int | None = None) -> MF:
+    def _fit(self, data: TrainingData, trainer: Trainer) -> None:
         c = self.config
         degree = data.degree()
         self.known_items_ = degree > 0
@@ -255,34 +247,15 @@ class MF(ItemModel):
         prob, alias = alias_table(np.power(degree.astype(np.float64), c.alpha))
         trainable = _MFTrainable(self, train.item_a.astype(np.int64), train.item_b.astype(np.int64), target,
                                  prob, alias)
-        self.history_ = train_model(self, trainable, run_dir=run_dir, evaluate=evaluate, progress=progress,
-                                    resume=resume, stop_after_epochs=stop_after_epochs)
-        return self
+        self.history_ = trainer.train(self, trainable)
 
     # ---------------------------------------------------------------- scoring
 
-    def _score_pairs(self, a, b):
-        q, c = self.query_, self.candidate_
-        out = np.empty(len(a), dtype=np.float64)
-        step = 1 << 18
-        for s in range(0, len(a), step):
-            qa, qb, ca, cb = q[a[s:s + step]], q[b[s:s + step]], c[a[s:s + step]], c[b[s:s + step]]
-            dot = np.einsum("ij,ij->i", qa, cb)
-            if self.config.roles == 2:
-                dot = 0.5 * (dot + np.einsum("ij,ij->i", qb, ca))
-            out[s:s + step] = dot
-        if self.use_bias:
-            out += self.bias_[a] + self.bias_[b] + self.global_bias_[0]
-        return out
-
-    def _score_all(self, queries):
-        q, c = self.query_, self.candidate_
-        scores = q[queries] @ c.T
-        if self.config.roles == 2:
-            scores = 0.5 * (scores + c[queries] @ q.T)
-        if self.use_bias:
-            scores += self.bias_[queries][:, None] + self.bias_[None, :] + self.global_bias_[0]
-        return scores
+    def embedding(self) -> Embedding:
+        return Embedding(rule="two-role" if self.config.roles == 2 else "dot", item_vectors=self.item_vectors_,
+                         context_vectors=self.context_vectors_ if self.config.roles == 2 else None,
+                         item_bias=self.item_bias_ if self.use_bias else None,
+                         global_bias=float(self.global_bias_[0]) if self.use_bias else 0.0)
 
     def probability(self, scores):
         return 1.0 / (1.0 + np.exp(-np.clip(scores, -50, 50)))
@@ -290,15 +263,16 @@ class MF(ItemModel):
     # ---------------------------------------------------------------- persistence
 
     def _state(self):
-        state = {"query_": self.query_, "bias_": self.bias_, "global_bias_": self.global_bias_}
+        state = {"item_vectors_": self.item_vectors_, "item_bias_": self.item_bias_,
+                 "global_bias_": self.global_bias_}
         if self.config.roles == 2:
-            state["candidate_"] = self.candidate_
+            state["context_vectors_"] = self.context_vectors_
         return state
 
     def _set_state(self, state):
-        self.query_ = state["query_"]
-        self.candidate_ = state.get("candidate_", self.query_)
-        self.bias_ = state["bias_"]
+        self.item_vectors_ = state["item_vectors_"]
+        self.context_vectors_ = state.get("context_vectors_", self.item_vectors_)
+        self.item_bias_ = state["item_bias_"]
         self.global_bias_ = state["global_bias_"]
 
 
@@ -337,10 +311,10 @@ def window_pairs(tokens, offsets, order, window):
 
 
 class _WindowTrainable(SequenceSteps):
-    """MF steps over (centre, context) pairs taken from walk windows, ``batch_sequences`` walks per step."""
+    """MF steps over (centre, context) pairs taken from walk windows, ``train.batch_size`` walks per step."""
 
     def __init__(self, model, tokens, offsets, prob, alias):
-        super().__init__(tokens, offsets, model.config.batch_sequences)
+        super().__init__(tokens, offsets, model.config.train.batch_size)
         self.model = model
         self.prob, self.alias = prob, alias
 
@@ -353,7 +327,7 @@ class _WindowTrainable(SequenceSteps):
         shuffle = np.random.default_rng(seed).permutation(len(left))
         left, right = left[shuffle], right[shuffle]
         target = np.ones(len(left), dtype=np.float32)
-        loss = _mf_step(m.query_, m.candidate_, m.bias_, m.global_bias_, m._acc_q, m._acc_c, m._acc_b,
+        loss = _mf_step(m.item_vectors_, m.context_vectors_, m.item_bias_, m.global_bias_, m._acc_q, m._acc_c, m._acc_b,
                         left, right, target, self.prob, self.alias, c.negatives, lr_start, lr_end, c.l2, False,
                         m.use_bias, c.roles == 2, c.optimizer == "adagrad", seed, lanes(N_BLOCKS))
         return float(loss), len(left) * (c.negatives + 1)
@@ -367,27 +341,24 @@ class MFSeq(MFBias):
 
     @dataclass(frozen=True)
     class Config(MF.Config):
-        epochs: Epochs = 1
         window: Window = 2
-        batch_sequences: BatchSize = 20000
         source: Source = "walks"
         walks_per_node: WalksPerNode = 3
         walk_length: WalkLength = 20
         p: WalkBias = 1.0
         q: WalkBias = 1.0
         weighted: bool = True
+        train: TrainSettings = dataclasses.replace(MF.Config.train, epochs=1, batch_size=20000)
 
-    def fit(self, data: TrainingData, *, run_dir=None, evaluate=None, progress: bool = True, resume: bool = True,
-            stop_after_epochs: int | None = None) -> MFSeq:
+    def _fit(self, data: TrainingData, trainer: Trainer) -> None:
         from itemvec.models.skipgram import sequences_for
 
         c = self.config
-        tokens, offsets, self.sequence_info_ = sequences_for(data, c, data.n_items)
+        tokens, offsets, self.sequence_info_ = sequences_for(data, c, data.n_items, seed=c.train.seed,
+                                                             threads=c.train.threads)
         counts = np.bincount(tokens[tokens >= 0], minlength=data.n_items)
         self.known_items_ = counts > 0
         self._init_tables(data.n_items)
         prob, alias = alias_table(np.power(counts.astype(np.float64), c.alpha))
         trainable = _WindowTrainable(self, tokens.astype(np.int64), offsets, prob, alias)
-        self.history_ = train_model(self, trainable, run_dir=run_dir, evaluate=evaluate, progress=progress,
-                                    resume=resume, stop_after_epochs=stop_after_epochs)
-        return self
+        self.history_ = trainer.train(self, trainable)

@@ -25,21 +25,13 @@ import numpy as np
 from numba import njit, prange
 
 from itemvec.config import (
-    BatchSize,
     Dim,
-    Epochs,
-    EvalEvery,
     Negatives,
     Power,
     Range,
-    Rate,
-    RateFloor,
-    Schedule,
     Score,
-    Seed,
     Source,
     Subsample,
-    Threads,
     WalkBias,
     WalkLength,
     WalksPerNode,
@@ -47,9 +39,10 @@ from itemvec.config import (
 )
 from itemvec.errors import ConfigError
 from itemvec.models.base import ItemModel, TrainingData
+from itemvec.models.embedding import Embedding, EmbeddingModel
 from itemvec.models.kernels import lane_rate, lanes, sigmoid
 from itemvec.rng import alias_draw, alias_table, splitmix_next, to_uniform
-from itemvec.train import SequenceSteps, train_model
+from itemvec.train import SequenceSteps, Trainer, TrainSettings
 
 N_BLOCKS = 64  # fixed work split per step (one random stream per block): one thread gives the same numbers
 
@@ -180,48 +173,49 @@ class _SequenceTrainable(SequenceSteps):
     """Skip-gram steps for the shared trainer: a shuffled pass over the sequences, ``batch`` per step."""
 
     def __init__(self, model, tokens, offsets, keep_prob, prob, alias):
-        super().__init__(tokens, offsets, model.config.batch_sequences)
+        super().__init__(tokens, offsets, model.config.train.batch_size)
         self.model = model
         self.keep_prob, self.prob, self.alias = keep_prob, prob, alias
 
     def train_step(self, step, lr_start, lr_end, seed):
         m, c = self.model, self.model.config
-        loss, pairs = _sgns_step(m.input_, m.output_, m.field_rows_, m.field_logits_, self.tokens, self.offsets,
-                                 self.chunk(step), self.keep_prob, self.prob, self.alias, c.window, c.negatives, lr_start,
-                                 lr_end, m.learn_weights, seed, lanes(N_BLOCKS))
+        loss, pairs = _sgns_step(m.field_vectors_, m.context_vectors_, m.field_rows_, m.field_logits_, self.tokens,
+                                 self.offsets, self.chunk(step), self.keep_prob, self.prob, self.alias, c.window,
+                                 c.negatives, lr_start, lr_end, m.learn_weights, seed, lanes(N_BLOCKS))
         return float(loss), int(pairs)
 
     def state(self):
         m = self.model
-        return {"input": m.input_, "output": m.output_, "logits": m.field_logits_}
+        return {"input": m.field_vectors_, "output": m.context_vectors_, "logits": m.field_logits_}
 
     def set_state(self, state):
         m = self.model
-        m.input_[:] = state["input"]
-        m.output_[:] = state["output"]
+        m.field_vectors_[:] = state["input"]
+        m.context_vectors_[:] = state["output"]
         m.field_logits_[:] = state["logits"]
 
 
-def sequences_for(data: TrainingData, config, n_items: int) -> tuple[np.ndarray, np.ndarray, dict]:
+def sequences_for(data: TrainingData, config, n_items: int, *, seed: int, threads: int
+                  ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Flat int32 tokens and int64 offsets of the training sequences: random walks over the train graph, or
     the data set's session sequences (cut at held-out pairs, so no test pair is ever a window neighbour)."""
     if config.source == "sessions":
-        if data.data_dir is None:
+        sessions = data.sessions
+        if sessions is None:
             raise ConfigError("source=sessions needs a prepared session DATA_DIR")
-        tokens, offsets = data.data_dir.sequences("train")
-        return tokens.astype(np.int32), offsets.astype(np.int64), {"sequences": len(offsets) - 1}
+        return (sessions.tokens.astype(np.int32), sessions.offsets.astype(np.int64),
+                {"sequences": len(sessions)})
     from itemvec.graph.csr import CSRGraph
     from itemvec.graph.walks import random_walks
 
     graph = CSRGraph.from_pairs(data.train.item_a, data.train.item_b, data.train.weight, n_nodes=n_items)
     walks = random_walks(graph, walks_per_node=config.walks_per_node, walk_length=config.walk_length,
-                         p=config.p, q=config.q, weighted=config.weighted, seed=config.seed,
-                         threads=config.threads)
+                         p=config.p, q=config.q, weighted=config.weighted, seed=seed, threads=threads)
     offsets = np.arange(0, walks.size + 1, walks.shape[1], dtype=np.int64)
     return walks.ravel().astype(np.int32), offsets, {"walks": int(walks.shape[0])}
 
 
-class SkipGram(ItemModel):
+class SkipGram(EmbeddingModel, ItemModel):
     """Skip-gram with negative sampling on random walks (see the module docstring)."""
 
     name = "skipgram"
@@ -234,12 +228,6 @@ class SkipGram(ItemModel):
         negatives: Negatives = 5
         alpha: Power = 0.75  # negatives ∝ count^alpha
         subsample: Subsample = 1e-3  # word2vec's `sample`; 0 disables
-        lr: Rate = 0.05  # measured: 0.025 (word2vec's) learns too slowly in one epoch on short walk budgets
-        schedule: Schedule = "linear"
-        min_lr_fraction: RateFloor = 1e-3
-        epochs: Epochs = 1
-        batch_sequences: BatchSize = 20000  # sequences per trainer step
-        eval_every: EvalEvery = 0
         source: Source = "walks"  # "walks" (over the train graph) or "sessions" (a session DATA_DIR)
         walks_per_node: WalksPerNode = 5  # measured: as good as 10 at half the cost (BENCHMARKS.md); 1 collapses
         walk_length: WalkLength = 40
@@ -250,8 +238,10 @@ class SkipGram(ItemModel):
         # gensim's most_similar) throws away the norms, and with them the popularity every star-shaped real
         # catalogue is made of: 0.54 against 0.79 AUC on Magazine Subscriptions (BENCHMARKS.md).
         score: Score = "dot"
-        threads: Threads = 0
-        seed: Seed = 0
+        # lr: measured: 0.025 (word2vec's) learns too slowly in one epoch on short walk budgets
+        # batch_size: sequences per trainer step
+        train: TrainSettings = TrainSettings(lr=0.05, schedule="linear", min_lr_fraction=1e-3, epochs=1,
+                                             batch_size=20000)
 
     # ---------------------------------------------------------------- fields (one for plain skip-gram)
 
@@ -259,25 +249,24 @@ class SkipGram(ItemModel):
         """(n_items, n_fields) rows into the input table, -1 where absent; plain skip-gram: the item id."""
         return np.arange(n_items, dtype=np.int64)[:, None], n_items, ["item"]
 
-    def fit(self, data: TrainingData, *, run_dir=None, evaluate=None, progress: bool = True, resume: bool = True,
-            stop_after_epochs: int | None = None) -> SkipGram:
-        tokens, offsets, info = sequences_for(data, self.config, data.n_items)
+    def _fit(self, data: TrainingData, trainer: Trainer) -> None:
+        tokens, offsets, info = sequences_for(data, self.config, data.n_items, seed=self.config.train.seed,
+                                              threads=self.config.train.threads)
         self.sequence_info_ = info
-        return self.fit_sequences(data, tokens, offsets, run_dir=run_dir, evaluate=evaluate, progress=progress,
-                                  resume=resume, stop_after_epochs=stop_after_epochs)
+        self.fit_sequences(data, tokens, offsets, trainer)
 
-    def fit_sequences(self, data: TrainingData, tokens: np.ndarray, offsets: np.ndarray, *, run_dir=None,
-                      evaluate=None, progress: bool = True, resume: bool = True,
-                      stop_after_epochs: int | None = None) -> SkipGram:
+    def fit_sequences(self, data: TrainingData, tokens: np.ndarray, offsets: np.ndarray,
+                      trainer: Trainer | None = None) -> SkipGram:
         """Train on given sequences: ``tokens`` (flat int32, -1 ignored) split at ``offsets`` (int64)."""
         c = self.config
         n = data.n_items
         counts = np.bincount(tokens[tokens >= 0], minlength=n).astype(np.float64)
         self.trained_items_ = counts > 0
         self.field_rows_, n_rows, self.field_names_ = self._fields(data, n)
-        rng = np.random.default_rng(c.seed)
-        self.input_ = ((rng.random((n_rows, c.dim)) * 2.0 - 1.0) / c.dim).astype(np.float32)  # gensim 4: U(-1/dim, 1/dim)
-        self.output_ = np.zeros((n, c.dim), dtype=np.float32)
+        rng = np.random.default_rng(c.train.seed)
+        # gensim 4's initialisation: U(-1/dim, 1/dim)
+        self.field_vectors_ = ((rng.random((n_rows, c.dim)) * 2.0 - 1.0) / c.dim).astype(np.float32)
+        self.context_vectors_ = np.zeros((n, c.dim), dtype=np.float32)
         self.field_logits_ = np.zeros(self.field_rows_.shape, dtype=np.float32)
         total = counts.sum()
         if c.subsample > 0:
@@ -290,8 +279,7 @@ class SkipGram(ItemModel):
         trainable = _SequenceTrainable(self, tokens, offsets, keep_prob, prob, alias)
         self.known_items_ = self._known(self.trained_items_)
         self._vectors = None
-        self.history_ = train_model(self, trainable, run_dir=run_dir, evaluate=evaluate, progress=progress,
-                                    resume=resume, stop_after_epochs=stop_after_epochs)
+        self.history_ = (trainer or Trainer()).train(self, trainable)
         self._vectors = None
         return self
 
@@ -319,10 +307,10 @@ class SkipGram(ItemModel):
         weights = np.where(present, np.exp(logits - logits.max(axis=1, keepdims=True)), 0.0)
         sums = weights.sum(axis=1, keepdims=True)
         weights = np.divide(weights, sums, out=np.zeros_like(weights), where=sums > 0)
-        vectors = np.zeros((rows.shape[0], self.input_.shape[1]), dtype=np.float32)
+        vectors = np.zeros((rows.shape[0], self.field_vectors_.shape[1]), dtype=np.float32)
         for f in range(rows.shape[1]):
             ok = present[:, f]
-            vectors[ok] += (weights[ok, f:f + 1] * self.input_[rows[ok, f]]).astype(np.float32)
+            vectors[ok] += (weights[ok, f:f + 1] * self.field_vectors_[rows[ok, f]]).astype(np.float32)
         return vectors
 
     def field_weights(self, items) -> np.ndarray:
@@ -332,34 +320,23 @@ class SkipGram(ItemModel):
         weights = np.where(rows >= 0, np.exp(logits - logits.max(axis=1, keepdims=True)), 0.0)
         return weights / weights.sum(axis=1, keepdims=True)
 
-    def _normalised(self) -> np.ndarray:
-        vectors = self.item_vectors()
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        return vectors / np.maximum(norms, 1e-12)
+    @property
+    def item_vectors_(self) -> np.ndarray:
+        return self.item_vectors()
 
-    def _score_pairs(self, a, b):
-        if self.config.score == "cosine":
-            v = self._normalised()
-            return np.einsum("ij,ij->i", v[a], v[b]).astype(np.float64)
-        h, out = self.item_vectors(), self.output_
-        return 0.5 * (np.einsum("ij,ij->i", h[a], out[b]) + np.einsum("ij,ij->i", h[b], out[a]))
-
-    def _score_all(self, queries):
-        if self.config.score == "cosine":
-            v = self._normalised()
-            return v[queries] @ v.T
-        h, out = self.item_vectors(), self.output_
-        return 0.5 * (h[queries] @ out.T + out[queries] @ h.T)
+    def embedding(self) -> Embedding:
+        return Embedding(rule="cosine" if self.config.score == "cosine" else "two-role",
+                         item_vectors=self.item_vectors(), context_vectors=self.context_vectors_)
 
     # ---------------------------------------------------------------- persistence
 
     def _state(self):
-        return {"input_": self.input_, "output_": self.output_, "field_rows_": self.field_rows_,
-                "field_logits_": self.field_logits_, "trained_items_": self.trained_items_}
+        return {"field_vectors_": self.field_vectors_, "context_vectors_": self.context_vectors_,
+                "field_rows_": self.field_rows_, "field_logits_": self.field_logits_, "trained_items_": self.trained_items_}
 
     def _set_state(self, state):
-        self.input_ = state["input_"]
-        self.output_ = state["output_"]
+        self.field_vectors_ = state["field_vectors_"]
+        self.context_vectors_ = state["context_vectors_"]
         self.field_rows_ = state["field_rows_"]
         self.field_logits_ = state["field_logits_"]
         self.trained_items_ = state["trained_items_"].astype(bool)
@@ -387,36 +364,6 @@ def _price_buckets(prices: np.ndarray, n_buckets: int) -> np.ndarray:
     return out
 
 
-def side_information(data_dir, n_items: int, price_buckets: int = 10) -> tuple[list[np.ndarray], list[str]]:
-    """Per-item codes (0..k-1, -1 missing) of each side field, from products.parquet: brand, leaf category,
-    price bucket; or, for session data sets, the first attribute slots."""
-    products = data_dir.products()
-    names = set(products.column_names)
-    fields, labels = [], []
-
-    def encode(values: list) -> np.ndarray:
-        index: dict = {}
-        return np.array([-1 if v is None else index.setdefault(v, len(index)) for v in values], dtype=np.int64)
-
-    if "brand" in names:
-        fields.append(encode(products["brand"].to_pylist()))
-        labels.append("brand")
-    if "categories" in names:
-        leaves = [paths[0][-1] if paths and paths[0] else None for paths in products["categories"].to_pylist()]
-        fields.append(encode(leaves))
-        labels.append("category")
-    if "price" in names:
-        prices = np.array([np.nan if p is None else p for p in products["price"].to_pylist()], dtype=np.float64)
-        fields.append(_price_buckets(prices, price_buckets))
-        labels.append("price")
-    if "attributes" in names:
-        attributes = products["attributes"].to_pylist()
-        for slot in range(3):
-            fields.append(encode([a[slot] if a is not None and len(a) > slot else None for a in attributes]))
-            labels.append(f"attribute_{slot}")
-    return fields, labels
-
-
 class EGES(SkipGram):
     """Skip-gram with side information, weighted per item (see the module docstring)."""
 
@@ -428,15 +375,16 @@ class EGES(SkipGram):
         price_buckets: Annotated[int, Range(1, 1000)] = 10
 
     def _fields(self, data: TrainingData, n_items: int):
-        if data.data_dir is None:
+        side = data.side_information
+        if side is None:
             return super()._fields(data, n_items)
-        fields, labels = side_information(data.data_dir, n_items, self.config.price_buckets)
         rows = [np.arange(n_items, dtype=np.int64)]
         offset = n_items
-        for codes in fields:
+        for name, values in zip(side.names, side.values, strict=True):
+            codes = _price_buckets(values, self.config.price_buckets) if name == "price" else values
             rows.append(np.where(codes >= 0, codes + offset, -1))
             offset += int(codes.max()) + 1 if (codes >= 0).any() else 0
-        return np.stack(rows, axis=1), offset, ["item", *labels]
+        return np.stack(rows, axis=1), offset, ["item", *side.names]
 
     def _known(self, trained: np.ndarray) -> np.ndarray:
         # Cold start: an untrained item with at least one side field has a vector.

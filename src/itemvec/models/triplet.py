@@ -16,7 +16,7 @@ per-user AUC from 0.900 (popularity: 0.904) to 0.917, and the cosine model's NDC
   output that goes to zero for every pair stops learning. A per-item bias is added to the MLP's output, so
   the MLP need not spend itself on item popularity.
 
-Both are torch modules trained with Adam (the notebook's optimiser) through the shared ``train_model`` loop.
+Both are torch modules trained with Adam (the notebook's optimiser) through the shared ``Trainer`` loop.
 ``TorchRankingModel`` is the shared part (steps, optimiser state for resume, save/load), reused by the
 factorisation machine in ``fm.py``.
 """
@@ -30,28 +30,20 @@ import numpy as np
 
 from itemvec.config import (
     AtLeastOneNegative,
-    BatchSize,
     Dim,
     Dropout,
-    Epochs,
-    EvalEvery,
     InitStd,
     Margin,
     Power,
     Range,
-    Rate,
-    RateFloor,
     Regularisation,
-    Schedule,
-    Seed,
-    Threads,
 )
 from itemvec.data.types import Interactions
 from itemvec.errors import ConfigError
 from itemvec.models.dense import TorchSteps
 from itemvec.models.implicit import popularity_cdf, positive_rows, sample_negatives
 from itemvec.models.useritem import UserItemModel, set_torch_state, torch_state
-from itemvec.train import RowSteps, train_model
+from itemvec.train import RowSteps, Trainer, TrainSettings
 
 SCORE_CHUNK = 1 << 20  # pairs scored per forward pass at query time
 
@@ -89,8 +81,8 @@ class _TorchSteps(RowSteps, TorchSteps):
     def __init__(self, model: TorchRankingModel, users, items, indptr, indices, candidates, cdf=None) -> None:
         import torch
 
-        RowSteps.__init__(self, len(users), model.config.batch_size)
-        TorchSteps.__init__(self, model.net_, model.config.lr)
+        RowSteps.__init__(self, len(users), model.config.train.batch_size)
+        TorchSteps.__init__(self, model.net_, model.config.train.lr)
         self.model = model
         self.users, self.items = users, items
         self.indptr, self.indices, self.candidates, self.cdf = indptr, indices, candidates, cdf
@@ -123,7 +115,7 @@ class _TorchSteps(RowSteps, TorchSteps):
 
 
 class TorchRankingModel(UserItemModel):
-    """Shared part of the torch implicit models: training on triplets through ``train_model``, scoring in
+    """Shared part of the torch implicit models: training on triplets through ``Trainer``, scoring in
     chunks, save/load of the module. Subclasses build ``net_`` (``_build``), score pairs (``_pair_scores``)
     and give the per-triplet loss (``_triplet_loss``)."""
 
@@ -167,14 +159,13 @@ class TorchRankingModel(UserItemModel):
 
     # ---------------------------------------------------------------- training
 
-    def fit(self, data: Interactions, *, run_dir=None, evaluate=None, progress: bool = True, resume: bool = True,
-            stop_after_epochs: int | None = None) -> TorchRankingModel:
+    def _fit(self, data: Interactions, trainer: Trainer) -> None:
         import torch
 
         c = self.config
         self._mark_known(data)
         self._prepare(data)
-        generator = torch.Generator().manual_seed(c.seed)
+        generator = torch.Generator().manual_seed(c.train.seed)
         self._build(data.n_users, data.n_items, generator)
         positive = data.positive
         indptr, indices = positive_rows(data)
@@ -183,10 +174,8 @@ class TorchRankingModel(UserItemModel):
             cdf = popularity_cdf(data, candidates, getattr(c, "negative_power", 0.0))
             steps = _TorchSteps(self, data.user[positive].astype(np.int64), data.item[positive].astype(np.int64),
                                 indptr, indices, candidates, cdf)
-            self.history_ = train_model(self, steps, run_dir=run_dir, evaluate=evaluate, progress=progress,
-                                        resume=resume, stop_after_epochs=stop_after_epochs)
+            self.history_ = trainer.train(self, steps)
         self.net_.eval()
-        return self
 
     # ---------------------------------------------------------------- scoring
 
@@ -261,15 +250,12 @@ class Triplet(TorchRankingModel):
         negatives: AtLeastOneNegative = 10  # negatives drawn per positive
         hardest: bool = True  # hinge against the highest-scoring negative, else summed over them
         l2: Regularisation = 0.0  # on the embedding rows of each triplet
-        lr: Rate = 0.01  # Adam
-        schedule: Schedule = "cosine"
-        min_lr_fraction: RateFloor = 1e-2
-        epochs: Epochs = 20
-        batch_size: BatchSize = 1024  # triplets per step
-        eval_every: EvalEvery = 0
         init_std: InitStd = 0.05
-        threads: Threads = 0  # torch threads; 0: torch's default
-        seed: Seed = 0
+        # lr: Adam
+        # batch_size: triplets per step
+        # threads: torch threads; 0: torch's default
+        train: TrainSettings = TrainSettings(lr=0.01, schedule="cosine", min_lr_fraction=1e-2, epochs=20,
+                                             batch_size=1024)
 
     def _build(self, n_users, n_items, generator):
         import torch
@@ -313,15 +299,9 @@ class DeepTriplet(TorchRankingModel):
         negative_power: Power = 0.0  # negatives drawn ∝ (train ratings of the item) ** power; 0: uniformly
         margin: Margin = 1.0
         l2: Regularisation = 1e-4  # on the embedding rows of each triplet
-        lr: Rate = 0.003
-        schedule: Schedule = "cosine"
-        min_lr_fraction: RateFloor = 1e-2
-        epochs: Epochs = 20
-        batch_size: BatchSize = 1024
-        eval_every: EvalEvery = 0
         init_std: InitStd = 0.05
-        threads: Threads = 0
-        seed: Seed = 0
+        train: TrainSettings = TrainSettings(lr=0.003, schedule="cosine", min_lr_fraction=1e-2, epochs=20,
+                                             batch_size=1024)
 
         def validate(self) -> None:
             if self.product and self.user_dim != self.dim:

@@ -1,7 +1,6 @@
-"""The one interface every user-item model implements (explicit ratings and implicit feedback alike).
+"""The user-item half of the one model base: models learned from ratings (explicit) or implicit feedback.
 
-Like ``ItemModel`` (and scikit-learn, `implicit`): the constructor stores settings; ``fit(data) -> self``;
-learned state ends in ``_``. Queries are batched:
+On top of ``itemvec.models.base.Model`` (construction, ``fit``, ``similar_items``, save / load):
 
 - ``predict(users, items) -> (n,) float64``: the predicted rating on the data's rating scale for an
   ``explicit`` model, a match score (higher = more likely) for an ``implicit`` one. NaN where the model
@@ -11,61 +10,40 @@ learned state ends in ``_``. Queries are batched:
 - ``recommend(users, k, exclude=None) -> (ids (u, k) int64, scores (u, k) float64)``: best items per user,
   items in ``exclude`` (a users × items CSR matrix, e.g. the train interactions) and unscorable items
   left out; rows padded with -1 / NaN when fewer than k candidates exist.
-- ``save(dir)`` / ``load(dir)``: ``model.json`` + ``weights.npz`` (``allow_pickle=False``); no pickle.
 
-Subclasses set ``name``, ``kind`` ("explicit" or "implicit") and ``Config`` and implement ``fit``,
-``_predict`` and ``_score_users`` over known users and items, and ``_state`` / ``_set_state``.
-Models that can score unseen users or items (the factorisation machine, through side features) override
-``predict`` / ``score_users`` themselves.
+Subclasses set ``name``, ``kind`` ("explicit" or "implicit") and ``Config`` and implement ``_fit``,
+``_predict`` and ``_score_users`` over known users and items, ``_similar_scores`` (item-item similarity;
+the embedding layer gives it from the item vectors), and ``_state`` / ``_set_state``. Models that can score
+unseen users or items (the factorisation machine, through side features) override ``predict`` /
+``score_users`` themselves.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
-from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
-from itemvec.config import check, replace
 from itemvec.data.types import Interactions
-from itemvec.models.base import read_weights, restore, top_k, write_weights
+from itemvec.models.base import Model, top_k
+
+SIMILARITY_USERS = 512
 
 
-class UserItemModel:
+class UserItemModel(Model):
     """Base class of the user-item models; see the module docstring for the contract."""
 
-    name = "base"
-    kind = "explicit"  # or "implicit"
-
-    @dataclass(frozen=True)
-    class Config:
-        seed: int = 0
-
-    def __init__(self, config=None, **settings) -> None:
-        config = config if config is not None else self.Config()
-        self.config = replace(config, settings, source=self.name) if settings else config
-        check(self.config, source=f"settings for {self.name}")
-        self.known_users_: np.ndarray | None = None
-        self.known_items_: np.ndarray | None = None
-        self.history_: list[dict] = []
+    data_kind = "ratings"
+    kind: ClassVar[str] = "explicit"  # or "implicit"
+    known = ("known_users_", "known_items_")
 
     # ---------------------------------------------------------------- queries
-
-    def _check_fitted(self) -> None:
-        if self.known_items_ is None or self.known_users_ is None:
-            raise RuntimeError(f"{self.name}: call fit() or load() first")
 
     @property
     def n_users(self) -> int:
         self._check_fitted()
         return len(self.known_users_)
-
-    @property
-    def n_items(self) -> int:
-        self._check_fitted()
-        return len(self.known_items_)
 
     def _mark_known(self, data: Interactions) -> None:
         """Users and items with at least one train rating: the ones the model has learned anything about."""
@@ -111,37 +89,30 @@ class UserItemModel:
             scores[np.repeat(np.arange(len(users)), np.diff(rows.indptr)), rows.indices] = np.nan
         return top_k(scores, k)
 
-    # ---------------------------------------------------------------- subclass hooks
+    def _meta(self) -> dict:
+        return {**super()._meta(), "kind": self.kind}
 
-    def fit(self, data: Interactions, **kwargs) -> UserItemModel:
-        """kwargs the runner may pass: ``progress`` (bool), ``run_dir``, ``resume``, ``evaluate`` (a function
-        of the model returning a validation figure for the learning curve, or None)."""
-        raise NotImplementedError
+    def _similar_scores(self, queries: np.ndarray) -> np.ndarray:
+        """For a model without item vectors: the cosine between the items' columns of predicted scores over
+        a fixed sample of known users (at most SIMILARITY_USERS): two items are similar when the model scores
+        them alike for the same users. Items it cannot score are NaN."""
+        users = np.flatnonzero(self._scorable_users())
+        if len(users) > SIMILARITY_USERS:
+            users = users[np.linspace(0, len(users) - 1, SIMILARITY_USERS).astype(np.int64)]
+        columns = np.nan_to_num(self.score_users(users).astype(np.float64)).T  # (n_items, users)
+        columns -= columns.mean(axis=1, keepdims=True)
+        columns /= np.maximum(np.linalg.norm(columns, axis=1, keepdims=True), 1e-12)
+        scores = (columns[queries] @ columns.T).astype(np.float32)
+        scores[:, ~self._scorable_items()] = np.nan
+        return scores
+
+    # ---------------------------------------------------------------- subclass hooks
 
     def _predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
     def _score_users(self, users: np.ndarray) -> np.ndarray:
         raise NotImplementedError
-
-    def _state(self) -> dict[str, np.ndarray]:
-        raise NotImplementedError
-
-    def _set_state(self, state: dict[str, np.ndarray]) -> None:
-        raise NotImplementedError
-
-    # ---------------------------------------------------------------- persistence
-
-    def save(self, directory: str | Path) -> Path:
-        self._check_fitted()
-        state = {"known_users_": self.known_users_, "known_items_": self.known_items_, **self._state()}
-        return write_weights(directory, state, {"model": self.name, "kind": self.kind,
-                                                "config": dataclasses.asdict(self.config)})
-
-    @classmethod
-    def load(cls, directory: str | Path) -> UserItemModel:
-        model, state = read_weights(cls, directory)
-        return restore(model, directory, state, {"known_users_": "known_users_", "known_items_": "known_items_"})
 
 
 def torch_state(module) -> dict[str, np.ndarray]:

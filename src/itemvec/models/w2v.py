@@ -32,6 +32,8 @@ from itemvec.config import (
     Window,
 )
 from itemvec.models.base import ItemModel, TrainingData
+from itemvec.models.embedding import Embedding, EmbeddingModel
+from itemvec.train import Trainer
 
 
 @njit(cache=True)
@@ -70,7 +72,7 @@ def _stable_hash(text: str) -> int:
     return zlib.crc32(text.encode())
 
 
-class GensimWord2Vec(ItemModel):
+class GensimWord2Vec(EmbeddingModel, ItemModel):
     name = "w2v-gensim"
 
     @dataclass(frozen=True)
@@ -92,11 +94,13 @@ class GensimWord2Vec(ItemModel):
         score: Score = "dot"  # ½(in_a·out_b + in_b·out_a) with gensim's syn1neg as output vectors, or "cosine"
         seed: Seed = 0
 
-    def fit(self, data: TrainingData, *, evaluate=None, progress: bool = True, **_) -> GensimWord2Vec:
+    def _fit(self, data: TrainingData, trainer: Trainer) -> None:
         from itemvec.models.skipgram import sequences_for
 
-        tokens, offsets, self.sequence_info_ = sequences_for(data, self.config, data.n_items)
-        return self.fit_sequences(data, tokens, offsets, evaluate=evaluate)
+        tokens, offsets, self.sequence_info_ = sequences_for(data, self.config, data.n_items, seed=self.config.seed,
+                                                             threads=self.config.threads)
+        # gensim trains (its own loop, rate and threads); the trainer's part is the learning curve.
+        self.fit_sequences(data, tokens, offsets, evaluate=trainer.evaluate_model)
 
     def fit_sequences(self, data: TrainingData, tokens: np.ndarray, offsets: np.ndarray, *,
                       evaluate=None) -> GensimWord2Vec:
@@ -134,40 +138,23 @@ class GensimWord2Vec(ItemModel):
         keys = np.array([int(k) for k in model.wv.index_to_key], dtype=np.int64)
         vectors = np.zeros((n, model.wv.vector_size), dtype=np.float32)
         vectors[keys] = model.wv.vectors
-        self.vectors_ = vectors
+        self.item_vectors_ = vectors
         output = np.zeros_like(vectors)
         output[keys] = model.syn1neg
-        self.output_ = output
+        self.context_vectors_ = output
         self.known_items_ = np.zeros(n, dtype=bool)
         self.known_items_[keys] = True
-        self._unit = None
 
-    def _normalised(self) -> np.ndarray:
-        if getattr(self, "_unit", None) is None:
-            norms = np.linalg.norm(self.vectors_, axis=1, keepdims=True)
-            self._unit = self.vectors_ / np.maximum(norms, 1e-12)
-        return self._unit
-
-    def _score_pairs(self, a, b):
-        if self.config.score == "dot":
-            h, out = self.vectors_, self.output_
-            return 0.5 * (np.einsum("ij,ij->i", h[a], out[b]) + np.einsum("ij,ij->i", h[b], out[a]))
-        v = self._normalised()
-        return np.einsum("ij,ij->i", v[a], v[b]).astype(np.float64)
-
-    def _score_all(self, queries):
-        if self.config.score == "dot":
-            return 0.5 * (self.vectors_[queries] @ self.output_.T + self.output_[queries] @ self.vectors_.T)
-        v = self._normalised()
-        return v[queries] @ v.T
+    def embedding(self) -> Embedding:
+        return Embedding(rule="two-role" if self.config.score == "dot" else "cosine", item_vectors=self.item_vectors_,
+                         context_vectors=self.context_vectors_)
 
     def item_vectors(self) -> np.ndarray:
-        return self.vectors_
+        return self.item_vectors_
 
     def _state(self):
-        return {"vectors_": self.vectors_, "output_": self.output_}
+        return {"item_vectors_": self.item_vectors_, "context_vectors_": self.context_vectors_}
 
     def _set_state(self, state):
-        self.vectors_ = state["vectors_"]
-        self.output_ = state["output_"]
-        self._unit = None
+        self.item_vectors_ = state["item_vectors_"]
+        self.context_vectors_ = state["context_vectors_"]

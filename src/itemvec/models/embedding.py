@@ -1,0 +1,142 @@
+"""The embedding layer: every model with learned vectors names them the same way and is scored here, once.
+
+A model supplies its vectors through ``embedding()`` as an :class:`Embedding`:
+
+- ``item_vectors`` (n_items, dim): the item's own (query-side) vector; for EGES the side-information mix H,
+- ``context_vectors`` (n_items, dim) or None: the candidate-side vector of a two-role model (skip-gram's
+  output table, MF's candidate table),
+- ``item_bias`` (n_items,) and ``global_bias``: where the model has them,
+- ``user_vectors`` (n_users, dim) and ``user_bias`` (n_users,): for user-item models,
+
+and the rule that scores a pair of items:
+
+- ``dot``: q_a · q_b (one table), plus biases;
+- ``two-role``: ½ (q_a · c_b + q_b · c_a), symmetric, plus biases (b_a + b_b + g);
+- ``cosine``: q_a · q_b / (|q_a| |q_b|) (gensim's ``most_similar``).
+
+Export, an index and an API read the same ``Embedding``; the attribute names on the models are the same
+(``item_vectors_``, ``context_vectors_``, ``item_bias_``, ``global_bias_``, ``user_vectors_``, ``user_bias_``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+RULES = ("dot", "two-role", "cosine")
+
+
+@dataclass
+class Embedding:
+    rule: str
+    item_vectors: np.ndarray
+    context_vectors: np.ndarray | None = None
+    item_bias: np.ndarray | None = None
+    global_bias: float = 0.0
+    user_vectors: np.ndarray | None = None
+    user_bias: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.rule not in RULES:
+            raise ValueError(f"unknown scoring rule {self.rule!r}; expected one of {RULES}")
+        if self.rule == "two-role" and self.context_vectors is None:
+            raise ValueError("the two-role rule needs context vectors")
+
+    def unit_vectors(self) -> np.ndarray:
+        """Item vectors scaled to length 1 (zero vectors stay zero)."""
+        norms = np.linalg.norm(self.item_vectors, axis=1, keepdims=True)
+        return self.item_vectors / np.maximum(norms, 1e-12)
+
+    # ---------------------------------------------------------------- item-item
+
+    def score_pairs(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """(n,) float64 scores of the item pairs (a[i], b[i])."""
+        if self.rule == "cosine":
+            v = self.unit_vectors()
+            return np.einsum("ij,ij->i", v[a], v[b]).astype(np.float64)
+        q = self.item_vectors
+        c = q if self.context_vectors is None else self.context_vectors
+        out = np.empty(len(a), dtype=np.float64)
+        step = 1 << 18
+        for s in range(0, len(a), step):
+            a_s, b_s = a[s:s + step], b[s:s + step]
+            dot = np.einsum("ij,ij->i", q[a_s], c[b_s])
+            if self.rule == "two-role":
+                dot = 0.5 * (dot + np.einsum("ij,ij->i", q[b_s], c[a_s]))
+            out[s:s + step] = dot
+        if self.item_bias is not None:
+            out += self.item_bias[a] + self.item_bias[b] + self.global_bias
+        return out
+
+    def score_all(self, queries: np.ndarray) -> np.ndarray:
+        """(q, n_items) scores of every item against each query."""
+        if self.rule == "cosine":
+            v = self.unit_vectors()
+            return v[queries] @ v.T
+        q = self.item_vectors
+        c = q if self.context_vectors is None else self.context_vectors
+        scores = q[queries] @ c.T
+        if self.rule == "two-role":
+            scores = 0.5 * (scores + c[queries] @ q.T)
+        if self.item_bias is not None:
+            scores += self.item_bias[queries][:, None] + self.item_bias[None, :] + self.global_bias
+        return scores
+
+    def item_similarity(self, queries: np.ndarray) -> np.ndarray:
+        """(q, n_items) cosine of the item vectors: ``similar_items`` of a user-item model."""
+        v = self.unit_vectors()
+        return v[queries] @ v.T
+
+    # ---------------------------------------------------------------- user-item
+
+    def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """(n,) float64: u · v_i + b_u + b_i + g."""
+        out = np.einsum("ij,ij->i", self.user_vectors[users], self.item_vectors[items])
+        if self.item_bias is not None:
+            out = out + self.item_bias[items]
+        if self.user_bias is not None:
+            out = out + self.user_bias[users]
+        return (out + self.global_bias if self.global_bias else out).astype(np.float64)
+
+    def score_users(self, users: np.ndarray) -> np.ndarray:
+        """(u, n_items): the same over the whole catalogue."""
+        scores = self.user_vectors[users] @ self.item_vectors.T
+        if self.item_bias is not None:
+            scores = scores + self.item_bias[None, :]
+        if self.user_bias is not None:
+            scores = scores + self.user_bias[users][:, None]
+        return scores + self.global_bias if self.global_bias else scores
+
+
+class EmbeddingModel:
+    """The layer's side of a model class: mix it in before ``ItemModel`` or ``UserItemModel`` and implement
+    ``embedding()``; scoring, ``similar_items`` and (for user-item models) ``predict`` / ``score_users`` come
+    from the ``Embedding``. A model whose rule needs more (a rating scale to clip to) overrides that query."""
+
+    has_embedding: ClassVar[bool] = True
+
+    def embedding(self) -> Embedding:
+        raise NotImplementedError
+
+    # item-item
+    def _score_pairs(self, a, b):
+        return self.embedding().score_pairs(a, b)
+
+    def _score_all(self, queries):
+        return self.embedding().score_all(queries)
+
+    # user-item
+    def _predict(self, users, items):
+        return self.embedding().predict(users, items)
+
+    def _score_users(self, users):
+        return self.embedding().score_users(users)
+
+    def _similar_scores(self, queries):
+        if self.data_kind == "pairs":
+            return super()._similar_scores(queries)
+        scores = self.embedding().item_similarity(queries).astype(np.float32, copy=False)
+        scores[:, ~self.known_items_] = np.nan
+        return scores

@@ -72,9 +72,10 @@ class Protocol(ABC):
         """The DATA_DIR of this kind, every table checked on open (see itemvec.data.store)."""
         return _load(self.data_class)(data_dir).validate()
 
-    @abstractmethod
     def training(self, data):
-        """What a model's ``fit`` receives: the train part of ``data``, its validation part with it."""
+        """What a model's ``fit`` receives: the train part of ``data``, its validation part with it (each
+        DATA_DIR class builds it: ``DataDir.training``, ``RatingsDir.training``)."""
+        return data.training()
 
     @abstractmethod
     def training_size(self, training) -> dict:
@@ -156,9 +157,6 @@ class ItemItemProtocol(Protocol):
     log_columns = (("auc", "auc"), ("auc_seen", "auc_seen"), ("auc_degree", "auc_degree"))
     data_class = "itemvec.data.store:DataDir"
     policy_text = "itemvec.evaluate.protocols:POLICY"
-
-    def training(self, data):
-        return data.training()
 
     def training_size(self, training) -> dict:
         return {"train_pairs": len(training.train)}
@@ -246,9 +244,6 @@ class UserItemProtocol(Protocol):
     log_columns = (("rmse", "rmse"), ("auc_per_user", "auc_per_user"), ("ndcg_at_10", "ndcg@10"))
     data_class = "itemvec.data.store:RatingsDir"
     policy_text = "itemvec.evaluate.ranking:RANKING_POLICY"
-
-    def training(self, data):
-        return data.training()
 
     def training_size(self, training) -> dict:
         return {"train_ratings": len(training)}

@@ -26,7 +26,7 @@ from itemvec.data.store import DataDir
 from itemvec.evaluate import metrics
 from itemvec.evaluate.protocols import impute_unscorable
 from itemvec.models.base import TrainingData
-from itemvec.models.mf import MF, MFBias, alias_table
+from itemvec.models.itemitem.mf import MF, MFBias, alias_table
 
 
 def rss_mb() -> float:

@@ -20,8 +20,8 @@ from itemvec.evaluate.protocols import evaluate_item_model
 from itemvec.graph.csr import CSRGraph
 from itemvec.graph.walks import random_walks
 from itemvec.models.base import TrainingData
-from itemvec.models.skipgram import SkipGram
-from itemvec.models.w2v import GensimWord2Vec
+from itemvec.models.itemitem.skipgram import SkipGram
+from itemvec.models.itemitem.w2v import GensimWord2Vec
 
 
 def main() -> None:

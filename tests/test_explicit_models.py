@@ -7,9 +7,15 @@ import pytest
 
 from itemvec import registry
 from itemvec.data.types import Interactions
-from itemvec.models.dense import Dense
-from itemvec.models.explicit import BiasBaseline, GlobalMean, MFExplicit, MFExplicitBias, baseline_biases
-from itemvec.models.lstm import LSTMRating, user_histories, windows
+from itemvec.models.useritem.dense import Dense
+from itemvec.models.useritem.explicit import (
+    BiasBaseline,
+    GlobalMean,
+    MFExplicit,
+    MFExplicitBias,
+    baseline_biases,
+)
+from itemvec.models.useritem.lstm import LSTMRating, user_histories, windows
 
 NOISE = 0.25
 N_USERS, N_ITEMS = 400, 120  # the last user and the last item never get a rating

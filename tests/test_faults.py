@@ -469,7 +469,7 @@ def test_a_checkpoint_of_other_data_is_refused(world, tmp_path, cli):
     run = tmp_path / "run"
     args = ["train", "mf", "--out", run, "--set", "epochs=3", "--set", "dim=8", "--no-progress"]
     from itemvec.models.base import TrainingData
-    from itemvec.models.mf import MF
+    from itemvec.models.itemitem.mf import MF
     from itemvec.runs import open_data
 
     data = open_data(world / "data")

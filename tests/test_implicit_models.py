@@ -12,10 +12,10 @@ import scipy.sparse as sp
 from itemvec import registry
 from itemvec.data.types import Interactions
 from itemvec.errors import ConfigError
-from itemvec.models import implicit
-from itemvec.models.fm import FactorizationMachine
-from itemvec.models.implicit import BPR, WARP, PopularityUsers, sample_negatives, warp_rank_weight
-from itemvec.models.triplet import DeepTriplet, Triplet
+from itemvec.models.useritem import implicit
+from itemvec.models.useritem.fm import FactorizationMachine
+from itemvec.models.useritem.implicit import BPR, WARP, PopularityUsers, sample_negatives, warp_rank_weight
+from itemvec.models.useritem.triplet import DeepTriplet, Triplet
 
 CLASSES = {c.name: c for c in (PopularityUsers, BPR, WARP, Triplet, DeepTriplet, FactorizationMachine)}
 FAST = {

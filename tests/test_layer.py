@@ -13,7 +13,7 @@ import pytest
 from itemvec import registry
 from itemvec.config import ConfigError, replace, setting_names, settings_for, toml_text
 from itemvec.models.embedding import Embedding
-from itemvec.models.mf import MF, MFSeq
+from itemvec.models.itemitem.mf import MF, MFSeq
 from itemvec.train import Trainer, TrainSettings
 
 sys.path.insert(0, str(Path(__file__).parent))

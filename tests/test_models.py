@@ -14,7 +14,7 @@ from itemvec.errors import ConfigError
 from itemvec.evaluate import metrics
 from itemvec.evaluate.protocols import impute_unscorable, validation_auc_function
 from itemvec.models.base import TrainingData, load_model
-from itemvec.models.mf import MF, alias_table
+from itemvec.models.itemitem.mf import MF, alias_table
 from itemvec.train import learning_rate
 
 FAST = {"mf": {"epochs": 3, "dim": 8, "batch_size": 256, "threads": 1},

@@ -38,7 +38,7 @@ from itemvec.evaluate.ranking import (  # noqa: E402
     recall_at_k,
     user_ranking_stats,
 )
-from itemvec.models.useritem import UserItemModel  # noqa: E402
+from itemvec.models.useritem.base import UserItemModel  # noqa: E402
 
 SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FIELDS = ("auc", "precision", "recall", "average_precision", "ndcg")

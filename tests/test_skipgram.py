@@ -12,9 +12,9 @@ from itemvec.data.store import DataDir, write_negatives, write_pairs
 from itemvec.data.types import Pairs
 from itemvec.evaluate import metrics
 from itemvec.models.base import TrainingData
-from itemvec.models.mf import window_pairs
-from itemvec.models.skipgram import EGES, SkipGram
-from itemvec.models.w2v import _format_sequences
+from itemvec.models.itemitem.mf import window_pairs
+from itemvec.models.itemitem.skipgram import EGES, SkipGram
+from itemvec.models.itemitem.w2v import _format_sequences
 
 SEQUENCE_MODELS = ["skipgram", "node2vec", "eges", "w2v-gensim", "mf-seq"]
 SMALL = {"dim": 16, "walks_per_node": 10, "walk_length": 10, "threads": 1, "epochs": 2, "subsample": 0.0, "lr": 0.05}

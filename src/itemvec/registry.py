@@ -15,32 +15,32 @@ from itemvec.errors import ConfigError
 
 # name → "module:Class"; imported on first use so that `itemvec --help` stays fast.
 _MODELS = {
-    "popularity": "itemvec.models.heuristics:Popularity",
-    "adamic-adar": "itemvec.models.heuristics:AdamicAdar",
-    "mf": "itemvec.models.mf:MF",
-    "mf-bias": "itemvec.models.mf:MFBias",
-    "mf-seq": "itemvec.models.mf:MFSeq",
-    "skipgram": "itemvec.models.skipgram:SkipGram",
-    "node2vec": "itemvec.models.skipgram:Node2Vec",
-    "eges": "itemvec.models.skipgram:EGES",
-    "w2v-gensim": "itemvec.models.w2v:GensimWord2Vec",
+    "popularity": "itemvec.models.itemitem.heuristics:Popularity",
+    "adamic-adar": "itemvec.models.itemitem.heuristics:AdamicAdar",
+    "mf": "itemvec.models.itemitem.mf:MF",
+    "mf-bias": "itemvec.models.itemitem.mf:MFBias",
+    "mf-seq": "itemvec.models.itemitem.mf:MFSeq",
+    "skipgram": "itemvec.models.itemitem.skipgram:SkipGram",
+    "node2vec": "itemvec.models.itemitem.skipgram:Node2Vec",
+    "eges": "itemvec.models.itemitem.skipgram:EGES",
+    "w2v-gensim": "itemvec.models.itemitem.w2v:GensimWord2Vec",
 }
 
 _USER_MODELS = {
     # explicit ratings
-    "global-mean": "itemvec.models.explicit:GlobalMean",
-    "bias-baseline": "itemvec.models.explicit:BiasBaseline",
-    "mf-explicit": "itemvec.models.explicit:MFExplicit",
-    "mf-explicit-bias": "itemvec.models.explicit:MFExplicitBias",
-    "dense": "itemvec.models.dense:Dense",
-    "lstm": "itemvec.models.lstm:LSTMRating",
+    "global-mean": "itemvec.models.useritem.explicit:GlobalMean",
+    "bias-baseline": "itemvec.models.useritem.explicit:BiasBaseline",
+    "mf-explicit": "itemvec.models.useritem.explicit:MFExplicit",
+    "mf-explicit-bias": "itemvec.models.useritem.explicit:MFExplicitBias",
+    "dense": "itemvec.models.useritem.dense:Dense",
+    "lstm": "itemvec.models.useritem.lstm:LSTMRating",
     # implicit feedback
-    "popularity": "itemvec.models.implicit:PopularityUsers",
-    "bpr": "itemvec.models.implicit:BPR",
-    "warp": "itemvec.models.implicit:WARP",
-    "triplet": "itemvec.models.triplet:Triplet",
-    "deep-triplet": "itemvec.models.triplet:DeepTriplet",
-    "fm": "itemvec.models.fm:FactorizationMachine",
+    "popularity": "itemvec.models.useritem.implicit:PopularityUsers",
+    "bpr": "itemvec.models.useritem.implicit:BPR",
+    "warp": "itemvec.models.useritem.implicit:WARP",
+    "triplet": "itemvec.models.useritem.triplet:Triplet",
+    "deep-triplet": "itemvec.models.useritem.triplet:DeepTriplet",
+    "fm": "itemvec.models.useritem.fm:FactorizationMachine",
 }
 
 KINDS = ("pairs", "ratings")
@@ -54,6 +54,11 @@ def _table(kind: str) -> dict[str, str]:
     if kind not in KINDS:
         raise ValueError(f"unknown data kind {kind!r}; expected one of {KINDS}")
     return _MODELS if kind == "pairs" else _USER_MODELS
+
+
+def targets(kind: str = "pairs") -> dict[str, str]:
+    """name → "module:Class" of the models for ``kind`` data."""
+    return dict(_table(kind))
 
 
 def names(kind: str = "pairs") -> list[str]:

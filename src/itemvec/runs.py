@@ -178,10 +178,9 @@ def open_run(run_dir: Path, data_dir: Path | None = None, *, expect: str | None 
     meta = read_model_json(run_dir)
     kind = registry.run_kind(meta)
     kind_protocol = protocol(kind)
-    words = kind_protocol.model_words
     if expect is not None and kind != expect:
-        raise InputError(f"{run_dir} holds a {words} model ({meta['model']}); use `itemvec {kind_protocol.command}` "
-                         f"(it is {kind_protocol.a_model})")
+        raise InputError(f"{run_dir} holds {kind_protocol.a_model} ({meta['model']}); use "
+                         f"`itemvec {kind_protocol.command}` for it")
     info = _train_info(run_dir)
     if not info and data_dir is None:
         raise InputError(f"{run_dir}: training did not finish (no train.json); run `itemvec train` again, or "
@@ -189,11 +188,23 @@ def open_run(run_dir: Path, data_dir: Path | None = None, *, expect: str | None 
     data_dir = Path(data_dir or info["data_dir"])
     data_kind = registry.data_kind(data_dir)
     if data_kind != kind:
-        raise InputError(f"{run_dir} holds a {words} model; {data_dir} holds {protocol(data_kind).data_words}")
+        raise InputError(f"{run_dir} holds {kind_protocol.a_model}; {data_dir} holds {protocol(data_kind).data_words}")
     data = kind_protocol.open(data_dir)
     model = load_model(run_dir)
     kind_protocol.check_size(model, data, run_dir)
     return model, data, info
+
+
+def evaluate_model(model, data, *, ranking_queries: int = 1000) -> dict:
+    """The figures of a fitted ``model`` on the test part of an opened DATA_DIR ``data`` (``open_data``), by the
+    protocol of the data's kind: the same dict as a run's ``metrics.json``, without the timings of training."""
+    if model.data_kind != data.kind:
+        raise ConfigError(f"{model.name} is {protocol(model.data_kind).a_model}; {data.path} holds "
+                          f"{protocol(data.kind).data_words}")
+    kind_protocol = protocol(data.kind)
+    kind_protocol.check_size(model, data, f"the {model.name} model")
+    metrics, _ = kind_protocol.evaluate(model, data, ranking_queries=ranking_queries)
+    return metrics
 
 
 def evaluate_run(run_dir: Path, data_dir: Path | None = None, *, ranking_queries: int = 1000,
@@ -376,13 +387,9 @@ def similar(run_dir: Path, asins: list[str], k: int = 10, data_dir: Path | None 
     """Nearest products of each ASIN, with titles. Unknown ASINs raise an InputError naming them."""
     check_k(k)
     model, data, _ = open_run(run_dir, data_dir, expect=ITEM_ITEM.kind)
-    index = {asin: i for i, asin in enumerate(data.asins)}
-    missing = [a for a in asins if a not in index]
-    if missing:
-        raise InputError(f"unknown product id(s): {', '.join(missing)}")
+    ids = data.item_index(asins)
     products = data.products()
     titles = products["title"].to_pylist() if "title" in products.column_names else [None] * data.n_items
-    ids = np.array([index[a] for a in asins])
     top, scores = model.similar_items(ids, k)
     results = []
     for asin, item, row, row_scores in zip(asins, ids, top, scores):

@@ -24,6 +24,7 @@ columns, and every id column within [0, n_items)). Each problem is one :class:`I
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 
@@ -168,7 +169,7 @@ def _column(table: pa.Table, name: str) -> np.ndarray:
     return column.to_numpy()
 
 
-class _Folder:
+class DataFolder:
     """What both kinds of DATA_DIR share: the folder, its manifest (checked) and its fingerprint."""
 
     kind = "pairs"
@@ -215,7 +216,7 @@ class _Folder:
         return hashlib.blake2b((self.path / "manifest.json").read_bytes(), digest_size=16).hexdigest()
 
 
-class DataDir(_Folder):
+class DataDir(DataFolder):
     """Read access to a prepared product-pair DATA_DIR (``prepare amazon``, ``edges``, ``sessions``)."""
 
     kind = "pairs"
@@ -333,6 +334,18 @@ class DataDir(_Folder):
             raise InputError(f"{path}: {table.num_rows} rows, but the manifest has n_items = {self.n_items}")
         return table["asin"].to_pylist()
 
+    @cached_property
+    def _asin_index(self) -> dict[str, int]:
+        return {asin: i for i, asin in enumerate(self.asins)}
+
+    def item_index(self, asins: Sequence[str]) -> np.ndarray:
+        """The item indices (what models take) of product ids; an InputError names the unknown ones."""
+        index = self._asin_index
+        missing = [asin for asin in asins if asin not in index]
+        if missing:
+            raise InputError(f"unknown product id(s): {', '.join(missing)}")
+        return np.array([index[asin] for asin in asins], dtype=np.int64)
+
     def validate(self) -> DataDir:
         """Read and check every table once, before any work starts (a tampered file is refused up front,
         not after an hour of training)."""
@@ -372,7 +385,7 @@ class DataDir(_Folder):
         return items.astype(np.int32, copy=False), offsets - offsets[0]
 
 
-class RatingsDir(_Folder):
+class RatingsDir(DataFolder):
     """Read access to a ratings DATA_DIR written by ``prepare ratings``."""
 
     kind = "ratings"

@@ -23,10 +23,15 @@ the data nor the model stack, and a run loads only its own kind's evaluation.
 from __future__ import annotations
 
 import importlib
+import math
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
+from numbers import Real
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from itemvec.errors import InputError
 
@@ -36,6 +41,20 @@ __all__ = ["ITEM_ITEM", "PROTOCOLS", "USER_ITEM", "ItemItemProtocol", "Protocol"
 # "quality" is higher-is-better and "error" lower-is-better (the best value bolded, and both are the metric
 # columns of the command line's table); "seconds" gets the lowest bolded; "megabytes", "count" and "text" none.
 Column = tuple[str, str, str]
+
+
+def finite_number(value: Any) -> float | None:
+    """A finite real number as float; None for None, NaN, infinities, bools and anything not a number."""
+    if isinstance(value, bool) or not isinstance(value, Real | np.number):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def count_text(value: Any) -> str:
+    """A count as the report writes it (``1,234``); anything not a finite number as its text."""
+    number = finite_number(value)
+    return str(value) if number is None else f"{number:,.0f}"
 
 
 class Protocol(ABC):
@@ -87,7 +106,7 @@ class Protocol(ABC):
         has no usable validation part."""
 
     @abstractmethod
-    def check_size(self, model, data, run_dir: Path) -> None:
+    def check_size(self, model, data, run_dir: str | Path) -> None:
         """Refuse (InputError) a model of ``run_dir`` whose catalogue (and users) differ from ``data``'s."""
 
     @abstractmethod
@@ -167,28 +186,27 @@ class ItemItemProtocol(Protocol):
 
         return validation_auc_function(model, training.validation, seed=seed_of(config))
 
-    def check_size(self, model, data, run_dir: Path) -> None:
+    def check_size(self, model, data, run_dir: str | Path) -> None:
         if model.n_items != data.n_items:
             raise InputError(f"{run_dir} was trained on {model.n_items} products but {data.path} has {data.n_items}")
 
     def summary_lines(self, manifest: Mapping) -> list[str]:
-        from itemvec.evaluate.report import _count, _number  # the report's number style, as in its table
 
         lines = []
-        if _number(manifest.get("n_items")) is not None:
-            lines.append(f"Products: {_count(manifest['n_items'])}")
+        if finite_number(manifest.get("n_items")) is not None:
+            lines.append(f"Products: {count_text(manifest['n_items'])}")
         parts = manifest.get("pairs_per_part") or {}
-        part_text = ", ".join(f"{name} {_count(count)}" for name, count in parts.items())
-        if _number(manifest.get("unique_pairs")) is not None:
-            lines.append(f"Unique pairs: {_count(manifest['unique_pairs'])}" + (f" ({part_text})" if part_text else ""))
+        part_text = ", ".join(f"{name} {count_text(count)}" for name, count in parts.items())
+        if finite_number(manifest.get("unique_pairs")) is not None:
+            lines.append(f"Unique pairs: {count_text(manifest['unique_pairs'])}" + (f" ({part_text})" if part_text else ""))
         elif part_text:
             lines.append(f"Pairs per part: {part_text}")
         negatives = manifest.get("negatives")
         if isinstance(negatives, Mapping) and negatives:
             lines.append("Negative pairs: " + ", ".join(
-                f"{_negatives_name(name)} {_count(count)}" for name, count in negatives.items()))
+                f"{_negatives_name(name)} {count_text(count)}" for name, count in negatives.items()))
         elif negatives is not None:
-            lines.append(f"Negative pairs: {_count(negatives)}")
+            lines.append(f"Negative pairs: {count_text(negatives)}")
         return lines
 
     def _measure(self, model, data, *, ranking_queries: int) -> tuple[dict, dict]:
@@ -253,20 +271,19 @@ class UserItemProtocol(Protocol):
 
         return validation_user_auc_function(training)
 
-    def check_size(self, model, data, run_dir: Path) -> None:
+    def check_size(self, model, data, run_dir: str | Path) -> None:
         if (model.n_users, model.n_items) != (data.n_users, data.n_items):
             raise InputError(f"{run_dir} was trained on {model.n_users} users × {model.n_items} items but "
                              f"{data.path} has {data.n_users} × {data.n_items}")
 
     def summary_lines(self, manifest: Mapping) -> list[str]:
-        from itemvec.evaluate.report import _count  # the report's number style, as in its table
 
-        lines = [f"Users: {_count(manifest.get('n_users'))}, items: {_count(manifest.get('n_items'))}, "
-                 f"ratings: {_count(manifest.get('n_ratings'))} (scale {manifest.get('rating_min')} to "
+        lines = [f"Users: {count_text(manifest.get('n_users'))}, items: {count_text(manifest.get('n_items'))}, "
+                 f"ratings: {count_text(manifest.get('n_ratings'))} (scale {manifest.get('rating_min')} to "
                  f"{manifest.get('rating_max')}; positives at {manifest.get('threshold')} or above)"]
         parts = manifest.get("parts") or {}
         if parts:
-            lines.append("Ratings per part: " + ", ".join(f"{name} {_count(n)}" for name, n in parts.items()))
+            lines.append("Ratings per part: " + ", ".join(f"{name} {count_text(n)}" for name, n in parts.items()))
         return lines
 
     def _measure(self, model, data, *, ranking_queries: int) -> tuple[dict, dict]:

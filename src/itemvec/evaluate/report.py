@@ -34,7 +34,6 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from numbers import Real
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +44,7 @@ import numpy as np
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen before pyplot is imported)
 
+from itemvec.evaluate.protocol import count_text, finite_number  # noqa: E402  (the protocol's number style)
 from itemvec.outputs import safe_name, save_figure, write_text  # noqa: E402
 
 if TYPE_CHECKING:
@@ -299,10 +299,10 @@ def _history_series(history: Sequence[Mapping], key: str) -> list[tuple[float, f
     """(epoch, value) for the history entries where ``key`` was logged; the step when no epoch is."""
     series = []
     for entry in history:
-        value = _number(entry.get(key))
-        x = _number(entry.get("epoch"))
+        value = finite_number(entry.get(key))
+        x = finite_number(entry.get("epoch"))
         if x is None:
-            x = _number(entry.get("step"))
+            x = finite_number(entry.get("step"))
         if value is not None and x is not None:
             series.append((x, value))
     return series
@@ -310,7 +310,7 @@ def _history_series(history: Sequence[Mapping], key: str) -> list[tuple[float, f
 
 def _with_score(name: str, score_name: str, score: Any) -> str:
     """A legend label: ``"mf (AUC 0.9300)"``, or the bare name when the score is missing."""
-    value = _number(score)
+    value = finite_number(score)
     return name if value is None else f"{name} ({score_name} {value:.4f})"
 
 
@@ -418,13 +418,13 @@ _SECTION_PLOTS = (
 def _section(model: str, row: Mapping, plots: Mapping[str, Path]) -> dict:
     """One model's section: facts line, plots with captions, config as JSON (or None)."""
     facts = []
-    epochs = _number(row.get("epochs"))
+    epochs = finite_number(row.get("epochs"))
     if epochs is not None:
         facts.append(f"epochs {epochs:g}")
-    seconds = _number(row.get("train_seconds"))
+    seconds = finite_number(row.get("train_seconds"))
     if seconds is not None:
         facts.append(f"training {seconds:,.1f} s")
-    tested = _number(row.get("n_test_pairs"))
+    tested = finite_number(row.get("n_test_pairs"))
     if tested is not None:
         facts.append(f"test pairs {tested:,.0f}")
     config = row.get("config")
@@ -464,7 +464,7 @@ def _table(rows: Sequence[Mapping], columns: Sequence[tuple[str, str, str]],
                 row_cells.append((_DASH if value is None else str(value), False))
             continue
         decimals = _DECIMALS[kind]
-        shown = [None if (v := _number(value)) is None else round(v, decimals) for value in values]
+        shown = [None if (v := finite_number(value)) is None else round(v, decimals) for value in values]
         present = [v for v in shown if v is not None]
         best = None
         if len(present) >= 2 and kind in ("quality", "error", "seconds"):
@@ -473,31 +473,18 @@ def _table(rows: Sequence[Mapping], columns: Sequence[tuple[str, str, str]],
             if rounded is None:
                 text = _DASH if value is None or _is_nan(value) else str(value)
             elif kind == "count":
-                text = _count(rounded)
-                total = _number(row.get("n_test_pairs"))
+                text = count_text(rounded)
+                total = finite_number(row.get("n_test_pairs"))
                 if total is not None:
-                    text += f" of {_count(total)}"
+                    text += f" of {count_text(total)}"
             else:
                 text = f"{rounded:,.{decimals}f}"
             row_cells.append((text, best is not None and rounded == best))
     return headers, cells
 
 
-def _number(value: Any) -> float | None:
-    """A finite real number as float; None for None, NaN, infinities, bools and anything not a number."""
-    if isinstance(value, bool) or not isinstance(value, Real | np.number):
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
 def _is_nan(value: Any) -> bool:
     return isinstance(value, float | np.floating) and math.isnan(value)
-
-
-def _count(value: Any) -> str:
-    number = _number(value)
-    return str(value) if number is None else f"{number:,.0f}"
 
 
 def _text_or_none(value: Any) -> str | None:

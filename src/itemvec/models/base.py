@@ -10,7 +10,7 @@ learned state ends in ``_``. Every model answers, batched:
 An item-item model (``ItemModel``, learned from product pairs) also answers ``score_pairs(a, b) -> (n,)
 float64`` (higher: a more likely pair; NaN where the model has nothing to say, e.g. an item unseen in
 training: the evaluation protocol, not the model, decides what such a pair gets) and ``score_all(queries)
--> (q, n_items) float32``. A user-item model (``itemvec.models.useritem.UserItemModel``) answers
+-> (q, n_items) float32``. A user-item model (``itemvec.models.useritem.base.UserItemModel``) answers
 ``predict``, ``score_users`` and ``recommend``. Models with learned vectors get all of these from one
 embedding layer (``itemvec.models.embedding``); the others (heuristics, networks) implement them.
 
@@ -29,9 +29,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from itemvec.config import check, replace
-from itemvec.data.store import read_json_object
+from itemvec.data.store import DataFolder, read_json_object
 from itemvec.data.types import TrainingData  # noqa: F401 (what an item-item model's fit receives)
-from itemvec.errors import InputError
+from itemvec.errors import ConfigError, InputError
 
 PAIR_CHUNK = 1 << 18  # pairs scored per _score_pairs call
 
@@ -63,11 +63,17 @@ class Model:
         self.history_: list[dict] = []
 
     def fit(self, data: Any, trainer: Any = None, **options: Any) -> Model:
-        """Learn from ``data`` (``TrainingData`` for an item-item model, ``Interactions`` for a user-item one).
-        ``trainer``: an ``itemvec.train.Trainer``; without one, ``options`` (progress, run_dir, resume,
-        evaluate, stop_after_epochs) make one. Models that do not train ignore it."""
+        """Learn from ``data``: an opened DATA_DIR (``itemvec.open_data``), or what its ``training()`` gives
+        (``TrainingData`` for an item-item model, ``Interactions`` for a user-item one). ``trainer``: an
+        ``itemvec.train.Trainer``; without one, ``options`` (progress, run_dir, resume, evaluate,
+        stop_after_epochs) make one. Models that do not train ignore it. Returns the model."""
         from itemvec.train import Trainer
 
+        if isinstance(data, DataFolder):
+            if data.kind != self.data_kind:
+                raise ConfigError(f"{self.name} learns from {self.data_kind} data; {data.path} holds {data.kind} "
+                                  f"data (itemvec.registry.names({data.kind!r}) lists the models for it)")
+            data = data.training()
         self._fit(data, trainer if trainer is not None else Trainer(**options))
         return self
 

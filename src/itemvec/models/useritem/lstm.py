@@ -40,9 +40,8 @@ from itemvec.config import (
     Regularisation,
 )
 from itemvec.data.types import Interactions
-from itemvec.models.dense import TorchSteps, forked_seed
-from itemvec.models.explicit import baseline_biases
-from itemvec.models.useritem import UserItemModel, set_torch_state, torch_state
+from itemvec.models.useritem.base import TorchSteps, UserItemModel, forked_seed, set_torch_state, torch_state
+from itemvec.models.useritem.explicit import baseline_biases
 from itemvec.train import RowSteps, Trainer, TrainSettings
 
 
@@ -131,7 +130,7 @@ class _LSTMSteps(RowSteps, TorchSteps):
         RowSteps.__init__(self, len(self.starts), model.config.train.batch_size)
         self.item_bias0 = model.net_.item_bias.weight.detach()[:, 0].clone()
 
-    def loss(self, step: int):
+    def loss(self, step: int, seed: int):
         import torch
 
         m, c = self.model, self.model.config

@@ -40,9 +40,8 @@ from itemvec.config import (
 )
 from itemvec.data.types import Interactions
 from itemvec.errors import ConfigError
-from itemvec.models.dense import TorchSteps
-from itemvec.models.implicit import popularity_cdf, positive_rows, sample_negatives
-from itemvec.models.useritem import UserItemModel, set_torch_state, torch_state
+from itemvec.models.useritem.base import TorchSteps, UserItemModel, set_torch_state, torch_state
+from itemvec.models.useritem.implicit import popularity_cdf, positive_rows, sample_negatives
 from itemvec.train import RowSteps, Trainer, TrainSettings
 
 SCORE_CHUNK = 1 << 20  # pairs scored per forward pass at query time
@@ -89,29 +88,20 @@ class _TorchSteps(RowSteps, TorchSteps):
         self.negatives = getattr(model.config, "negatives", 1)
         self.generator = torch.Generator()
 
-    def train_step(self, step: int, lr_start: float, lr_end: float, seed: int) -> tuple[float, int]:
+    def loss(self, step: int, seed: int):
         import torch
 
         chunk = self.chunk(step)
         if len(chunk) == 0:
-            return 0.0, 0
+            return None, 0
         rng = np.random.default_rng(seed)
         users = self.users[chunk]
         negatives = sample_negatives(np.repeat(users, self.negatives), self.indptr, self.indices, self.candidates,
                                      rng, cdf=self.cdf).reshape(len(users), self.negatives)
         self.generator.manual_seed(seed)
-        for group in self.optimizer.param_groups:
-            group["lr"] = 0.5 * (lr_start + lr_end)
-        model = self.model
-        model.net_.train()
-        u = torch.from_numpy(users)
-        loss = model._triplet_loss(u, torch.from_numpy(self.items[chunk]), torch.from_numpy(negatives),
-                                   self.generator)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.mean().backward()
-        self.optimizer.step()
-        return float(loss.detach().sum()), len(chunk)
-
+        loss = self.model._triplet_loss(torch.from_numpy(users), torch.from_numpy(self.items[chunk]),
+                                        torch.from_numpy(negatives), self.generator)
+        return loss.mean(), len(chunk)
 
 
 class TorchRankingModel(UserItemModel):

@@ -126,3 +126,69 @@ def set_torch_state(module, state: dict[str, np.ndarray]) -> None:
 
     module.load_state_dict({key[4:]: torch.from_numpy(np.asarray(value)) for key, value in state.items()
                             if key.startswith("net.")})
+
+
+def forked_seed(seed: int):
+    """A context in which torch's global generator is seeded with ``seed``, restored afterwards (dropout and
+    ``nn`` initialisers read the global generator; this keeps a model's draws its own)."""
+    import torch
+
+    class _Fork:
+        def __enter__(self):
+            self._fork = torch.random.fork_rng(devices=[])
+            self._fork.__enter__()
+            torch.manual_seed(seed & 0x7FFF_FFFF_FFFF_FFFF)
+
+        def __exit__(self, *exc):
+            return self._fork.__exit__(*exc)
+
+    return _Fork()
+
+
+class TorchSteps:
+    """A torch model's side of the trainer protocol, shared by every torch user-item model: the Adam optimiser
+    and its state (checkpointed with the weights, so a resumed run continues exactly) and the rate the trainer's
+    schedule asks for at each step. Subclasses implement ``steps_per_epoch``, ``begin_epoch`` and
+    ``loss(step, seed) -> (loss tensor (mean), examples)``; the step runs with torch's global generator seeded
+    by ``seed`` (``forked_seed``), and a step of no examples changes nothing."""
+
+    def __init__(self, net, lr: float) -> None:
+        import torch
+
+        self.net = net
+        self.optimizer = torch.optim.Adam(net.parameters(), lr=lr)
+
+    def loss(self, step: int, seed: int):
+        raise NotImplementedError
+
+    def train_step(self, step: int, lr_start: float, lr_end: float, seed: int) -> tuple[float, int]:
+        for group in self.optimizer.param_groups:
+            group["lr"] = 0.5 * (lr_start + lr_end)
+        self.net.train()
+        with forked_seed(seed):
+            loss, examples = self.loss(step, seed)
+            if examples == 0:
+                self.net.eval()
+                return 0.0, 0
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+        self.net.eval()
+        return float(loss.detach()) * examples, examples
+
+    def state(self) -> dict[str, np.ndarray]:
+        state = torch_state(self.net)
+        for index, param in enumerate(self.net.parameters()):
+            for key, value in self.optimizer.state.get(param, {}).items():
+                state[f"opt.{index}.{key}"] = value.detach().cpu().numpy().copy()
+        return state
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        import torch
+
+        set_torch_state(self.net, state)
+        for index, param in enumerate(self.net.parameters()):
+            saved = {key.split(".", 2)[2]: torch.from_numpy(np.asarray(value)).clone()
+                     for key, value in state.items() if key.startswith(f"opt.{index}.")}
+            if saved:
+                self.optimizer.state[param] = saved

@@ -95,7 +95,7 @@ class GensimWord2Vec(EmbeddingModel, ItemModel):
         seed: Seed = 0
 
     def _fit(self, data: TrainingData, trainer: Trainer) -> None:
-        from itemvec.models.skipgram import sequences_for
+        from itemvec.models.itemitem.skipgram import sequences_for
 
         tokens, offsets, self.sequence_info_ = sequences_for(data, self.config, data.n_items, seed=self.config.seed,
                                                              threads=self.config.threads)

@@ -5,9 +5,8 @@ trained on ratings instead of clicks): r̂ = lo + (hi - lo) · sigmoid(MLP([e_u 
 always lies on the rating scale [lo, hi]. Loss: mean squared error plus ``l2`` times the squared norm of the
 embedding rows each batch touches (the same "L2 on touched rows" as the factorisation models); Adam.
 
-``TorchSteps`` here is the shared piece of the torch user-item models (this one and ``lstm``): it owns the
-module, the Adam optimiser and its state (checkpointed with the weights, so a resumed run continues
-exactly), and sets the rate the trainer's schedule asks for at every step.
+The torch steps (Adam, its checkpointed state, the rate the schedule asks for) are ``TorchSteps`` in
+``useritem.base``, shared with every torch user-item model.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ from itemvec.config import (
 )
 from itemvec.data.types import Interactions
 from itemvec.errors import ConfigError
-from itemvec.models.useritem import UserItemModel, set_torch_state, torch_state
+from itemvec.models.useritem.base import TorchSteps, UserItemModel, forked_seed, set_torch_state, torch_state
 from itemvec.train import RowSteps, Trainer, TrainSettings
 
 
@@ -37,66 +36,6 @@ def parse_hidden(text: str) -> list[int]:
     if any(size <= 0 for size in sizes):
         raise ConfigError(f"hidden: layer sizes must be positive, got {text!r}")
     return sizes
-
-
-def forked_seed(seed: int):
-    """A context in which torch's global generator is seeded with ``seed``, restored afterwards (dropout and
-    ``nn`` initialisers read the global generator; this keeps a model's draws its own)."""
-    import torch
-
-    class _Fork:
-        def __enter__(self):
-            self._fork = torch.random.fork_rng(devices=[])
-            self._fork.__enter__()
-            torch.manual_seed(seed & 0x7FFF_FFFF_FFFF_FFFF)
-
-        def __exit__(self, *exc):
-            return self._fork.__exit__(*exc)
-
-    return _Fork()
-
-
-class TorchSteps:
-    """A torch model's side of the trainer protocol: optimiser, learning rate, state. Subclasses implement
-    ``steps_per_epoch``, ``begin_epoch`` and ``loss(step) -> (loss tensor (mean), examples)``."""
-
-    def __init__(self, net, lr: float) -> None:
-        import torch
-
-        self.net = net
-        self.optimizer = torch.optim.Adam(net.parameters(), lr=lr)
-
-    def loss(self, step: int):
-        raise NotImplementedError
-
-    def train_step(self, step: int, lr_start: float, lr_end: float, seed: int) -> tuple[float, int]:
-        for group in self.optimizer.param_groups:
-            group["lr"] = 0.5 * (lr_start + lr_end)
-        self.net.train()
-        with forked_seed(seed):
-            loss, examples = self.loss(step)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-        self.net.eval()
-        return float(loss.detach()) * examples, examples
-
-    def state(self) -> dict[str, np.ndarray]:
-        state = torch_state(self.net)
-        for index, param in enumerate(self.net.parameters()):
-            for key, value in self.optimizer.state.get(param, {}).items():
-                state[f"opt.{index}.{key}"] = value.detach().cpu().numpy().copy()
-        return state
-
-    def set_state(self, state: dict[str, np.ndarray]) -> None:
-        import torch
-
-        set_torch_state(self.net, state)
-        for index, param in enumerate(self.net.parameters()):
-            saved = {key.split(".", 2)[2]: torch.from_numpy(np.asarray(value)).clone()
-                     for key, value in state.items() if key.startswith(f"opt.{index}.")}
-            if saved:
-                self.optimizer.state[param] = saved
 
 
 def _mlp(sizes: list[int], dropout: float):
@@ -144,7 +83,7 @@ class _DenseSteps(RowSteps, TorchSteps):
         self.items = torch.from_numpy(items)
         self.target = torch.from_numpy(target)
 
-    def loss(self, step: int):
+    def loss(self, step: int, seed: int):
         import torch
 
         rows = torch.from_numpy(self.chunk(step))

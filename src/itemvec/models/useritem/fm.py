@@ -34,8 +34,8 @@ from itemvec.config import (
     Regularisation,
 )
 from itemvec.data.types import Interactions
-from itemvec.models.triplet import TorchRankingModel, _embedding, bpr_loss
-from itemvec.models.useritem import set_torch_state, torch_state
+from itemvec.models.useritem.base import set_torch_state, torch_state
+from itemvec.models.useritem.triplet import TorchRankingModel, _embedding, bpr_loss
 from itemvec.train import TrainSettings
 
 

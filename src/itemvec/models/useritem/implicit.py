@@ -43,7 +43,7 @@ from itemvec.config import (
 from itemvec.data.types import Interactions
 from itemvec.models.embedding import Embedding, EmbeddingModel
 from itemvec.models.kernels import lane_rate, lanes, sigmoid
-from itemvec.models.useritem import UserItemModel
+from itemvec.models.useritem.base import UserItemModel
 from itemvec.rng import splitmix_next
 from itemvec.train import RowSteps, Trainer, TrainSettings
 

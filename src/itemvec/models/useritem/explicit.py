@@ -32,7 +32,7 @@ from itemvec.config import (
 )
 from itemvec.data.types import Interactions
 from itemvec.models.embedding import Embedding, EmbeddingModel
-from itemvec.models.useritem import UserItemModel
+from itemvec.models.useritem.base import UserItemModel
 from itemvec.train import RowSteps, Trainer, TrainSettings
 
 N_BLOCKS = 16  # fixed work split per step: results do not depend on the number of threads (given one thread)

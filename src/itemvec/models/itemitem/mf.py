@@ -351,7 +351,7 @@ class MFSeq(MFBias):
         train: TrainSettings = dataclasses.replace(MF.Config.train, epochs=1, batch_size=20000)
 
     def _fit(self, data: TrainingData, trainer: Trainer) -> None:
-        from itemvec.models.skipgram import sequences_for
+        from itemvec.models.itemitem.skipgram import sequences_for
 
         c = self.config
         tokens, offsets, self.sequence_info_ = sequences_for(data, c, data.n_items, seed=c.train.seed,

@@ -8,7 +8,7 @@ PIP_FLAGS := $(if $(WHEELS),--find-links $(WHEELS),)
 DEMO_DIR ?= demo-output
 DEMO_PRODUCTS ?= 100000
 
-.PHONY: setup demo test bench lint clean
+.PHONY: setup browser demo test bench lint clean
 
 setup: $(STAMP)
 
@@ -27,9 +27,17 @@ $(DEMO_DIR)/catalogue.json.gz: | setup
 demo: setup $(DEMO_DIR)/catalogue.json.gz
 	$(BIN)/itemvec prepare amazon $(DEMO_DIR)/catalogue.json.gz --out $(DEMO_DIR)/data --seed 7
 	$(BIN)/itemvec compare --data $(DEMO_DIR)/data --out $(DEMO_DIR)/report
+	$(BIN)/itemvec index $(DEMO_DIR)/report/runs/mf-bias
 	@echo "Report: $(DEMO_DIR)/report/report.html (and report.md, metrics.json)"
+	@echo "Serve it (API and a page that compares the models per product): $(BIN)/itemvec serve $(DEMO_DIR)/report"
 
-test: setup
+# The page's browser test drives Debian's Chromium (never a downloaded browser); installed when missing.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium chromium-driver; }
+
+test: setup browser
 	$(BIN)/python -m pytest
 
 lint: setup

@@ -13,8 +13,9 @@ LAYERS = [
     {"errors", "rng", "parallel", "progress"},
     {"graph", "config", "outputs", "registry"},
     {"train", "data", "guard"},
-    {"evaluate", "models"},
+    {"evaluate", "models", "index"},
     {"runs"},
+    {"export", "serve"},
     {"cli", "__init__"},
 ]
 

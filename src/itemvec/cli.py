@@ -281,6 +281,55 @@ def recommend_command(
             typer.echo(f"  {rank:>3}. {r['item']}  {r['score']:+.4f}  {r['title'] or ''}")
 
 
+@app.command("export")
+def export_command(
+    run_dir: Annotated[Path, typer.Argument(help="A RUN_DIR written by `itemvec train`.")],
+    out: Annotated[Path, typer.Option(help="The file to write.")],
+    fmt: Annotated[str, typer.Option("--format", help="word2vec, word2vec-binary or parquet.")] = "word2vec",
+    users: Annotated[bool, typer.Option("--users", help="The user vectors of a user-item run.")] = False,
+    context: Annotated[bool, typer.Option("--context", help="Add the context vectors (keys ID#context).")] = False,
+    data: Annotated[Path | None, typer.Option(help="DATA_DIR (default: the one it was trained on).")] = None,
+) -> None:
+    """Write a run's learned vectors, keyed by the original ids, for gensim, pyarrow or polars."""
+    from itemvec.export import export_run
+
+    result = export_run(run_dir, fmt, out, data_dir=data, users=users, context=context)
+    typer.echo(f"wrote {result['path']}: {result['count']:,} {result['vectors']} vectors of dimension "
+               f"{result['dim']} ({result['format']}; {result['model']} scores by its {result['rule']} rule)")
+
+
+@app.command("index")
+def index_command(
+    run_dir: Annotated[Path, typer.Argument(help="A RUN_DIR written by `itemvec train`.")],
+    backend: Annotated[str, typer.Option(help="Only faiss (HNSW).")] = "faiss",
+    m: Annotated[int, typer.Option("--m", help="HNSW links per node.")] = 32,
+    ef_construction: Annotated[int, typer.Option(help="HNSW build breadth.")] = 200,
+    ef_search: Annotated[int, typer.Option(help="HNSW search breadth (recall against speed).")] = 64,
+) -> None:
+    """Build a nearest-neighbour index beside the run's weights; `similar`, `recommend` and `serve` use it."""
+    from itemvec.errors import ConfigError
+    from itemvec.runs import index_run
+
+    if backend != "faiss":
+        raise ConfigError(f"--backend: {backend!r} is not available; the only backend is faiss")
+    info = index_run(run_dir, m=m, ef_construction=ef_construction, ef_search=ef_search)
+    for search, entry in info["searches"].items():
+        typer.echo(f"{search}: {entry['vectors']:,} vectors of dimension {entry['dim']} in "
+                   f"{run_dir / entry['file']} ({entry['bytes'] / 1e6:.1f} MB, {entry['build_seconds']:.1f} s)")
+
+
+@app.command("serve")
+def serve_command(
+    paths: Annotated[list[Path], typer.Argument(help="REPORT_DIRs (every finished run in runs/) or RUN_DIRs.")],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8000,
+) -> None:
+    """Serve the models behind an HTTP API (/v1/..., docs at /docs) and a page that compares them per product."""
+    from itemvec.serve.app import serve
+
+    serve(paths, host=host, port=port, log=lambda line: typer.echo(line, err=True))
+
+
 @app.command("models")
 def models_command() -> None:
     """List the registered models: item-item (product pairs) and user-item (ratings)."""

@@ -42,7 +42,7 @@ KINDS = {
     "data": ("manifest.json", "products.parquet", "id_map.parquet", "pairs.parquet", "split",
              "sequences.parquet", "sequences_train.parquet", "users.parquet", "items.parquet", "ratings"),
     "run": ("config.toml", "model.json", "weights.npz", "history.jsonl", "train.json", "metrics.json",
-            "curves.npz", "checkpoint.npz", "resolved.toml", "*.png"),
+            "curves.npz", "checkpoint.npz", "resolved.toml", "*.png", "index.json", "index*.faiss"),
     "report": ("report.md", "report.html", "metrics.json", "*.png", "runs"),
 }
 # Our own bookkeeping and temporary names, in every kind of folder.

@@ -49,6 +49,7 @@ from itemvec.data.prepare import peak_rss_mb
 from itemvec.data.store import read_json_object
 from itemvec.errors import ConfigError, InputError, Interrupted
 from itemvec.evaluate.protocol import ITEM_ITEM, USER_ITEM, protocol
+from itemvec.index import ALL_FILES as INDEX_FILES
 from itemvec.models.base import load_model, read_model_json
 from itemvec.outputs import OutputFolder, safe_name, save_npz, write_json, write_text
 from itemvec.train import Trainer, checkpoint_identity, refuse_foreign_checkpoint, run_identity
@@ -107,7 +108,8 @@ def train_run(model: str, data_dir: Path, out: Path, *, config_file: Path | None
         if checkpoint.exists() and resume:
             refuse_foreign_checkpoint(checkpoint, checkpoint_identity(checkpoint), identity)
         # From here the folder holds this run: the old result stops counting before training starts.
-        for name in ("train.json", "metrics.json", *([] if resume else ["checkpoint.npz"])):
+        for name in ("train.json", "metrics.json", *INDEX_FILES,
+                     *([] if resume else ["checkpoint.npz"])):
             (out / name).unlink(missing_ok=True)
         config_text = toml_text(model, config)
         write_text(out / "config.toml", config_text)
@@ -383,6 +385,27 @@ def table_lines(rows: list[dict]) -> list[str]:
     return lines
 
 
+def index_run(run_dir: Path, *, m: int = 32, ef_construction: int = 200, ef_search: int = 64) -> dict:
+    """Build the faiss HNSW index of a finished run beside its weights (``itemvec.index``)."""
+    from itemvec.index import build_run_index
+
+    for name, value, low, high in (("--m", m, 4, 256), ("--ef-construction", ef_construction, 8, 4096),
+                                   ("--ef-search", ef_search, 1, 4096)):
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise ConfigError(f"{name}: {value} is out of range; expected [{low}, {high}]")
+    model, _, _ = open_run(run_dir)
+    with OutputFolder(run_dir, "run"):
+        return build_run_index(run_dir, model, m=m, ef_construction=ef_construction, ef_search=ef_search)
+
+
+def run_neighbours(run_dir: Path, model):
+    """The model's searches (``itemvec.index.Neighbours``): through the run's index when `itemvec index` built
+    one, by the exact scan otherwise."""
+    from itemvec.index import Neighbours, load_run_index
+
+    return Neighbours(model, load_run_index(run_dir, model) if getattr(model, "has_embedding", False) else None)
+
+
 def similar(run_dir: Path, asins: list[str], k: int = 10, data_dir: Path | None = None) -> list[dict]:
     """Nearest products of each ASIN, with titles. Unknown ASINs raise an InputError naming them."""
     check_k(k)
@@ -390,7 +413,9 @@ def similar(run_dir: Path, asins: list[str], k: int = 10, data_dir: Path | None 
     ids = data.item_index(asins)
     products = data.products()
     titles = products["title"].to_pylist() if "title" in products.column_names else [None] * data.n_items
-    top, scores = model.similar_items(ids, k)
+    neighbours = run_neighbours(run_dir, model)
+    found = [neighbours.similar(int(item), k) for item in ids]
+    top, scores = [row for row, _ in found], [values for _, values in found]
     results = []
     for asin, item, row, row_scores in zip(asins, ids, top, scores):
         neighbours = [{"asin": data.asins[j], "title": titles[j], "score": float(s)}
@@ -419,7 +444,14 @@ def recommend(run_dir: Path, users: list[str], k: int = 10, data_dir: Path | Non
     if train.validation is not None and len(train.validation):
         seen = ((seen + train.validation.matrix()) > 0).astype(np.float32).tocsr()
     ids = np.array([index[u] for u in users], dtype=np.int64)
-    top, scores = model.recommend(ids, k, exclude=None if include_seen else seen)
+    neighbours = run_neighbours(run_dir, model)
+    found = []
+    for uid in ids:
+        allowed = np.ones(model.n_items, dtype=bool)
+        if not include_seen:
+            allowed[seen[uid].indices] = False
+        found.append(neighbours.recommend(int(uid), k, allowed))
+    top, scores = [row for row, _ in found], [values for _, values in found]
     results = []
     for user, uid, row, row_scores in zip(users, ids, top, scores):
         results.append({"user": user, "seen_in_training": bool(model.known_users_[uid]),

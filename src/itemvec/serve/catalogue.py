@@ -1,0 +1,95 @@
+"""What the service knows of a DATA_DIR: ids, titles, brands, categories, search, known partners, seen items.
+Loaded once when the service starts; every lookup afterwards is an array or dict access."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+
+def _leaf(paths) -> str | None:
+    if not paths:
+        return None
+    first = paths[0] if isinstance(paths[0], list | tuple) else paths
+    return str(first[-1]) if first else None
+
+
+class Catalogue:
+    """Items (and, for ratings data, users) of one DATA_DIR."""
+
+    def __init__(self, data) -> None:
+        self.data = data
+        self.kind = data.kind
+        if self.kind == "pairs":
+            table = data.products()
+            self.ids = list(data.asins)
+            columns = table.column_names
+            self.titles = table["title"].to_pylist() if "title" in columns else [None] * len(self.ids)
+            self.brands = table["brand"].to_pylist() if "brand" in columns else [None] * len(self.ids)
+            paths = table["categories"].to_pylist() if "categories" in columns else [None] * len(self.ids)
+            self.categories = [_leaf(p) for p in paths]
+            self.category_sets = [{str(c).lower() for path in (p or []) for c in (path or [])} for p in paths]
+            train = data.pairs("train")
+            n = len(self.ids)
+            adjacency = sp.coo_matrix((np.ones(len(train.item_a)), (train.item_a, train.item_b)), shape=(n, n)).tocsr()
+            self.partners = ((adjacency + adjacency.T) > 0).tocsr()
+            self.user_ids: list[str] = []
+            self.seen = None
+        else:
+            items = data.items()
+            self.ids = [str(i) for i in items.column("item_id").to_pylist()]
+            columns = items.column_names
+            self.titles = items["title"].to_pylist() if "title" in columns else [None] * len(self.ids)
+            self.brands = [None] * len(self.ids)
+            genres = items["genres"].to_pylist() if "genres" in columns else [None] * len(self.ids)
+            self.categories = [", ".join(g) if g else None for g in genres]
+            self.category_sets = [{str(x).lower() for x in (g or [])} for g in genres]
+            self.partners = None
+            self.user_ids = [str(u) for u in data.users().column("user_id").to_pylist()]
+            train = data.training(features=False)
+            seen = train.matrix()
+            if train.validation is not None and len(train.validation):
+                seen = ((seen + train.validation.matrix()) > 0).astype(np.float32)
+            self.seen = sp.csr_matrix(seen)
+        self.index = {item: i for i, item in enumerate(self.ids)}
+        self.user_index = {user: i for i, user in enumerate(self.user_ids)}
+        self._search_text = [f"{item} {title or ''}".lower() for item, title in zip(self.ids, self.titles)]
+        self.n_items = len(self.ids)
+
+    def item(self, i: int, score: float | None = None) -> dict:
+        out = {"id": self.ids[i], "title": self.titles[i], "brand": self.brands[i], "category": self.categories[i]}
+        if score is not None:
+            out["score"] = score
+        return out
+
+    def search(self, query: str, limit: int) -> list[dict]:
+        """Items whose id or title holds every word of ``query`` (case-insensitive), exact id first."""
+        words = query.lower().split()
+        if not words:
+            return []
+        hits = []
+        exact = self.index.get(query.strip())
+        if exact is not None:
+            hits.append(exact)
+        for i, text in enumerate(self._search_text):
+            if len(hits) >= limit:
+                break
+            if i != exact and all(w in text for w in words):
+                hits.append(i)
+        return [self.item(i) for i in hits[:limit]]
+
+    def filter_mask(self, *, category: str | None = None, brand: str | None = None) -> np.ndarray:
+        mask = np.ones(self.n_items, dtype=bool)
+        if category:
+            wanted = category.lower()
+            mask &= np.fromiter((wanted in s for s in self.category_sets), dtype=bool, count=self.n_items)
+        if brand:
+            wanted = brand.lower()
+            mask &= np.fromiter(((b or "").lower() == wanted for b in self.brands), dtype=bool, count=self.n_items)
+        return mask
+
+    def known_partners(self, i: int) -> np.ndarray:
+        return self.partners[i].indices if self.partners is not None else np.empty(0, dtype=np.int64)
+
+    def seen_items(self, user: int) -> np.ndarray:
+        return self.seen[user].indices if self.seen is not None else np.empty(0, dtype=np.int64)

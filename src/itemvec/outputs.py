@@ -33,6 +33,7 @@ import secrets
 import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from itemvec.errors import Interrupted, OutputError
 
@@ -305,7 +306,8 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator:
         except FileExistsError:
             _LIVE.discard(tmp)  # not ours: never removed
     try:
-        handle = os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"}))
+        options: dict[str, Any] = {} if "b" in mode else {"encoding": "utf-8"}
+        handle = os.fdopen(fd, mode, **options)
         with handle:
             os.fchmod(handle.fileno(), 0o666 & ~umask())
             yield handle

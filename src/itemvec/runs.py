@@ -32,6 +32,7 @@ import sys
 import time
 from contextlib import suppress
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -305,7 +306,8 @@ def compare(data_dir: Path, models: list[str], out: Path, *, config_file: Path |
         out = folder.path
         runs = out / "runs"
         runs.mkdir(exist_ok=True)
-        rows, curves_by_model = [], {}
+        rows: list[dict[str, Any]] = []
+        curves_by_model: dict[str, dict[str, Any]] = {}
         for name in models:
             run_dir = runs / folders[name]
             base, config = configs[name]
@@ -345,6 +347,7 @@ def _train_child(base: str, config, data, run_dir: Path, progress: bool) -> None
         _stop(worker)
         raise
     code = worker.exitcode
+    assert code is not None  # joined: the worker has ended
     if code in (128 + signal.SIGINT, 128 + signal.SIGTERM, -signal.SIGINT, -signal.SIGTERM):
         raise Interrupted(abs(code) % 128 or signal.SIGINT)  # the worker was stopped on its own: ours too
     if code != 0:

@@ -49,6 +49,7 @@ class Model:
     name: ClassVar[str] = "base"
     data_kind: ClassVar[str] = "pairs"  # the data it learns from: "pairs" or "ratings" (itemvec.registry.KINDS)
     known: ClassVar[tuple[str, ...]] = ("known_items_",)  # the masks of what the model has learned about
+    known_items_: np.ndarray  # (n_items,) bool, set by fit() or load(); None before (see _check_fitted)
 
     @dataclass(frozen=True)
     class Config:

@@ -93,6 +93,7 @@ class Embedding:
 
     def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """(n,) float64: u · v_i + b_u + b_i + g."""
+        assert self.user_vectors is not None, "a user-item model's embedding has user vectors"
         out = np.einsum("ij,ij->i", self.user_vectors[users], self.item_vectors[items])
         if self.item_bias is not None:
             out = out + self.item_bias[items]
@@ -102,6 +103,7 @@ class Embedding:
 
     def score_users(self, users: np.ndarray) -> np.ndarray:
         """(u, n_items): the same over the whole catalogue."""
+        assert self.user_vectors is not None, "a user-item model's embedding has user vectors"
         scores = self.user_vectors[users] @ self.item_vectors.T
         if self.item_bias is not None:
             scores = scores + self.item_bias[None, :]

@@ -37,6 +37,7 @@ class UserItemModel(Model):
     data_kind = "ratings"
     kind: ClassVar[str] = "explicit"  # or "implicit"
     known = ("known_users_", "known_items_")
+    known_users_: np.ndarray  # (n_users,) bool, as known_items_
 
     # ---------------------------------------------------------------- queries
 

@@ -42,6 +42,7 @@ test: setup browser
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
 
 bench: setup
 	$(BIN)/python -m pip install --quiet $(PIP_FLAGS) -e ".[dev,bench]"

@@ -16,13 +16,19 @@ import tomllib
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import tomli_w
 
 from itemvec.errors import ConfigError
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 SCHEDULES = ("cosine-restarts", "cosine", "linear", "constant")
+
+# A config: a frozen dataclass of settings (a model's ``Config``, the trainer's ``TrainSettings``).
+SettingsT = TypeVar("SettingsT", bound="DataclassInstance")
 
 
 @dataclass(frozen=True)
@@ -34,7 +40,7 @@ class Range:
     low_open: bool = False
     high_open: bool = False
 
-    def __contains__(self, value) -> bool:
+    def __contains__(self, value: float) -> bool:
         if self.low is not None and (value <= self.low if self.low_open else value < self.low):
             return False
         if self.high is not None and (value >= self.high if self.high_open else value > self.high):
@@ -51,7 +57,7 @@ class Range:
 class Choices:
     values: tuple[str, ...]
 
-    def __contains__(self, value) -> bool:
+    def __contains__(self, value: object) -> bool:
         return value in self.values
 
     def __str__(self) -> str:
@@ -86,13 +92,13 @@ Score = Annotated[str, Choices(("dot", "cosine"))]
 
 
 @functools.cache
-def _specs(config_class: type) -> dict[str, tuple[type, tuple]]:
+def _specs(config_class: type) -> dict[str, tuple[type, tuple[Range | Choices, ...]]]:
     """name → (type, (Range/Choices rules...)) of every field of a config class."""
     hints = typing.get_type_hints(config_class, include_extras=True)
     specs = {}
     for f in dataclasses.fields(config_class):
         hint = hints[f.name]
-        rules: tuple = ()
+        rules: tuple[Range | Choices, ...] = ()
         if typing.get_origin(hint) is Annotated:
             hint, *extras = typing.get_args(hint)
             rules = tuple(e for e in extras if isinstance(e, Range | Choices))
@@ -118,7 +124,7 @@ def _convert(name: str, text: str, kind: type) -> object:
         raise ConfigError(f"{name}: expected {kind.__name__}, got {text!r}") from None
 
 
-def _block(kind) -> bool:
+def _block(kind: object) -> bool:
     """A nested block of settings (the trainer's ``train``), itself a frozen dataclass of settings."""
     return isinstance(kind, type) and dataclasses.is_dataclass(kind)
 
@@ -126,7 +132,7 @@ def _block(kind) -> bool:
 def setting_names(config_class: type) -> set[str]:
     """Every key a config class takes: its own fields, the fields of its blocks by their own name (``epochs``)
     and dotted (``train.epochs``)."""
-    names = set()
+    names: set[str] = set()
     for name, kind in field_types(config_class).items():
         if _block(kind):
             inner = setting_names(kind)
@@ -136,11 +142,12 @@ def setting_names(config_class: type) -> set[str]:
     return names
 
 
-def check(config, *, source: str | None = None) -> None:
+def check(config: DataclassInstance, *, source: str | None = None) -> None:
     """Hold every field of ``config`` (and of its blocks) to its declared type and range, then to the config's
     ``validate()``."""
     source = source or f"settings for {type(config).__qualname__.split('.')[0]}"
-    for name, (kind, rules) in _specs(type(config)).items():
+    config_class: type = type(config)  # `type`: mypy takes no type[X] as Hashable (functools.cache)
+    for name, (kind, rules) in _specs(config_class).items():
         value = getattr(config, name)
         if _block(kind):
             check(value, source=source)
@@ -158,7 +165,7 @@ def check(config, *, source: str | None = None) -> None:
         validate()
 
 
-def replace(config, values: dict[str, object], *, source: str = "--set"):
+def replace(config: SettingsT, values: dict[str, Any], *, source: str = "--set") -> SettingsT:
     """A copy of ``config`` with ``values`` (strings or typed values) applied and checked; unknown keys, values
     of the wrong type and values out of range are errors.
 
@@ -215,7 +222,7 @@ def parse_sets(items: list[str] | None) -> dict[str, str]:
     return values
 
 
-def load_toml(path: Path) -> dict:
+def load_toml(path: str | Path) -> dict[str, Any]:
     try:
         return tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -228,13 +235,13 @@ def load_toml(path: Path) -> dict:
         raise ConfigError(f"{path}: not valid TOML ({exc})") from None
 
 
-def settings_for(model: str, file_values: dict | None, set_values: dict[str, str], config_class: type,
-                 *, strict_unprefixed: bool = True) -> dict[str, object]:
+def settings_for(model: str, file_values: dict[str, Any] | None, set_values: dict[str, str], config_class: type,
+                 *, strict_unprefixed: bool = True) -> dict[str, Any]:
     """Select the settings that apply to ``model``: top-level keys of the file, the file's ``[model]`` table,
     then ``--set`` keys without a prefix and ``model.key`` keys (later wins). Unprefixed keys that this model
     does not have are skipped when ``strict_unprefixed`` is False (compare: each model takes what it knows)."""
     known = setting_names(config_class)
-    chosen: dict[str, object] = {}
+    chosen: dict[str, Any] = {}
     for source in (file_values or {}, set_values):
         for key, value in source.items():
             if isinstance(value, dict):
@@ -253,20 +260,20 @@ def settings_for(model: str, file_values: dict | None, set_values: dict[str, str
     return chosen
 
 
-def seed_of(config) -> int:
+def seed_of(config: Any) -> int:
     """A run's seed: the trainer's (``train.seed``) for a model the trainer trains, the model's own otherwise."""
     return getattr(config, "train", config).seed
 
 
-def epochs_of(config) -> int | None:
+def epochs_of(config: Any) -> int | None:
     """A run's epochs (the trainer's, or gensim's for the word2vec peer); None for a model that does not train."""
     return getattr(getattr(config, "train", config), "epochs", None)
 
 
-def to_dict(config) -> dict:
+def to_dict(config: DataclassInstance) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
-def toml_text(model: str, config) -> str:
+def toml_text(model: str, config: DataclassInstance) -> str:
     """The resolved settings of a run as written to its ``config.toml``: ``model = NAME`` and a ``[NAME]`` table."""
     return tomli_w.dumps({"model": model, model: to_dict(config)})

@@ -30,6 +30,7 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -63,6 +64,7 @@ def similar_space(emb: Embedding, *, cosine: bool = False) -> Space:
         unit = _unit(q).astype(np.float32)
         return Space(unit, unit, np.zeros(n))
     if emb.rule == "two-role":
+        assert emb.context_vectors is not None  # Embedding refuses a two-role rule without them
         c = emb.context_vectors.astype(np.float64)
         queries, keys = np.hstack([0.5 * q, 0.5 * c]), np.hstack([c, q])
     else:
@@ -181,7 +183,7 @@ def spaces_of(model) -> dict[str, Space]:
     return {"similar": similar_space(emb, cosine=True), "recommend": recommend_space(emb)}
 
 
-def build_run_index(run_dir: Path, model, *, m: int = 32, ef_construction: int = 200, ef_search: int = 64) -> dict:
+def build_run_index(run_dir: str | Path, model: Any, *, m: int = 32, ef_construction: int = 200, ef_search: int = 64) -> dict:
     """Build the run's index files (under temporary names, then renamed); returns index.json's content."""
     from itemvec.outputs import atomic_write, write_json
 
@@ -202,7 +204,7 @@ def build_run_index(run_dir: Path, model, *, m: int = 32, ef_construction: int =
     return info
 
 
-def load_run_index(run_dir: Path, model) -> dict[str, HNSWIndex] | None:
+def load_run_index(run_dir: str | Path, model: Any) -> dict[str, HNSWIndex] | None:
     """The run's indexes, or None when it has none. An index of other weights (the run was trained again
     after ``itemvec index``) is refused with a hint."""
     run_dir = Path(run_dir)

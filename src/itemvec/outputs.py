@@ -31,10 +31,15 @@ import json
 import os
 import secrets
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
+from types import TracebackType
+from typing import IO, TYPE_CHECKING, Any
 
 from itemvec.errors import Interrupted, OutputError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 MARKER = ".itemvec.json"
 LOCK = ".itemvec.lock"
@@ -169,7 +174,8 @@ class OutputFolder:
             raise
         return self
 
-    def __exit__(self, kind, value, traceback) -> None:
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 traceback: TracebackType | None) -> None:
         self._release(failed=kind is not None)
         if isinstance(value, Interrupted) and value.kept is None and self.kind == "data":
             if self.built:
@@ -289,7 +295,7 @@ def remove_temporaries() -> None:
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | Path, mode: str = "wb") -> Iterator:
+def atomic_write(path: str | Path, mode: str = "wb") -> Iterator[IO[Any]]:
     """Open a fresh temporary file beside ``path`` (never a name that exists, so never through a link) with
     the permissions of a new file under the umask; rename it to ``path`` when the block succeeds.
 
@@ -305,7 +311,8 @@ def atomic_write(path: str | Path, mode: str = "wb") -> Iterator:
         except FileExistsError:
             _LIVE.discard(tmp)  # not ours: never removed
     try:
-        handle = os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"}))
+        options: dict[str, Any] = {} if "b" in mode else {"encoding": "utf-8"}
+        handle = os.fdopen(fd, mode, **options)
         with handle:
             os.fchmod(handle.fileno(), 0o666 & ~umask())
             yield handle
@@ -322,23 +329,23 @@ def write_text(path: str | Path, text: str) -> None:
         handle.write(text)
 
 
-def write_json(path: str | Path, obj) -> None:
+def write_json(path: str | Path, obj: object) -> None:
     write_text(path, json.dumps(obj, indent=2, default=float) + "\n")
 
 
-def save_npz(path: str | Path, arrays: dict) -> None:
+def save_npz(path: str | Path, arrays: Mapping[str, Any]) -> None:  # name → array (np.savez's keywords)
     import numpy as np
 
     with atomic_write(path) as handle:
         np.savez(handle, **arrays)
 
 
-def save_figure(fig, path: str | Path, **kwargs) -> None:
+def save_figure(fig: Figure, path: str | Path, **kwargs: Any) -> None:
     with atomic_write(path) as handle:
         fig.savefig(handle, format="png", **kwargs)
 
 
-def check_output_file(path: str | Path, ours) -> None:
+def check_output_file(path: str | Path, ours: Callable[[Path], bool]) -> None:
     """Refuse an output *file* that exists and that ``ours(path)`` cannot tell itemvec wrote, or that is a
     folder or a symbolic link."""
     path = Path(path)

@@ -16,8 +16,9 @@ def thread_limit(threads: int) -> Iterator[None]:
     import numba
 
     previous = numba.get_num_threads()
-    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS if threads <= 0
-                          else min(threads, numba.config.NUMBA_NUM_THREADS))
+    # numba.config sets its attributes at import time; its type information does not list them.
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS if threads <= 0  # type: ignore[attr-defined]
+                          else min(threads, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
     torch = sys.modules.get("torch")
     previous_torch = torch.get_num_threads() if torch is not None else None
     if torch is not None and threads > 0:

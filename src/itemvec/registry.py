@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import json
 from pathlib import Path
+from typing import Any
 
 from itemvec.errors import ConfigError
 
@@ -69,7 +70,7 @@ def default_models(kind: str = "pairs") -> list[str]:
     return list(ITEM_MODELS if kind == "pairs" else USER_MODELS)
 
 
-def get(name: str, kind: str = "pairs"):
+def get(name: str, kind: str = "pairs") -> type[Any]:
     table = _table(kind)
     try:
         target = table[name]
@@ -94,6 +95,6 @@ def data_kind(data_dir: str | Path) -> str:
     return "ratings" if kind == "ratings" else "pairs"
 
 
-def run_kind(meta: dict) -> str:
+def run_kind(meta: dict[str, Any]) -> str:
     """The data kind a saved model (its ``model.json``) was trained on."""
     return "ratings" if meta.get("kind") in ("explicit", "implicit") else "pairs"

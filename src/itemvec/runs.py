@@ -30,8 +30,10 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from contextlib import suppress
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -46,19 +48,25 @@ from itemvec.config import (
     toml_text,
 )
 from itemvec.data.prepare import peak_rss_mb
-from itemvec.data.store import read_json_object
+from itemvec.data.store import DataDir, RatingsDir, read_json_object
 from itemvec.errors import ConfigError, InputError, Interrupted
 from itemvec.evaluate.protocol import ITEM_ITEM, USER_ITEM, protocol
 from itemvec.index import ALL_FILES as INDEX_FILES
-from itemvec.models.base import load_model, read_model_json
+from itemvec.index import Neighbours
+from itemvec.models.base import Model, load_model, read_model_json
 from itemvec.outputs import OutputFolder, safe_name, save_npz, write_json, write_text
 from itemvec.train import Trainer, checkpoint_identity, refuse_foreign_checkpoint, run_identity
+
+if TYPE_CHECKING:
+    from multiprocessing.process import BaseProcess
+
+    from _typeshed import DataclassInstance
 
 MAX_K = 10_000  # neighbours / recommendations per query
 
 
 def resolve_config(model: str, config_file: Path | None = None, sets: dict[str, str] | None = None,
-                   *, strict: bool = True, kind: str = "pairs"):
+                   *, strict: bool = True, kind: str = "pairs") -> tuple[type[Model], DataclassInstance]:
     cls = registry.get(model, kind)
     file_values = load_toml(config_file) if config_file else None
     if file_values and "model" in file_values and file_values.get("model") != model:
@@ -69,7 +77,7 @@ def resolve_config(model: str, config_file: Path | None = None, sets: dict[str, 
     return cls, replace(cls.Config(), values, source=f"settings for {model}")
 
 
-def open_data(data_dir: Path, kind: str | None = None):
+def open_data(data_dir: str | Path, kind: str | None = None) -> DataDir | RatingsDir:
     """The DATA_DIR of either kind, checked on open (see itemvec.data.store)."""
     return protocol(kind or registry.data_kind(data_dir)).open(data_dir)
 
@@ -84,9 +92,9 @@ def check_k(k: int) -> int:
     return k
 
 
-def train_run(model: str, data_dir: Path, out: Path, *, config_file: Path | None = None,
-              sets: dict[str, str] | None = None, config=None, progress: bool = True, resume: bool = True,
-              ranking_queries: int = 1000) -> dict:
+def train_run(model: str, data_dir: str | Path, out: str | Path, *, config_file: Path | None = None,
+              sets: dict[str, str] | None = None, config: DataclassInstance | None = None, progress: bool = True,
+              resume: bool = True, ranking_queries: int = 1000) -> dict[str, Any]:
     """Fit ``model`` on DATA_DIR's train pairs (or ratings), save it into ``out`` and evaluate it on the
     test part. The settings: ``config`` (a resolved Config of the model), else ``config_file`` and ``sets``.
     Everything is checked (settings, data, the output folder, a checkpoint left in it) before anything in
@@ -131,15 +139,15 @@ def train_run(model: str, data_dir: Path, out: Path, *, config_file: Path | None
         return metrics
 
 
-def _save_curves(path: Path, curves: dict) -> None:
+def _save_curves(path: Path, curves: dict[str, Any]) -> None:
     arrays = {f"{group}.{key}": np.asarray(value) for group, values in curves.items() if isinstance(values, dict)
               for key, value in values.items() if not isinstance(value, str)}
     save_npz(path, arrays)
 
 
-def load_curves(run_dir: Path) -> dict:
+def load_curves(run_dir: str | Path) -> dict[str, Any]:
     run_dir = Path(run_dir)
-    curves: dict = {}
+    curves: dict[str, Any] = {}
     if (run_dir / "curves.npz").exists():
         with np.load(run_dir / "curves.npz", allow_pickle=False) as npz:
             for key in npz.files:
@@ -155,7 +163,7 @@ def load_curves(run_dir: Path) -> dict:
     return curves
 
 
-def _train_info(run_dir: Path) -> dict:
+def _train_info(run_dir: Path) -> dict[str, Any]:
     """A finished run's ``train.json`` (checked), or {} when training did not finish."""
     path = run_dir / "train.json"
     if not path.exists():
@@ -170,7 +178,8 @@ def _train_info(run_dir: Path) -> dict:
     return info
 
 
-def open_run(run_dir: Path, data_dir: Path | None = None, *, expect: str | None = None):
+def open_run(run_dir: str | Path, data_dir: str | Path | None = None, *, expect: str | None = None,
+             ) -> tuple[Model, DataDir | RatingsDir, dict[str, Any]]:
     """(model, data, train info) of a RUN_DIR, every file checked, the data of the model's kind and size.
     ``expect`` (a data kind) refuses a run of the other kind with a hint at the command for it."""
     run_dir = Path(run_dir)
@@ -197,7 +206,7 @@ def open_run(run_dir: Path, data_dir: Path | None = None, *, expect: str | None 
     return model, data, info
 
 
-def evaluate_model(model, data, *, ranking_queries: int = 1000) -> dict:
+def evaluate_model(model: Model, data: DataDir | RatingsDir, *, ranking_queries: int = 1000) -> dict[str, Any]:
     """The figures of a fitted ``model`` on the test part of an opened DATA_DIR ``data`` (``open_data``), by the
     protocol of the data's kind: the same dict as a run's ``metrics.json``, without the timings of training."""
     if model.data_kind != data.kind:
@@ -209,15 +218,16 @@ def evaluate_model(model, data, *, ranking_queries: int = 1000) -> dict:
     return metrics
 
 
-def evaluate_run(run_dir: Path, data_dir: Path | None = None, *, ranking_queries: int = 1000,
-                 plots: bool = True) -> dict:
+def evaluate_run(run_dir: str | Path, data_dir: str | Path | None = None, *, ranking_queries: int = 1000,
+                 plots: bool = True) -> dict[str, Any]:
     """(Re)compute ``metrics.json``, ``curves.npz`` and the plots of a finished run."""
     model, data, info = open_run(run_dir, data_dir)
     with OutputFolder(run_dir, "run") as folder:
         return _evaluate(folder.path, data, model, info, ranking_queries=ranking_queries, plots=plots)
 
 
-def _evaluate(run_dir: Path, data, model, info: dict, *, ranking_queries: int = 1000, plots: bool = True) -> dict:
+def _evaluate(run_dir: Path, data: DataDir | RatingsDir, model: Model, info: dict[str, Any], *,
+              ranking_queries: int = 1000, plots: bool = True) -> dict[str, Any]:
     from itemvec.evaluate.report import plot_model
 
     common = {"train_seconds": info.get("train_seconds"), "peak_rss_mb": info.get("peak_rss_mb"),
@@ -231,7 +241,7 @@ def _evaluate(run_dir: Path, data, model, info: dict, *, ranking_queries: int = 
     return metrics
 
 
-def _reusable(run_dir: Path, model: str, config, data) -> bool:
+def _reusable(run_dir: Path, model: str, config: DataclassInstance, data: DataDir | RatingsDir) -> bool:
     """A run may stand in for a new training only when it finished, on this very data, with these settings."""
     try:
         info = json.loads((run_dir / "train.json").read_text())
@@ -247,17 +257,19 @@ def _reusable(run_dir: Path, model: str, config, data) -> bool:
         return False
 
 
-def _stop(process) -> None:
+def _stop(process: BaseProcess) -> None:
     """Ask a worker to stop as the user asked us (SIGINT: it saves and cleans up), then insist."""
     for signum, grace in ((signal.SIGINT, 60), (signal.SIGTERM, 10), (signal.SIGKILL, 10)):
         if not process.is_alive():
             return
+        assert process.pid is not None  # alive, so started
         with suppress(ProcessLookupError):
             os.kill(process.pid, signum)
         process.join(grace)
 
 
-def _train_worker(model: str, data_dir: Path, out: Path, config, progress: bool, resume: bool) -> None:
+def _train_worker(model: str, data_dir: Path, out: Path, config: DataclassInstance, progress: bool,
+                  resume: bool) -> None:
     """The body of one of compare's worker processes: ``train_run`` under the command line's rules for how a
     job ends (one line for a user error, exit 2; 130 / 143 on a signal, reported by the parent)."""
     from itemvec.guard import run_guarded
@@ -266,7 +278,7 @@ def _train_worker(model: str, data_dir: Path, out: Path, config, progress: bool,
                          report_interrupt=False))
 
 
-def _kept_note(runs: Path, done: int, name: str, run_dir: Path, epochs) -> str:
+def _kept_note(runs: Path, done: int, name: str, run_dir: Path, epochs: int | None) -> str:
     kept = [f"{done} finished run(s) in {runs}"] if done else []
     checkpoint = run_dir / "checkpoint.npz"
     if checkpoint.exists():
@@ -277,9 +289,9 @@ def _kept_note(runs: Path, done: int, name: str, run_dir: Path, epochs) -> str:
     return "kept " + " and ".join(kept) + "; rerun the same command to reuse them and resume"
 
 
-def compare(data_dir: Path, models: list[str], out: Path, *, config_file: Path | None = None,
+def compare(data_dir: str | Path, models: list[str], out: str | Path, *, config_file: Path | None = None,
             sets: dict[str, str] | None = None, progress: bool = True, reuse: bool = True,
-            log=print) -> list[dict]:
+            log: Callable[[str], object] = print) -> list[dict[str, Any]]:
     """Train (or reuse) each model in its own process, evaluate all on the same test part, write the report."""
     from itemvec.evaluate import report
 
@@ -307,7 +319,8 @@ def compare(data_dir: Path, models: list[str], out: Path, *, config_file: Path |
         out = folder.path
         runs = out / "runs"
         runs.mkdir(exist_ok=True)
-        rows, curves_by_model = [], {}
+        rows: list[dict[str, Any]] = []
+        curves_by_model: dict[str, dict[str, Any]] = {}
         for name in models:
             run_dir = runs / folders[name]
             base, config = configs[name]
@@ -332,7 +345,8 @@ def compare(data_dir: Path, models: list[str], out: Path, *, config_file: Path |
         return rows
 
 
-def _train_child(base: str, config, data, run_dir: Path, progress: bool) -> None:
+def _train_child(base: str, config: DataclassInstance, data: DataDir | RatingsDir, run_dir: Path,
+                 progress: bool) -> None:
     """Train one model of a comparison in a worker process of its own (so that its peak memory and its thread
     counts are its own), through the library, not the command line."""
     # Resume only a checkpoint of this very run; compare owns its run folders, so another one is replaced.
@@ -347,6 +361,7 @@ def _train_child(base: str, config, data, run_dir: Path, progress: bool) -> None
         _stop(worker)
         raise
     code = worker.exitcode
+    assert code is not None  # joined: the worker has ended
     if code in (128 + signal.SIGINT, 128 + signal.SIGTERM, -signal.SIGINT, -signal.SIGTERM):
         raise Interrupted(abs(code) % 128 or signal.SIGINT)  # the worker was stopped on its own: ours too
     if code != 0:
@@ -368,11 +383,11 @@ def parse_model_spec(spec: str, kind: str = "pairs") -> tuple[str, dict[str, str
     return base, variant
 
 
-def _fmt(value) -> str:
+def _fmt(value: float | None) -> str:
     return "–" if value is None else f"{value:.4f}"
 
 
-def table_lines(rows: list[dict]) -> list[str]:
+def table_lines(rows: list[dict[str, Any]]) -> list[str]:
     """The command line's table of metrics rows (``metrics.json`` of runs of one kind)."""
     # metrics.json records a user-item model's kind as its model.json does, so run_kind reads the rows' kind.
     columns = protocol(registry.run_kind(rows[0] if rows else {})).table_columns
@@ -385,7 +400,8 @@ def table_lines(rows: list[dict]) -> list[str]:
     return lines
 
 
-def index_run(run_dir: Path, *, m: int = 32, ef_construction: int = 200, ef_search: int = 64) -> dict:
+def index_run(run_dir: str | Path, *, m: int = 32, ef_construction: int = 200, ef_search: int = 64,
+              ) -> dict[str, Any]:
     """Build the faiss HNSW index of a finished run beside its weights (``itemvec.index``)."""
     from itemvec.index import build_run_index
 
@@ -398,23 +414,25 @@ def index_run(run_dir: Path, *, m: int = 32, ef_construction: int = 200, ef_sear
         return build_run_index(run_dir, model, m=m, ef_construction=ef_construction, ef_search=ef_search)
 
 
-def run_neighbours(run_dir: Path, model):
+def run_neighbours(run_dir: str | Path, model: Model) -> Neighbours:
     """The model's searches (``itemvec.index.Neighbours``): through the run's index when `itemvec index` built
     one, by the exact scan otherwise."""
-    from itemvec.index import Neighbours, load_run_index
+    from itemvec.index import load_run_index
 
     return Neighbours(model, load_run_index(run_dir, model) if getattr(model, "has_embedding", False) else None)
 
 
-def similar(run_dir: Path, asins: list[str], k: int = 10, data_dir: Path | None = None) -> list[dict]:
+def similar(run_dir: str | Path, asins: list[str], k: int = 10, data_dir: str | Path | None = None,
+            ) -> list[dict[str, Any]]:
     """Nearest products of each ASIN, with titles. Unknown ASINs raise an InputError naming them."""
     check_k(k)
     model, data, _ = open_run(run_dir, data_dir, expect=ITEM_ITEM.kind)
+    assert isinstance(data, DataDir)  # the data of an item-item run (expect)
     ids = data.item_index(asins)
     products = data.products()
     titles = products["title"].to_pylist() if "title" in products.column_names else [None] * data.n_items
-    neighbours = run_neighbours(run_dir, model)
-    found = [neighbours.similar(int(item), k) for item in ids]
+    searches = run_neighbours(run_dir, model)
+    found = [searches.similar(int(item), k) for item in ids]
     top, scores = [row for row, _ in found], [values for _, values in found]
     results = []
     for asin, item, row, row_scores in zip(asins, ids, top, scores):
@@ -425,12 +443,15 @@ def similar(run_dir: Path, asins: list[str], k: int = 10, data_dir: Path | None 
     return results
 
 
-def recommend(run_dir: Path, users: list[str], k: int = 10, data_dir: Path | None = None,
-              include_seen: bool = False) -> list[dict]:
+def recommend(run_dir: str | Path, users: list[str], k: int = 10, data_dir: str | Path | None = None,
+              include_seen: bool = False) -> list[dict[str, Any]]:
     """Top-k items for each user (ids as in the ratings file), the items they rated in train left out,
     with titles. Unknown user ids raise an InputError naming them."""
     check_k(k)
     model, data, _ = open_run(run_dir, data_dir, expect=USER_ITEM.kind)
+    from itemvec.models.useritem.base import UserItemModel  # (already imported by the model's module)
+
+    assert isinstance(model, UserItemModel) and isinstance(data, RatingsDir)  # a user-item run (expect)
     user_ids = [str(u) for u in data.users().column("user_id").to_pylist()]
     index = {u: i for i, u in enumerate(user_ids)}
     missing = [u for u in users if u not in index]

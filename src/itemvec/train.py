@@ -24,9 +24,10 @@ import math
 import sys
 import time
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Protocol
 
 import numpy as np
 
@@ -47,8 +48,11 @@ from itemvec.outputs import save_npz, write_text
 from itemvec.parallel import thread_limit
 from itemvec.progress import LineProgress, progress_bar
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
-def learning_rate(schedule: str, lr: float, step: int, steps_per_epoch: int, epochs: int,
+
+def learning_rate(schedule: str, lr: float, step: float, steps_per_epoch: int, epochs: int,
                   min_lr_fraction: float = 1e-3) -> float:
     """The rate at global position ``step`` (may be fractional progress through the run, in steps)."""
     floor = lr * min_lr_fraction
@@ -70,12 +74,12 @@ def step_seed(seed: int, epoch: int, step: int) -> int:
     return int(np.random.SeedSequence([seed, epoch, step]).generate_state(1, dtype=np.uint64)[0] >> np.uint64(1))
 
 
-def run_identity(model: str, config, data_fingerprint: str | None) -> dict:
+def run_identity(model: str, config: DataclassInstance, data_fingerprint: str | None) -> dict[str, Any]:
     """What a checkpoint must match to be resumed: the model, its resolved settings and the data."""
     return json.loads(json.dumps({"model": model, "config": dataclasses.asdict(config), "data": data_fingerprint}))
 
 
-def checkpoint_identity(path: Path) -> dict | None:
+def checkpoint_identity(path: Path) -> dict[str, Any] | None:
     """The identity recorded in a checkpoint (None for an unreadable one or one of an earlier version)."""
     try:
         with np.load(path, allow_pickle=False) as npz:
@@ -87,7 +91,7 @@ def checkpoint_identity(path: Path) -> dict | None:
 RESTART_HINT = "rerun with --no-resume to start over"
 
 
-def refuse_foreign_checkpoint(path: Path, recorded: dict | None, identity: dict) -> None:
+def refuse_foreign_checkpoint(path: Path, recorded: dict[str, Any] | None, identity: dict[str, Any]) -> None:
     """An InputError naming what differs when a checkpoint was left by another run (``recorded`` is its
     identity, None for one of an earlier version): resuming it would mix the two runs."""
     if recorded == identity:
@@ -147,28 +151,29 @@ class Trainer:
     test pairs. The thread limit is set for the training and restored after it.
     """
 
-    def __init__(self, *, evaluate=None, run_dir: str | Path | None = None, resume: bool = True,
-                 progress: bool = True, stop_after_epochs: int | None = None) -> None:
+    def __init__(self, *, evaluate: Callable[[Any], float | None] | None = None, run_dir: str | Path | None = None,
+                 resume: bool = True, progress: bool = True, stop_after_epochs: int | None = None) -> None:
         self.evaluate_model = evaluate
-        self.evaluate = None
+        self.evaluate: Callable[[], float | None] | None = None
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.resume = resume
         self.progress = progress
         self.stop_after_epochs = stop_after_epochs  # for tests of interruption: stop as if killed
         self.settings = TrainSettings()
-        self.identity: dict = {}
-        self.history: list[dict] = []
+        self.identity: dict[str, Any] = {}
+        self.history: list[dict[str, Any]] = []
         self.saved_epoch: int | None = None  # the last epoch in checkpoint.npz
         self._best: tuple[float, dict[str, np.ndarray]] | None = None  # early stopping: (figure, state)
         self._since_best = 0
         self._stop = False
 
-    def train(self, model, trainable: Trainable) -> list[dict]:
+    def train(self, model: Any, trainable: Trainable) -> list[dict[str, Any]]:
         """Run ``trainable`` for ``model`` (its ``config.train`` settings, its name and data fingerprint for the
         checkpoint's identity); returns the learning-curve history."""
         self.settings = model.config.train
         self.identity = run_identity(model.name, model.config, getattr(model, "data_fingerprint", None))
-        self.evaluate = (lambda: self.evaluate_model(model)) if self.evaluate_model else None
+        evaluate_model = self.evaluate_model
+        self.evaluate = (lambda: evaluate_model(model)) if evaluate_model else None
         with thread_limit(self.settings.threads):  # process-wide: set for the training, restored after it
             return self._fit(trainable)
 
@@ -181,6 +186,7 @@ class Trainer:
     def _save_checkpoint(self, trainable: Trainable, epoch: int) -> None:
         if self._checkpoint is None:
             return
+        assert self.run_dir is not None  # the checkpoint is in it
         self.run_dir.mkdir(parents=True, exist_ok=True)
         encode = lambda obj: np.frombuffer(json.dumps(obj).encode(), dtype=np.uint8)  # noqa: E731
         best = {} if self._best is None else {f"_best.{k}": v for k, v in self._best[1].items()}
@@ -235,7 +241,7 @@ class Trainer:
 
     # ---------------------------------------------------------------- the loop
 
-    def _fit(self, trainable: Trainable) -> list[dict]:
+    def _fit(self, trainable: Trainable) -> list[dict[str, Any]]:
         s = self.settings
         steps = trainable.steps_per_epoch()
         start_epoch = self._load_checkpoint(trainable)

@@ -8,7 +8,7 @@ raising, and the caller decides what to report.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,7 +41,7 @@ class _GzipStream:
         return new
 
     def feed(self, raw: bytes) -> list[bytes]:
-        out = []
+        out: list[bytes] = []
         while raw:
             if self.between and not raw.strip(b"\x00"):  # zero padding after the last member is allowed
                 return out
@@ -72,7 +72,7 @@ class LineReader:
     """
 
     path: Path
-    on_bytes: object = None
+    on_bytes: Callable[[int], object] | None = None
     compressed: bool = False
     truncated: bool = False
     truncation_reason: str = ""

@@ -88,7 +88,7 @@ class _MetadataColumns:
         return pa.table(data)
 
 
-def read_amazon(paths: Sequence[Path], *, progress: bool = True, log: Callable[[str], None] = log_stderr):
+def read_amazon(paths: Sequence[str | Path], *, progress: bool = True, log: Callable[[str], None] = log_stderr):
     """Stream Amazon metadata files into (IdMap, MentionLog, metadata columns, ReadReport)."""
     ids = IdMap()
     mentions = MentionLog()
@@ -125,7 +125,7 @@ def read_amazon(paths: Sequence[Path], *, progress: bool = True, log: Callable[[
     return ids, mentions, meta, report
 
 
-def read_edges(paths: Sequence[Path], *, progress: bool = True, log: Callable[[str], None] = log_stderr):
+def read_edges(paths: Sequence[str | Path], *, progress: bool = True, log: Callable[[str], None] = log_stderr):
     """Stream plain edge lists (``a b [weight]`` per line, ``#`` comments, as the SNAP graphs).
 
     A weight must be a positive number that float32 (the pairs' weight column) holds: 1e300, 1e-300, nan, inf
@@ -204,7 +204,7 @@ def finish_data_dir(tmp: Path, manifest: dict, kind: str) -> None:
 
 
 def write_data_dir(out: Path, *, products: pa.Table, asins: list[str], pairs: Pairs, fractions, seed: int,
-                   manifest: dict, started: float, progress: bool, inputs: Sequence[Path | None] = (),
+                   manifest: dict, started: float, progress: bool, inputs: Sequence[str | Path | None] = (),
                    extra_files: dict[str, Callable[[Path, dict[str, Pairs]], dict | None]] | None = None) -> dict:
     """Split ``pairs``, draw negatives and write the DATA_DIR layout into ``out``: built in a temporary folder
     beside it and exchanged with it in one step (itemvec.outputs), so ``out`` is never half written.

@@ -10,10 +10,11 @@ from __future__ import annotations
 import math
 import sys
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 from itemvec.data.io import LineReader
 from itemvec.errors import InputError
@@ -117,7 +118,8 @@ class ReadReport:
         }
 
 
-def read_lines(paths: Sequence[Path], report: ReadReport, progress: bool, log: Callable[[str], None]):
+def read_lines(paths: Sequence[str | Path], report: ReadReport, progress: bool, log: Callable[[str], None],
+               ) -> Iterator[tuple[LineReader, str, bytes]]:
     """Yield ``(reader, where, line)`` over all files; records truncation and per-file counts in ``report``.
 
     A UTF-8 byte order mark at the start of a file is not part of its first line (``LineReader`` strips it;
@@ -136,7 +138,7 @@ def read_lines(paths: Sequence[Path], report: ReadReport, progress: bool, log: C
                     continue
                 report.records_read += 1
                 yield reader, f"{reader.path}:{number}", line
-            info = {"path": str(reader.path), "gzip": reader.compressed, "lines": reader.lines_read,
+            info: dict[str, Any] = {"path": str(reader.path), "gzip": reader.compressed, "lines": reader.lines_read,
                     "records": report.records_read - before}
             if reader.bom:
                 info["bom"] = True

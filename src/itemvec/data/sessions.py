@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -61,7 +62,7 @@ RELATION = "session"
 
 # Column roles of the session formats, their positions when a file has no header, and the header names
 # (lower case, without "_" and spaces) that mean each role.
-_LAYOUTS = {
+_LAYOUTS: dict[str, dict[str, Any]] = {
     "diginetica": {"separator": ";", "fields": 5,
                    "columns": {"session": 0, "user": 1, "item": 2, "timeframe": 3, "eventdate": 4},
                    "expected": "session_id;user_id;item_id;timeframe;eventdate"},
@@ -194,7 +195,7 @@ def _header_columns(fields: list[str], fmt: str, where: str) -> dict[str, int] |
     names = [f.strip().lower().replace("_", "").replace(" ", "") for f in fields]
     if not names or names[0] not in _HEADER_NAMES:
         return None
-    columns = {}
+    columns: dict[str, int] = {}
     for position, name in enumerate(names):
         role = _HEADER_NAMES.get(name)
         if role is not None:
@@ -425,7 +426,8 @@ def read_attributes(path: str | Path, max_bad_fraction: float = DEFAULT_MAX_BAD_
         raise InputError(f"{path}: expected a JSON object {{\"item id\": [attribute ids]}}, "
                          f"found a {type(data).__name__}")
     attributes: dict[str, list[int]] = {}
-    rejected, examples = 0, []
+    rejected = 0
+    examples: list[str] = []
     for key, value in data.items():
         if isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool)
                                            and -INT64_MAX - 1 <= v <= INT64_MAX for v in value):
@@ -505,6 +507,7 @@ def prepare_sessions(paths: str | Path | Sequence[str | Path], out: str | Path, 
     }
     products = products_table(asins, attribute_map)
     if attribute_map is not None:
+        assert attribute_info is not None  # read with attribute_map
         with_attributes = int(np.count_nonzero(products["has_metadata"].to_numpy(zero_copy_only=False)))
         attribute_info.update({
             "items_with_attributes": with_attributes,

@@ -27,6 +27,7 @@ import hashlib
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -55,7 +56,7 @@ def read_json(path: Path) -> object:
     return orjson.loads(Path(path).read_bytes())
 
 
-def read_json_object(path: str | Path, what: str = "file") -> dict:
+def read_json_object(path: str | Path, what: str = "file") -> dict[str, Any]:
     """A JSON object from ``path``, or an InputError naming the file and what is wrong with it."""
     path = Path(path)
     try:
@@ -103,7 +104,7 @@ def write_negatives(path: Path, item_a: np.ndarray, item_b: np.ndarray) -> None:
 # ---------------------------------------------------------------- checks shared by both kinds
 
 
-def _positive_int(manifest: dict, key: str, path: Path, minimum: int = 1) -> int:
+def _positive_int(manifest: dict[str, Any], key: str, path: Path, minimum: int = 1) -> int:
     value = manifest.get(key)
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum or value >= 2**31:
         raise InputError(f"{path}: manifest key {key!r} must be a whole number in [{minimum}, 2**31), "
@@ -111,7 +112,7 @@ def _positive_int(manifest: dict, key: str, path: Path, minimum: int = 1) -> int
     return value
 
 
-def _finite(manifest: dict, key: str, path: Path) -> float:
+def _finite(manifest: dict[str, Any], key: str, path: Path) -> float:
     value = manifest.get(key)
     if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
         raise InputError(f"{path}: manifest key {key!r} must be a finite number, found {value!r}")
@@ -195,8 +196,12 @@ class DataFolder:
                              + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
                              + "; run `itemvec prepare` again")
 
+    if TYPE_CHECKING:
+        def training(self) -> TrainingData | Interactions:
+            """What a model's fit() receives; each kind's class builds it (``DataDir``, ``RatingsDir``)."""
+
     @cached_property
-    def manifest(self) -> dict:
+    def manifest(self) -> dict[str, Any]:
         return read_json_object(self.path / "manifest.json", "a data folder's manifest")
 
     def _check_manifest(self) -> None:
@@ -304,8 +309,8 @@ class DataDir(DataFolder):
         names: list[str] = []
         values: list[np.ndarray] = []
 
-        def encode(raw: list) -> np.ndarray:
-            index: dict = {}
+        def encode(raw: list[Any]) -> np.ndarray:
+            index: dict[Any, int] = {}
             return np.array([-1 if v is None else index.setdefault(v, len(index)) for v in raw], dtype=np.int64)
 
         if "brand" in present:
@@ -470,7 +475,7 @@ class RatingsDir(DataFolder):
                 for age, gender, job in zip(table["age_bucket"], table["gender"], table["occupation"])]
         return _one_hot(rows)
 
-    def interactions(self, part: str, features: bool = True):
+    def interactions(self, part: str, features: bool = True) -> Interactions:
         """One split part as :class:`itemvec.data.types.Interactions` (ids as int64), with the side
         features when ``features``."""
         arrays = self.ratings(part)
@@ -485,7 +490,7 @@ class RatingsDir(DataFolder):
             user_features=user_features, item_features=item_features,
             user_feature_names=user_names, item_feature_names=item_names)
 
-    def training(self, features: bool = True):
+    def training(self, features: bool = True) -> Interactions:
         """The train part, with ``validation`` set to the validation part (None when it is empty)."""
         train = self.interactions("train", features)
         validation = self.interactions("validation", features)

@@ -40,6 +40,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
+from io import BufferedIOBase
 from pathlib import Path
 
 import numpy as np
@@ -776,6 +777,7 @@ def _write_lines(catalogue: Catalogue, path: Path, on_lines) -> None:
     m = catalogue.lines.size
     try:
         with open(tmp_path, "xb") as raw:
+            sink: BufferedIOBase  # the gzip stream or the file itself
             if path.name.endswith(".gz"):
                 sink = gzip.GzipFile(
                     filename=GZIP_NAME, mode="wb", fileobj=raw, compresslevel=_COMPRESSLEVEL, mtime=0
@@ -869,7 +871,7 @@ def _format_chunk(
     offsets = (offsets - base).tolist()
 
     leaf_names, sub_names, brand_names = catalogue.leaf_names, catalogue.sub_names, catalogue.brand_names
-    out = []
+    out: list[str] = []
     append = out.append
     for i in range(stop - start):
         parts = [f"{{'asin': '{asin[i]}'"]

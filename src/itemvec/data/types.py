@@ -8,9 +8,14 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
+
+if TYPE_CHECKING:
+    from itemvec.data.store import DataDir
 
 
 @dataclass
@@ -138,7 +143,7 @@ class TrainingData:
     read_side_information: Callable[[], SideInformation | None] = field(default=_nothing, repr=False)
 
     @classmethod
-    def from_data_dir(cls, data) -> TrainingData:
+    def from_data_dir(cls, data: DataDir | str | Path) -> TrainingData:
         """The training data of a DATA_DIR (a ``DataDir`` or its path)."""
         from itemvec.data.store import DataDir
 

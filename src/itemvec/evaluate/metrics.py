@@ -324,7 +324,7 @@ def precision_recall_at_thresholds(
 
 
 def _index_lists_to_mask(
-    index_lists: Sequence[np.ndarray | Sequence[int]], shape: tuple[int, int], name: str
+    index_lists: np.ndarray | Sequence[np.ndarray | Sequence[int]], shape: tuple[int, int], name: str
 ) -> np.ndarray:
     """Turn one array of column indices per row into a boolean (rows, columns) mask.
 

@@ -26,14 +26,22 @@ import importlib
 import math
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from numbers import Real
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from itemvec.errors import InputError
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+    from itemvec.data.store import DataDir, RatingsDir
+    from itemvec.data.types import Interactions, TrainingData
+    from itemvec.models.base import ItemModel, Model
+    from itemvec.models.useritem.base import UserItemModel
 
 __all__ = ["ITEM_ITEM", "PROTOCOLS", "USER_ITEM", "ItemItemProtocol", "Protocol", "UserItemProtocol", "protocol"]
 
@@ -41,6 +49,8 @@ __all__ = ["ITEM_ITEM", "PROTOCOLS", "USER_ITEM", "ItemItemProtocol", "Protocol"
 # "quality" is higher-is-better and "error" lower-is-better (the best value bolded, and both are the metric
 # columns of the command line's table); "seconds" gets the lowest bolded; "megabytes", "count" and "text" none.
 Column = tuple[str, str, str]
+# A validation function: the model's figure for the learning curve (itemvec.train.Trainer's ``evaluate``).
+ValidationFunction = Callable[[Any], float | None]
 
 
 def finite_number(value: Any) -> float | None:
@@ -58,7 +68,11 @@ def count_text(value: Any) -> str:
 
 
 class Protocol(ABC):
-    """What one data kind means for a run (module docstring). Subclasses set every attribute."""
+    """What one data kind means for a run (module docstring). Subclasses set every attribute.
+
+    The methods a subclass implements take ``Any`` for the model, the data and the training data here: each
+    subclass names its kind's classes (``ItemModel``, ``DataDir``, ``TrainingData`` for item-item;
+    ``UserItemModel``, ``RatingsDir``, ``Interactions`` for user-item)."""
 
     kind: str  # "pairs" or "ratings", as the registry names the kinds
     model_words: str  # "a {model_words} model"
@@ -87,42 +101,43 @@ class Protocol(ABC):
         """The metric columns of the command line's table: the report's quality and error columns."""
         return [key for key, _, kind in self.report_columns if kind in ("quality", "error")]
 
-    def open(self, data_dir: str | Path):
+    def open(self, data_dir: str | Path) -> DataDir | RatingsDir:
         """The DATA_DIR of this kind, every table checked on open (see itemvec.data.store)."""
         return _load(self.data_class)(data_dir).validate()
 
-    def training(self, data):
+    def training(self, data: DataDir | RatingsDir) -> TrainingData | Interactions:
         """What a model's ``fit`` receives: the train part of ``data``, its validation part with it (each
         DATA_DIR class builds it: ``DataDir.training``, ``RatingsDir.training``)."""
         return data.training()
 
     @abstractmethod
-    def training_size(self, training) -> dict:
+    def training_size(self, training: Any) -> dict[str, int]:
         """How much ``training`` holds, as ``train.json`` records it."""
 
     @abstractmethod
-    def validation_function(self, model, training, config):
+    def validation_function(self, model: Any, training: Any, config: DataclassInstance,
+                            ) -> ValidationFunction | None:
         """A function of the model giving its validation score for the learning curve, or None when the split
         has no usable validation part."""
 
     @abstractmethod
-    def check_size(self, model, data, run_dir: str | Path) -> None:
+    def check_size(self, model: Any, data: Any, run_dir: str | Path) -> None:
         """Refuse (InputError) a model of ``run_dir`` whose catalogue (and users) differ from ``data``'s."""
 
     @abstractmethod
-    def summary_lines(self, manifest: Mapping) -> list[str]:
+    def summary_lines(self, manifest: Mapping[str, Any]) -> list[str]:
         """The report's lines about the data of a DATA_DIR's manifest."""
 
     @abstractmethod
-    def _measure(self, model, data, *, ranking_queries: int) -> tuple[dict, dict]:
+    def _measure(self, model: Any, data: Any, *, ranking_queries: int) -> tuple[dict[str, Any], dict[str, Any]]:
         """(metrics of ``model`` on the test part of ``data``, the curves to save: {} when none)."""
 
-    def _about(self, data, curves: dict) -> dict:
+    def _about(self, data: Any, curves: dict[str, Any]) -> dict[str, Any]:
         """What the figures were measured on (and how to read them), after the timings in ``metrics.json``."""
         return {"data_dir": str(data.path), "data_fingerprint": data.fingerprint}
 
-    def evaluate(self, model, data, *, recorded: Mapping | None = None, ranking_queries: int = 1000,
-                 ) -> tuple[dict, dict]:
+    def evaluate(self, model: Model, data: DataDir | RatingsDir, *, recorded: Mapping[str, Any] | None = None,
+                 ranking_queries: int = 1000) -> tuple[dict[str, Any], dict[str, Any]]:
         """(``metrics.json`` of ``model`` on the test part of ``data``, the curves to save in ``curves.npz``: {}
         when this kind draws none). ``recorded``: what the run recorded of its training (train seconds, peak
         memory, epochs), placed after the metrics; ``ranking_queries``: item-item ranking queries."""
@@ -177,20 +192,21 @@ class ItemItemProtocol(Protocol):
     data_class = "itemvec.data.store:DataDir"
     policy_text = "itemvec.evaluate.protocols:POLICY"
 
-    def training_size(self, training) -> dict:
+    def training_size(self, training: TrainingData) -> dict[str, int]:
         return {"train_pairs": len(training.train)}
 
-    def validation_function(self, model, training, config):
+    def validation_function(self, model: ItemModel, training: TrainingData, config: DataclassInstance,
+                            ) -> ValidationFunction | None:
         from itemvec.config import seed_of
         from itemvec.evaluate.protocols import validation_auc_function
 
         return validation_auc_function(model, training.validation, seed=seed_of(config))
 
-    def check_size(self, model, data, run_dir: str | Path) -> None:
+    def check_size(self, model: ItemModel, data: DataDir, run_dir: str | Path) -> None:
         if model.n_items != data.n_items:
             raise InputError(f"{run_dir} was trained on {model.n_items} products but {data.path} has {data.n_items}")
 
-    def summary_lines(self, manifest: Mapping) -> list[str]:
+    def summary_lines(self, manifest: Mapping[str, Any]) -> list[str]:
 
         lines = []
         if finite_number(manifest.get("n_items")) is not None:
@@ -209,12 +225,13 @@ class ItemItemProtocol(Protocol):
             lines.append(f"Negative pairs: {count_text(negatives)}")
         return lines
 
-    def _measure(self, model, data, *, ranking_queries: int) -> tuple[dict, dict]:
+    def _measure(self, model: ItemModel, data: DataDir, *, ranking_queries: int,
+                 ) -> tuple[dict[str, Any], dict[str, Any]]:
         from itemvec.evaluate.protocols import evaluate_item_model
 
         return evaluate_item_model(model, data, ranking_queries=ranking_queries, seed=0)
 
-    def _about(self, data, curves: dict) -> dict:
+    def _about(self, data: DataDir, curves: dict[str, Any]) -> dict[str, Any]:
         return {"threshold_axis": curves["threshold"]["axis"], **super()._about(data, curves)}
 
 
@@ -263,20 +280,21 @@ class UserItemProtocol(Protocol):
     data_class = "itemvec.data.store:RatingsDir"
     policy_text = "itemvec.evaluate.ranking:RANKING_POLICY"
 
-    def training_size(self, training) -> dict:
+    def training_size(self, training: Interactions) -> dict[str, int]:
         return {"train_ratings": len(training)}
 
-    def validation_function(self, model, training, config):
+    def validation_function(self, model: UserItemModel, training: Interactions, config: DataclassInstance,
+                            ) -> ValidationFunction | None:
         from itemvec.evaluate.ranking import validation_user_auc_function
 
         return validation_user_auc_function(training)
 
-    def check_size(self, model, data, run_dir: str | Path) -> None:
+    def check_size(self, model: UserItemModel, data: RatingsDir, run_dir: str | Path) -> None:
         if (model.n_users, model.n_items) != (data.n_users, data.n_items):
             raise InputError(f"{run_dir} was trained on {model.n_users} users × {model.n_items} items but "
                              f"{data.path} has {data.n_users} × {data.n_items}")
 
-    def summary_lines(self, manifest: Mapping) -> list[str]:
+    def summary_lines(self, manifest: Mapping[str, Any]) -> list[str]:
 
         lines = [f"Users: {count_text(manifest.get('n_users'))}, items: {count_text(manifest.get('n_items'))}, "
                  f"ratings: {count_text(manifest.get('n_ratings'))} (scale {manifest.get('rating_min')} to "
@@ -286,7 +304,8 @@ class UserItemProtocol(Protocol):
             lines.append("Ratings per part: " + ", ".join(f"{name} {count_text(n)}" for name, n in parts.items()))
         return lines
 
-    def _measure(self, model, data, *, ranking_queries: int) -> tuple[dict, dict]:
+    def _measure(self, model: UserItemModel, data: RatingsDir, *, ranking_queries: int,
+                 ) -> tuple[dict[str, Any], dict[str, Any]]:
         from itemvec.evaluate.ranking import evaluate_user_model
 
         # Train and validation ratings are both the user's known history: neither is a candidate.
@@ -295,11 +314,11 @@ class UserItemProtocol(Protocol):
         # The model's kind (explicit or implicit) is recorded as in model.json: registry.run_kind reads either.
         return {"kind": model.kind, **result}, {}
 
-    def _about(self, data, curves: dict) -> dict:
+    def _about(self, data: RatingsDir, curves: dict[str, Any]) -> dict[str, Any]:
         return {**super()._about(data, curves), "policy": self.policy}
 
 
-def _load(target: str):
+def _load(target: str) -> Any:
     module, _, attribute = target.partition(":")
     return getattr(importlib.import_module(module), attribute)
 

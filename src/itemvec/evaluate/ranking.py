@@ -37,6 +37,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
+from typing import Any, TypeAlias
 
 import numba
 import numpy as np
@@ -172,7 +173,7 @@ def _ranking_kernel(scores, relevant_indptr, relevant_indices, exclude_indptr, e
 # --------------------------------------------------------------------------------------------------
 
 
-ItemSets = sp.spmatrix | sp.sparray | np.ndarray | Sequence[np.ndarray | Sequence[int]]
+ItemSets: TypeAlias = sp.spmatrix | sp.sparray | np.ndarray | Sequence[np.ndarray | Sequence[int]]
 
 
 def _as_csr(sets: ItemSets | None, shape: tuple[int, int], name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -185,8 +186,9 @@ def _as_csr(sets: ItemSets | None, shape: tuple[int, int], name: str) -> tuple[n
     if sets is None:
         return np.zeros(n_users + 1, dtype=np.int64), np.zeros(0, dtype=np.int64)
     if sp.issparse(sets):
-        if sets.shape != shape:
-            raise ValueError(f"{name} has shape {sets.shape} but scores have shape {shape}; pass the rows of "
+        sparse: Any = sets  # a scipy sparse matrix or array (untyped: sp.issparse narrows nothing)
+        if sparse.shape != shape:
+            raise ValueError(f"{name} has shape {sparse.shape} but scores have shape {shape}; pass the rows of "
                              "the same users, over the same catalogue")
         csr = sp.csr_matrix(sets)
         return csr.indptr.astype(np.int64), csr.indices.astype(np.int64)

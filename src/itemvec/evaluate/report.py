@@ -48,6 +48,8 @@ from itemvec.evaluate.protocol import count_text, finite_number  # noqa: E402  (
 from itemvec.outputs import safe_name, save_figure, write_text  # noqa: E402
 
 if TYPE_CHECKING:
+    from matplotlib.typing import LegendLocType
+
     from itemvec.evaluate.protocol import Protocol
 
 __all__ = ["plot_model", "plot_overlay", "write_report"]
@@ -218,7 +220,7 @@ def _plot_learning(path: Path, model: str, history: Sequence[Mapping]) -> Path:
 
 def _draw(path: Path, lines: list[tuple[np.ndarray, np.ndarray, str]], *, title: str, xlabel: str,
           ylabel: str, unit_box: bool = False, y_unit: bool = False, chance_diagonal: bool = False,
-          markers: bool = False, legend_loc: str = "lower right") -> Path:
+          markers: bool = False, legend_loc: LegendLocType = "lower right") -> Path:
     """One figure of labelled lines, saved as PNG and closed.
 
     ``lines`` holds (x, y, label) triples; each line is thinned to ``_MAX_POINTS``. ``unit_box`` fixes

@@ -24,7 +24,7 @@ import dataclasses
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
 import numpy as np
 
@@ -32,6 +32,14 @@ from itemvec.config import check, replace
 from itemvec.data.store import DataFolder, read_json_object
 from itemvec.data.types import TrainingData  # noqa: F401 (what an item-item model's fit receives)
 from itemvec.errors import ConfigError, InputError
+
+if TYPE_CHECKING:
+    from numpy.typing import ArrayLike
+
+    from itemvec.data.types import Interactions
+    from itemvec.train import Trainer
+
+ModelT = TypeVar("ModelT", bound="Model")
 
 PAIR_CHUNK = 1 << 18  # pairs scored per _score_pairs call
 
@@ -49,6 +57,8 @@ class Model:
     name: ClassVar[str] = "base"
     data_kind: ClassVar[str] = "pairs"  # the data it learns from: "pairs" or "ratings" (itemvec.registry.KINDS)
     known: ClassVar[tuple[str, ...]] = ("known_items_",)  # the masks of what the model has learned about
+    known_items_: np.ndarray  # (n_items,) bool, set by fit() or load(); None before (see _check_fitted)
+    data_fingerprint: str | None  # set by itemvec.runs.train_run: the DATA_DIR's, recorded in checkpoints
 
     @dataclass(frozen=True)
     class Config:
@@ -60,9 +70,10 @@ class Model:
         check(self.config, source=f"settings for {self.name}")
         for mask in self.known:
             setattr(self, mask, None)
-        self.history_: list[dict] = []
+        self.history_: list[dict[str, Any]] = []
 
-    def fit(self, data: Any, trainer: Any = None, **options: Any) -> Model:
+    def fit(self, data: DataFolder | TrainingData | Interactions, trainer: Trainer | None = None,
+            **options: Any) -> Self:
         """Learn from ``data``: an opened DATA_DIR (``itemvec.open_data``), or what its ``training()`` gives
         (``TrainingData`` for an item-item model, ``Interactions`` for a user-item one). ``trainer``: an
         ``itemvec.train.Trainer``; without one, ``options`` (progress, run_dir, resume, evaluate,
@@ -86,7 +97,7 @@ class Model:
         self._check_fitted()
         return len(self.known_items_)
 
-    def similar_items(self, ids, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    def similar_items(self, ids: ArrayLike, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         ids = np.asarray(ids, dtype=np.int64)
         self._check_fitted()
         scores = np.full((len(ids), self.n_items), np.nan, dtype=np.float32)
@@ -102,7 +113,7 @@ class Model:
 
     # ---------------------------------------------------------------- subclass hooks
 
-    def _fit(self, data: Any, trainer: Any) -> None:
+    def _fit(self, data: Any, trainer: Trainer) -> None:
         raise NotImplementedError
 
     def _similar_scores(self, queries: np.ndarray) -> np.ndarray:
@@ -117,7 +128,7 @@ class Model:
 
     # ---------------------------------------------------------------- persistence
 
-    def _meta(self) -> dict:
+    def _meta(self) -> dict[str, Any]:
         return {"model": self.name, "config": dataclasses.asdict(self.config)}
 
     def save(self, directory: str | Path) -> Path:
@@ -126,7 +137,7 @@ class Model:
         return write_weights(directory, {**masks, **self._state()}, self._meta())
 
     @classmethod
-    def load(cls, directory: str | Path) -> Model:
+    def load(cls, directory: str | Path) -> Self:
         model, state = read_weights(cls, directory)
         return restore(model, directory, state, {mask: mask for mask in cls.known})
 
@@ -137,7 +148,7 @@ class ItemModel(Model):
 
     data_kind = "pairs"
 
-    def score_pairs(self, a, b) -> np.ndarray:
+    def score_pairs(self, a: ArrayLike, b: ArrayLike) -> np.ndarray:
         self._check_fitted()
         a = np.asarray(a, dtype=np.int64)
         b = np.asarray(b, dtype=np.int64)
@@ -152,7 +163,7 @@ class ItemModel(Model):
             out[chunk] = self._score_pairs(a[chunk], b[chunk])
         return out
 
-    def score_all(self, queries) -> np.ndarray:
+    def score_all(self, queries: ArrayLike) -> np.ndarray:
         self._check_fitted()
         queries = np.asarray(queries, dtype=np.int64)
         out = np.full((len(queries), self.n_items), np.nan, dtype=np.float32)
@@ -192,7 +203,7 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return top, top_scores
 
 
-def write_weights(directory: str | Path, state: dict[str, np.ndarray], meta: dict) -> Path:
+def write_weights(directory: str | Path, state: dict[str, np.ndarray], meta: dict[str, Any]) -> Path:
     """``weights.npz`` and ``model.json`` (each written under a temporary name, then renamed): a saved model.
     ``model.json`` records the shape and type of every array, so a weights file that does not belong to it is
     refused on load."""
@@ -207,7 +218,7 @@ def write_weights(directory: str | Path, state: dict[str, np.ndarray], meta: dic
     return directory
 
 
-def read_model_json(directory: str | Path) -> dict:
+def read_model_json(directory: str | Path) -> dict[str, Any]:
     """A run's ``model.json``, checked: an object with a "model" name and a "config" table."""
     path = Path(directory) / "model.json"
     if not path.exists():
@@ -223,7 +234,7 @@ def read_model_json(directory: str | Path) -> dict:
     return meta
 
 
-def read_weights(cls, directory: str | Path):
+def read_weights(cls: type[ModelT], directory: str | Path) -> tuple[ModelT, dict[str, np.ndarray]]:
     """The inverse of ``write_weights`` for a model class: (a model with the saved config, its arrays). Every
     mismatch (a config key the model does not have, a value out of range, a missing or reshaped array) is one
     InputError or ConfigError naming the file."""
@@ -255,7 +266,7 @@ def read_weights(cls, directory: str | Path):
     return model, state
 
 
-def restore(model, directory: str | Path, state: dict[str, np.ndarray], known: dict[str, str]):
+def restore(model: ModelT, directory: str | Path, state: dict[str, np.ndarray], known: dict[str, str]) -> ModelT:
     """Set a loaded model's ``known_*_`` masks (``known``: attribute → array name) and its state; a state that
     does not fit the model is one InputError naming the weights file."""
     path = Path(directory) / "weights.npz"

@@ -21,9 +21,12 @@ Export, an index and an API read the same ``Embedding``; the attribute names on 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from itemvec.models.base import Model
 
 RULES = ("dot", "two-role", "cosine")
 
@@ -93,6 +96,7 @@ class Embedding:
 
     def predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """(n,) float64: u · v_i + b_u + b_i + g."""
+        assert self.user_vectors is not None, "a user-item model's embedding has user vectors"
         out = np.einsum("ij,ij->i", self.user_vectors[users], self.item_vectors[items])
         if self.item_bias is not None:
             out = out + self.item_bias[items]
@@ -102,6 +106,7 @@ class Embedding:
 
     def score_users(self, users: np.ndarray) -> np.ndarray:
         """(u, n_items): the same over the whole catalogue."""
+        assert self.user_vectors is not None, "a user-item model's embedding has user vectors"
         scores = self.user_vectors[users] @ self.item_vectors.T
         if self.item_bias is not None:
             scores = scores + self.item_bias[None, :]
@@ -110,7 +115,13 @@ class Embedding:
         return scores + self.global_bias if self.global_bias else scores
 
 
-class EmbeddingModel:
+if TYPE_CHECKING:
+    _ModelBase = Model  # what EmbeddingModel is mixed into (before ItemModel or UserItemModel)
+else:
+    _ModelBase = object
+
+
+class EmbeddingModel(_ModelBase):
     """The layer's side of a model class: mix it in before ``ItemModel`` or ``UserItemModel`` and implement
     ``embedding()``; scoring, ``similar_items`` and (for user-item models) ``predict`` / ``score_users`` come
     from the ``Embedding``. A model whose rule needs more (a rating scale to clip to) overrides that query."""
@@ -121,20 +132,20 @@ class EmbeddingModel:
         raise NotImplementedError
 
     # item-item
-    def _score_pairs(self, a, b):
+    def _score_pairs(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return self.embedding().score_pairs(a, b)
 
-    def _score_all(self, queries):
+    def _score_all(self, queries: np.ndarray) -> np.ndarray:
         return self.embedding().score_all(queries)
 
     # user-item
-    def _predict(self, users, items):
+    def _predict(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         return self.embedding().predict(users, items)
 
-    def _score_users(self, users):
+    def _score_users(self, users: np.ndarray) -> np.ndarray:
         return self.embedding().score_users(users)
 
-    def _similar_scores(self, queries):
+    def _similar_scores(self, queries: np.ndarray) -> np.ndarray:
         if self.data_kind == "pairs":
             return super()._similar_scores(queries)
         scores = self.embedding().item_similarity(queries).astype(np.float32, copy=False)

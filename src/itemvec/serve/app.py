@@ -24,6 +24,7 @@ import threading
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -49,7 +50,7 @@ FOLD_IN_L2 = 0.1
 class Served:
     name: str
     run_dir: Path
-    model: object
+    model: Any  # a fitted itemvec Model of either kind
     neighbours: Neighbours
     metrics: dict
 

@@ -20,12 +20,13 @@ rejected.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import orjson
 
 from itemvec.data.amazon import RecordError, detect_format, parse_line
+from itemvec.data.io import LineReader
 from itemvec.data.ratings.catalogue import Catalogue
 from itemvec.data.ratings.fields import (
     Reject,
@@ -105,11 +106,11 @@ def _read_ml100k_ratings(lines, cat: Catalogue, report: ReadReport, part_of: dic
         add(user, item, rating, timestamp, part_of[str(reader.path)])
 
 
-def _read_csv_ratings(lines, cat: Catalogue, report: ReadReport, part_of: dict[str, int], scale,
-                      columns: dict[str, str], delimiter: str) -> None:
+def _read_csv_ratings(lines: Iterable[tuple[LineReader, str, bytes]], cat: Catalogue, report: ReadReport,
+                      part_of: dict[str, int], scale, columns: dict[str, str], delimiter: str) -> None:
     """CSV files with a header line each; ``columns`` names the header of each role."""
     add = cat.rows.adder(cat.users, cat.items)
-    current = None
+    current: LineReader | None = None
     position: dict[str, int] = {}
     n_fields = 0
     for reader, where, line in lines:
@@ -208,9 +209,9 @@ def _add_movie(cat: Catalogue, report: ReadReport, where: str, item: str, title:
         report.reject("missing_field", where, "empty movie id")
         return
     report.records_parsed += 1
-    title = title.strip() or None
+    stripped = title.strip() or None
     genres = [g for g in genres if g not in NO_GENRE]
-    cat.add_item_side(item, {"title": title, "genres": genres, "year": title_year(title, release_date)})
+    cat.add_item_side(item, {"title": stripped, "genres": genres, "year": title_year(stripped, release_date)})
 
 
 def read_u_item(lines, cat: Catalogue, report: ReadReport) -> None:

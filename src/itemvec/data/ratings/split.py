@@ -19,7 +19,7 @@ DEFAULT_TEST_FRACTION = 0.2
 DEFAULT_VALIDATION_FRACTION = 0.05  # random and temporal; 0 for files
 
 
-def _round_half_up(x: np.ndarray) -> np.ndarray:
+def _round_half_up(x: np.ndarray | float) -> np.ndarray:
     return np.floor(np.asarray(x, dtype=np.float64) + 0.5).astype(np.int64)
 
 
@@ -53,13 +53,13 @@ def split_ratings(user: np.ndarray, timestamp: np.ndarray, kind: str, *, test_fr
         counts = np.bincount(user, minlength=n_users)
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
         from_end = counts[sorted_user] - 1 - (np.arange(n) - starts[sorted_user])
-        n_test = _round_half_up(counts * test_fraction)
+        n_test_u = _round_half_up(counts * test_fraction)
         if test_fraction > 0:
-            n_test = np.where(counts >= 2, np.clip(n_test, 1, np.maximum(counts - 1, 1)), 0)
-        rest = counts - n_test
-        n_val = np.minimum(_round_half_up(rest * validation_fraction), np.maximum(rest - 1, 0))
-        sorted_part = np.where(from_end < n_test[sorted_user], 2,
-                               np.where(from_end < (n_test + n_val)[sorted_user], 1, 0)).astype(np.int8)
+            n_test_u = np.where(counts >= 2, np.clip(n_test_u, 1, np.maximum(counts - 1, 1)), 0)
+        rest = counts - n_test_u
+        n_val_u = np.minimum(_round_half_up(rest * validation_fraction), np.maximum(rest - 1, 0))
+        sorted_part = np.where(from_end < n_test_u[sorted_user], 2,
+                               np.where(from_end < (n_test_u + n_val_u)[sorted_user], 1, 0)).astype(np.int8)
         part[order] = sorted_part
     elif kind == "files":
         if file_part is None:

@@ -40,10 +40,10 @@ def _side_column(side: dict[int, dict], rank: np.ndarray, n: int, name: str, def
 
 def catalogue_tables(cat: Catalogue, user_rank: np.ndarray, item_rank: np.ndarray) -> tuple[pa.Table, pa.Table]:
     """users.parquet and items.parquet: every user / item of the catalogue by dense id, with its side fields."""
-    users_sorted = [None] * len(user_rank)
+    users_sorted: list[str | None] = [None] * len(user_rank)
     for code, key in enumerate(cat.users.keys()):
         users_sorted[int(user_rank[code])] = key
-    items_sorted = [None] * len(item_rank)
+    items_sorted: list[str | None] = [None] * len(item_rank)
     for code, key in enumerate(cat.items.keys()):
         items_sorted[int(item_rank[code])] = key
     n_users, n_items = len(users_sorted), len(items_sorted)

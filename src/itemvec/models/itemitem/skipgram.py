@@ -220,6 +220,7 @@ class SkipGram(EmbeddingModel, ItemModel):
 
     name = "skipgram"
     learn_weights = False
+    _vectors: np.ndarray | None  # item_vectors() computed once; None (or unset) until then
 
     @dataclass(frozen=True)
     class Config:
@@ -292,6 +293,7 @@ class SkipGram(EmbeddingModel, ItemModel):
         """(n_items, dim) float32 centre vectors H (for EGES: side-information only for untrained items)."""
         if getattr(self, "_vectors", None) is None:
             self._vectors = self._compute_vectors()
+        assert self._vectors is not None
         return self._vectors
 
     def _compute_vectors(self) -> np.ndarray:

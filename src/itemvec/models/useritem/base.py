@@ -20,13 +20,18 @@ unseen users or items (the factorisation machine, through side features) overrid
 
 from __future__ import annotations
 
-from typing import ClassVar
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
 from itemvec.data.types import Interactions
 from itemvec.models.base import Model, top_k
+
+if TYPE_CHECKING:
+    import torch
+    from numpy.typing import ArrayLike
 
 SIMILARITY_USERS = 512
 
@@ -37,6 +42,7 @@ class UserItemModel(Model):
     data_kind = "ratings"
     kind: ClassVar[str] = "explicit"  # or "implicit"
     known = ("known_users_", "known_items_")
+    known_users_: np.ndarray  # (n_users,) bool, as known_items_
 
     # ---------------------------------------------------------------- queries
 
@@ -57,7 +63,7 @@ class UserItemModel(Model):
     def _scorable_items(self) -> np.ndarray:
         return self.known_items_
 
-    def predict(self, users, items) -> np.ndarray:
+    def predict(self, users: ArrayLike, items: ArrayLike) -> np.ndarray:
         self._check_fitted()
         users = np.asarray(users, dtype=np.int64)
         items = np.asarray(items, dtype=np.int64)
@@ -69,7 +75,7 @@ class UserItemModel(Model):
             out[ok] = self._predict(users[ok], items[ok])
         return out
 
-    def score_users(self, users) -> np.ndarray:
+    def score_users(self, users: ArrayLike) -> np.ndarray:
         self._check_fitted()
         users = np.asarray(users, dtype=np.int64)
         out = np.full((len(users), self.n_items), np.nan, dtype=np.float32)
@@ -81,7 +87,8 @@ class UserItemModel(Model):
             out[ok] = scores
         return out
 
-    def recommend(self, users, k: int = 10, exclude: sp.csr_matrix | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def recommend(self, users: ArrayLike, k: int = 10, exclude: sp.csr_matrix | None = None,
+                  ) -> tuple[np.ndarray, np.ndarray]:
         users = np.asarray(users, dtype=np.int64)
         scores = self.score_users(users)
         if exclude is not None:
@@ -89,7 +96,7 @@ class UserItemModel(Model):
             scores[np.repeat(np.arange(len(users)), np.diff(rows.indptr)), rows.indices] = np.nan
         return top_k(scores, k)
 
-    def _meta(self) -> dict:
+    def _meta(self) -> dict[str, Any]:
         return {**super()._meta(), "kind": self.kind}
 
     def _similar_scores(self, queries: np.ndarray) -> np.ndarray:
@@ -115,12 +122,12 @@ class UserItemModel(Model):
         raise NotImplementedError
 
 
-def torch_state(module) -> dict[str, np.ndarray]:
+def torch_state(module: torch.nn.Module) -> dict[str, np.ndarray]:
     """A torch module's parameters and buffers as numpy arrays, for ``_state``."""
     return {f"net.{key}": value.detach().cpu().numpy().copy() for key, value in module.state_dict().items()}
 
 
-def set_torch_state(module, state: dict[str, np.ndarray]) -> None:
+def set_torch_state(module: torch.nn.Module, state: dict[str, np.ndarray]) -> None:
     """The inverse of ``torch_state``."""
     import torch
 
@@ -128,18 +135,18 @@ def set_torch_state(module, state: dict[str, np.ndarray]) -> None:
                             if key.startswith("net.")})
 
 
-def forked_seed(seed: int):
+def forked_seed(seed: int) -> AbstractContextManager[None]:
     """A context in which torch's global generator is seeded with ``seed``, restored afterwards (dropout and
     ``nn`` initialisers read the global generator; this keeps a model's draws its own)."""
     import torch
 
     class _Fork:
-        def __enter__(self):
+        def __enter__(self) -> None:
             self._fork = torch.random.fork_rng(devices=[])
             self._fork.__enter__()
             torch.manual_seed(seed & 0x7FFF_FFFF_FFFF_FFFF)
 
-        def __exit__(self, *exc):
+        def __exit__(self, *exc: Any) -> bool | None:
             return self._fork.__exit__(*exc)
 
     return _Fork()
@@ -152,13 +159,13 @@ class TorchSteps:
     ``loss(step, seed) -> (loss tensor (mean), examples)``; the step runs with torch's global generator seeded
     by ``seed`` (``forked_seed``), and a step of no examples changes nothing."""
 
-    def __init__(self, net, lr: float) -> None:
+    def __init__(self, net: torch.nn.Module, lr: float) -> None:
         import torch
 
         self.net = net
         self.optimizer = torch.optim.Adam(net.parameters(), lr=lr)
 
-    def loss(self, step: int, seed: int):
+    def loss(self, step: int, seed: int) -> tuple[torch.Tensor | None, int]:
         raise NotImplementedError
 
     def train_step(self, step: int, lr_start: float, lr_end: float, seed: int) -> tuple[float, int]:
@@ -170,6 +177,7 @@ class TorchSteps:
             if examples == 0:
                 self.net.eval()
                 return 0.0, 0
+            assert loss is not None  # (None only for a step of no examples)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()

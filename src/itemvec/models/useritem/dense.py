@@ -12,6 +12,7 @@ The torch steps (Adam, its checkpointed state, the rate the schedule asks for) a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -119,7 +120,7 @@ class Dense(UserItemModel):
 
     def __init__(self, config=None, **settings) -> None:
         super().__init__(config, **settings)
-        self.net_ = None
+        self.net_: Any = None  # the torch network, built by _build (its class is local to _dense_net)
 
     def _build(self, n_users: int, n_items: int) -> None:
         c = self.config

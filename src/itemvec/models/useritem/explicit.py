@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 from numba import njit, prange
@@ -104,11 +104,21 @@ def baseline_biases(users: np.ndarray, items: np.ndarray, ratings: np.ndarray, n
     return mu, b_user, b_item
 
 
-class _BiasFallback:
+if TYPE_CHECKING:
+    _FallbackBase = _ExplicitBase  # what _BiasFallback is mixed into; at run time a plain mixin
+else:
+    _FallbackBase = object
+
+
+class _BiasFallback(_FallbackBase):
     """For the models with biases: a rating for a pair with one side unseen in training is μ + the known
     side's bias (the untrained side contributes nothing), as Surprise's baseline estimates do; only a pair
     with neither side seen stays NaN (the protocol then gives it the train mean). Ranking is unchanged:
     ``score_users`` still leaves items without train ratings out."""
+
+    global_mean_: np.ndarray  # (1,) μ
+    user_bias_: np.ndarray
+    item_bias_: np.ndarray
 
     def predict(self, users, items) -> np.ndarray:
         out = super().predict(users, items)

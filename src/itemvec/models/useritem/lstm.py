@@ -28,7 +28,7 @@ the setting this model is for.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 
@@ -176,8 +176,8 @@ class LSTMRating(UserItemModel):
 
     def __init__(self, config=None, **settings) -> None:
         super().__init__(config, **settings)
-        self.net_ = None
-        self._histories = None
+        self.net_: Any = None  # the torch network, built by _build (its class is local to _lstm_net)
+        self._histories: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # user_histories of the train part
         self._user_side_stale = False
 
     def _build(self, n_items: int) -> None:
@@ -214,6 +214,7 @@ class LSTMRating(UserItemModel):
         """Each user's vector and offset after reading their last ``max_history`` train ratings."""
         import torch
 
+        assert self._histories is not None  # set by _fit, which makes the user side stale
         items, ratings, offsets = self._histories
         n_users = len(offsets) - 1
         self.user_vectors_ = np.zeros((n_users, self.config.dim), dtype=np.float32)

@@ -24,7 +24,7 @@ factorisation machine in ``fm.py``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 
@@ -110,6 +110,7 @@ class TorchRankingModel(UserItemModel):
     and give the per-triplet loss (``_triplet_loss``)."""
 
     kind = "implicit"
+    net_: Any  # the torch module _build makes (its parts are set on it as attributes)
 
     # ---------------------------------------------------------------- subclass hooks
 

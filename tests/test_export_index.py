@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_ratings_cli import write_planted_ml100k  # noqa: E402
+from test_ratings_cli import prepare_planted_ratings  # noqa: E402
 
 import itemvec  # noqa: E402
 from itemvec.index import HNSWIndex, exact_search, recommend_space, similar_space  # noqa: E402
@@ -37,9 +37,7 @@ def item_run(tmp_path_factory):
 @pytest.fixture(scope="module")
 def user_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("export-users")
-    write_planted_ml100k(root / "ml")
-    itemvec.prepare_ratings(root / "ml", root / "data", fmt="movielens-100k", split_files="ua.base,ua.test",
-                            progress=False, log=lambda line: None)
+    prepare_planted_ratings(root)
     itemvec.train_run("bpr", root / "data", root / "run", sets={"epochs": "3", "dim": "8", "threads": "1"},
                       progress=False)
     return root

@@ -47,6 +47,16 @@ def write_planted_ml100k(folder: Path, seed: int = 0) -> None:
                                            for u in range(1, N_USERS + 1)))
 
 
+def prepare_planted_ratings(root: Path) -> Path:
+    """The planted fixture prepared through the library (its ua.base / ua.test split); returns the DATA_DIR."""
+    from itemvec.data.ratings import prepare_ratings
+
+    write_planted_ml100k(root / "ml")
+    prepare_ratings(root / "ml", root / "data", fmt="movielens-100k", split_files="ua.base,ua.test",
+                    progress=False, log=lambda line: None)
+    return root / "data"
+
+
 def run_cli(*args):
     return subprocess.run([sys.executable, "-m", "itemvec.cli", *map(str, args)], capture_output=True, text=True)
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_ratings_cli import write_planted_ml100k  # noqa: E402
+from test_ratings_cli import prepare_planted_ratings  # noqa: E402
 
 import itemvec  # noqa: E402
 
@@ -49,9 +49,7 @@ def client(item_runs):
 @pytest.fixture(scope="module")
 def user_client(tmp_path_factory):
     root = tmp_path_factory.mktemp("serve-users")
-    write_planted_ml100k(root / "ml")
-    itemvec.prepare_ratings(root / "ml", root / "data", fmt="movielens-100k", split_files="ua.base,ua.test",
-                            progress=False, log=lambda line: None)
+    prepare_planted_ratings(root)
     runs = []
     for name in ("bpr", "mf-explicit-bias", "dense"):
         sets = {"dim": "8", "threads": "1", **({} if name == "mf-explicit-bias" else {"epochs": "3"})}
@@ -263,3 +261,4 @@ def test_the_page_in_headless_chromium(item_runs, browser):
     finally:
         server.terminate()
         server.wait(timeout=20)
+

@@ -94,15 +94,12 @@ def recommend_space(emb: Embedding) -> Space:
 
 def exact_search(space: Space, query: int, k: int, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Top-k allowed items of one query by the exact scan (ids, scores; padded with -1 / NaN)."""
+    from itemvec.models.base import top_k
+
     candidates = np.flatnonzero(allowed)
     scores = space.keys[candidates].astype(np.float64) @ space.queries[query].astype(np.float64)
-    take = min(k, len(candidates))
-    top = np.argsort(-scores, kind="stable")[:take]
-    ids = np.full(k, -1, dtype=np.int64)
-    out = np.full(k, np.nan)
-    ids[:take] = candidates[top]
-    out[:take] = scores[top] + space.offset[query]
-    return ids, out
+    top, values = top_k(scores[None, :], k) if len(candidates) else (np.full((1, k), -1), np.full((1, k), np.nan))
+    return np.where(top[0] >= 0, candidates[top[0]], -1), values[0] + space.offset[query]
 
 
 def _import_faiss():
@@ -219,10 +216,10 @@ def load_run_index(run_dir: str | Path, model: Any) -> dict[str, HNSWIndex] | No
     if info.get("weights_digest") != weights_digest(run_dir):
         raise InputError(f"{path}: the index was built from other weights; run `itemvec index {run_dir}` again")
     indexes = {}
+    positions = np.flatnonzero(model.known_items_)
     for search in searches:  # the file names are ours (FILES), never read from the JSON
         if search not in FILES:
             continue
-        positions = np.flatnonzero(model.known_items_)
         indexes[search] = HNSWIndex.from_bytes((run_dir / FILES[search]).read_bytes(), positions, model.n_items,
                                                int(info.get("ef_search", 64)))
     return indexes
@@ -243,7 +240,8 @@ class Neighbours:
     def uses_index(self) -> bool:
         return bool(self.indexes)
 
-    def _space(self, search: str) -> Space:
+    def space(self, search: str) -> Space:
+        """The query and key vectors of ``search`` ("similar" or "recommend"), made once."""
         if self._spaces is None:
             self._spaces = spaces_of(self.model)
         return self._spaces[search]
@@ -264,7 +262,7 @@ class Neighbours:
         if not model.known_items_[item]:
             return np.full(k, -1, dtype=np.int64), np.full(k, np.nan)
         if "similar" in self.indexes:
-            return self.indexes["similar"].search(self._space("similar"), item, k, mask & model.known_items_)
+            return self.indexes["similar"].search(self.space("similar"), item, k, mask & model.known_items_)
         scores = model._similar_scores(np.array([item]))[0].astype(np.float64)
         scores[~mask] = np.nan
         ids, values = top_k(scores[None, :], k)
@@ -276,7 +274,7 @@ class Neighbours:
         model = self.model
         mask = self._allowed(allowed)
         if "recommend" in self.indexes and model.known_users_[user]:
-            return self.indexes["recommend"].search(self._space("recommend"), user, k, mask & model.known_items_)
+            return self.indexes["recommend"].search(self.space("recommend"), user, k, mask & model.known_items_)
         scores = model.score_users(np.array([user]))[0].astype(np.float64)
         scores[~mask] = np.nan
         ids, values = top_k(scores[None, :], k)

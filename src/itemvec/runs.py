@@ -460,10 +460,7 @@ def recommend(run_dir: str | Path, users: list[str], k: int = 10, data_dir: str 
     items = data.items()
     item_ids = [str(i) for i in items.column("item_id").to_pylist()]
     titles = items.column("title").to_pylist() if "title" in items.column_names else [None] * len(item_ids)
-    train = data.training(features=False)
-    seen = train.matrix()
-    if train.validation is not None and len(train.validation):
-        seen = ((seen + train.validation.matrix()) > 0).astype(np.float32).tocsr()
+    seen = data.seen()
     ids = np.array([index[u] for u in users], dtype=np.int64)
     neighbours = run_neighbours(run_dir, model)
     found = []

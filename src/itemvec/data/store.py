@@ -497,6 +497,15 @@ class RatingsDir(DataFolder):
         train.validation = validation if len(validation) else None
         return train
 
+    def seen(self) -> sp.csr_matrix:
+        """(n_users, n_items) CSR, nonzero where a user rated an item in the train or validation part: what
+        a recommendation leaves out."""
+        train = self.training(features=False)
+        seen = train.matrix()
+        if train.validation is not None and len(train.validation):
+            seen = ((seen + train.validation.matrix()) > 0).astype(np.float32)
+        return sp.csr_matrix(seen)
+
 
 def _one_hot(rows: list[list[str]]) -> tuple[sp.csr_matrix | None, list[str] | None]:
     """(n, f) 0/1 CSR matrix over the sorted feature names of ``rows`` (None, None when there are none)."""

@@ -20,7 +20,6 @@ Unknown ids and models are 404 naming them, malformed parameters 422; no answer 
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -29,7 +28,8 @@ from typing import Any
 import numpy as np
 
 from itemvec.errors import InputError
-from itemvec.index import Neighbours, similar_space
+from itemvec.index import Neighbours
+from itemvec.models.base import top_k
 from itemvec.runs import open_run, run_neighbours
 from itemvec.serve.catalogue import Catalogue
 
@@ -100,8 +100,6 @@ class Service:
     def __init__(self, catalogue: Catalogue, served: list[Served]) -> None:
         self.catalogue = catalogue
         self.served = {s.name: s for s in served}
-        self._fold_cache: dict[str, tuple] = {}
-        self._lock = threading.Lock()
 
     def models(self, name: str | None) -> list[Served]:
         if name is None:
@@ -165,8 +163,6 @@ class Service:
         for s in self.models(model):
             scores, method = self._fold_in(s, basket)
             scores = np.where(allowed & np.isfinite(scores), scores, np.nan)
-            from itemvec.models.base import top_k
-
             ids, values = top_k(scores[None, :], k)
             out[s.name] = {"method": method, "results": self._results(ids[0], values[0])}
         return {"items": items, "k": k, "models": out}
@@ -192,10 +188,7 @@ class Service:
                     scores = scores + emb.item_bias
                 scores[~model.known_items_] = np.nan
                 return scores, "least-squares fold-in"
-            with self._lock:
-                if s.name not in self._fold_cache:
-                    self._fold_cache[s.name] = (similar_space(emb),)
-            space = self._fold_cache[s.name][0]
+            space = s.neighbours.space("similar")  # the item-item rule as one inner product (itemvec.index)
             query = space.queries[known].astype(np.float64).mean(axis=0)
             scores = space.keys.astype(np.float64) @ query + space.offset[known].mean()
             scores[~model.known_items_] = np.nan

@@ -46,11 +46,7 @@ class Catalogue:
             self.category_sets = [{str(x).lower() for x in (g or [])} for g in genres]
             self.partners = None
             self.user_ids = [str(u) for u in data.users().column("user_id").to_pylist()]
-            train = data.training(features=False)
-            seen = train.matrix()
-            if train.validation is not None and len(train.validation):
-                seen = ((seen + train.validation.matrix()) > 0).astype(np.float32)
-            self.seen = sp.csr_matrix(seen)
+            self.seen = data.seen()
         self.index = {item: i for i, item in enumerate(self.ids)}
         self.user_index = {user: i for i, user in enumerate(self.user_ids)}
         self._search_text = [f"{item} {title or ''}".lower() for item, title in zip(self.ids, self.titles)]

@@ -262,3 +262,14 @@ def test_the_page_in_headless_chromium(item_runs, browser):
         server.terminate()
         server.wait(timeout=20)
 
+
+def test_a_port_in_use_is_one_line_and_exit_2(item_runs):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "itemvec.cli", "serve", item_runs / "report", "--port",
+                                 str(port)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2 and result.stderr.strip().splitlines()[-1].startswith(
+        f"error: 127.0.0.1:{port}: cannot listen there"), result.stderr
+    assert "serving" not in result.stderr

@@ -20,6 +20,7 @@ Unknown ids and models are 404 naming them, malformed parameters 422; no answer 
 from __future__ import annotations
 
 import json
+import socket
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -275,7 +276,16 @@ def serve(paths: list[Path], host: str = "127.0.0.1", port: int = 8000, log=prin
         raise InputError("serving needs the serve extra: pip install 'itemvec[serve]'") from None
     catalogue, served = load_models(paths)
     app = create_app(Service(catalogue, served))
+    # The socket is bound here, before saying where the service is: a port in use is one line and exit 2.
+    listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((host, port))
+    except OSError as error:
+        listener.close()
+        raise InputError(f"{host}:{port}: cannot listen there ({error.strerror or error})") from None
     for s in served:
         log(f"{s.name}: {s.model.name} ({'index' if s.neighbours.uses_index else 'exact scan'})")
-    log(f"serving {len(served)} models of {catalogue.n_items:,} items on http://{host}:{port}/ (API docs at /docs)")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    models = f"{len(served)} model{'s' if len(served) != 1 else ''}"
+    log(f"serving {models} of {catalogue.n_items:,} items on http://{host}:{port}/ (API docs at /docs)")
+    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[listener])

@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from test_ratings_cli import prepare_planted_ratings  # noqa: E402
 
 import itemvec  # noqa: E402
-from itemvec.index import HNSWIndex, exact_search, recommend_space, similar_space  # noqa: E402
+from itemvec.index import FaissIndex, exact_search, recommend_space, similar_space  # noqa: E402
 from itemvec.models.embedding import Embedding  # noqa: E402
 
 
@@ -81,7 +81,9 @@ def test_the_user_item_score_is_one_inner_product_plus_a_constant_per_user(bias)
 # ---------------------------------------------------------------- HNSW against the exact scan
 
 
-def test_hnsw_finds_what_the_exact_scan_finds_with_filters_and_exactly_k():
+@pytest.mark.parametrize("backend, settings", [("hnsw", {"m": 16, "ef_construction": 100, "ef_search": 128}),
+                                               ("ivf", {"nprobe": 96})])
+def test_the_index_finds_what_the_exact_scan_finds_with_filters_and_exactly_k(backend, settings):
     rng = np.random.default_rng(1)
     n = 6000
     emb = Embedding(rule="two-role", item_vectors=rng.standard_normal((n, 16)).astype(np.float32),
@@ -90,8 +92,8 @@ def test_hnsw_finds_what_the_exact_scan_finds_with_filters_and_exactly_k():
     space = similar_space(emb)
     learned = np.ones(n, dtype=bool)
     learned[::50] = False  # items the model never learned are not in the index
-    index = HNSWIndex.build(space.keys, learned, m=16, ef_construction=100, ef_search=128)
-    assert index.index.ntotal == learned.sum()
+    index = FaissIndex.build(space.keys, learned, backend=backend, **settings)
+    assert index.index.ntotal == learned.sum() and index.backend == backend
     hits = total = 0
     for query in range(0, n, 97):
         allowed = learned.copy()
@@ -110,6 +112,26 @@ def test_hnsw_finds_what_the_exact_scan_finds_with_filters_and_exactly_k():
     assert len(ids) == 10 and (category & learned)[ids].all()
     ids, scores = index.search(space, 5, 10, np.eye(n, dtype=bool)[7])  # one allowed item: padded
     assert ids.tolist() == [7] + [-1] * 9 and np.isnan(scores[1:]).all()
+    # A leave-out list (the query, its partners) is dropped from a larger answer: the same as masking them.
+    leave_out = np.flatnonzero(learned)[:40]
+    mask = learned.copy()
+    mask[leave_out] = False
+    for query in (3, 1234):
+        listed = index.search(space, query, 10, exclude=leave_out)
+        masked = index.search(space, query, 10, mask)
+        assert len(listed[0]) == 10 and not np.isin(listed[0], leave_out).any()
+        assert len(set(listed[0]) & set(masked[0])) >= 8
+    # Asking for more than the unlisted items leaves the exact scan to answer: still exactly what is allowed.
+    ids, _ = index.search(space, 3, 10, exclude=np.flatnonzero(learned)[10:])
+    assert sorted(ids.tolist()) == sorted(np.flatnonzero(learned)[:10].tolist())
+
+
+def test_ivf_lists_follow_the_number_of_items():
+    from itemvec.index import default_nlist, default_nprobe
+
+    assert default_nlist(10) == 1 and default_nlist(5880) == 128  # 8√n = 613, but 39 vectors per list at least
+    assert default_nlist(346_429) == 4096 and default_nprobe(4096) == 48 and default_nprobe(128) == 16
+    assert default_nprobe(4) == 4
 
 
 def test_the_index_round_trips_through_bytes():
@@ -117,8 +139,8 @@ def test_the_index_round_trips_through_bytes():
     keys = rng.standard_normal((5000, 8)).astype(np.float32)
     learned = np.ones(5000, dtype=bool)
     space = similar_space(Embedding(rule="dot", item_vectors=keys))
-    index = HNSWIndex.build(space.keys, learned)
-    again = HNSWIndex.from_bytes(index.to_bytes(), np.flatnonzero(learned), 5000, 64)
+    index = FaissIndex.build(space.keys, learned)
+    again = FaissIndex.from_bytes(index.to_bytes(), np.flatnonzero(learned), 5000, 64)
     allowed = learned.copy()
     allowed[3] = False
     assert np.array_equal(index.search(space, 3, 10, allowed)[0], again.search(space, 3, 10, allowed)[0])
@@ -207,12 +229,17 @@ def test_a_model_without_vectors_is_refused_in_one_line(item_run, tmp_path):
 # ---------------------------------------------------------------- the index through the CLI
 
 
-def test_similar_and_recommend_use_the_index_and_agree_with_the_exact_scan(item_run, user_run, tmp_path):
+@pytest.mark.parametrize("backend", [["--backend", "faiss-hnsw", "--m", "16"], ["--backend", "ivf"]])
+def test_similar_and_recommend_use_the_index_and_agree_with_the_exact_scan(item_run, user_run, tmp_path, backend):
     model, data, _ = itemvec.open_run(item_run / "run")
     asins = [data.asins[i] for i in np.flatnonzero(model.known_items_)[:8]]
+    for name in ("index.json", "index.faiss"):  # the other parametrisation's index
+        (item_run / "run" / name).unlink(missing_ok=True)
     exact = json.loads(cli("similar", item_run / "run", *asins, "--json").stdout)
-    result = cli("index", item_run / "run", "--m", "16")
+    result = cli("index", item_run / "run", *backend)
     assert result.returncode == 0 and "similar:" in result.stdout, result.stderr
+    expected = {"faiss-hnsw": "faiss-hnsw", "ivf": "faiss-ivf"}[backend[1]]
+    assert json.loads((item_run / "run" / "index.json").read_text())["backend"] == expected
     assert (item_run / "run" / "index.faiss").is_file()
     from itemvec.runs import run_neighbours
 
@@ -224,7 +251,7 @@ def test_similar_and_recommend_use_the_index_and_agree_with_the_exact_scan(item_
                                    rtol=1e-5)
     # user-item: recommend through the index, seen items still excluded
     exact = json.loads(cli("recommend", user_run / "run", "--user", "1", "--user", "2", "--json").stdout)
-    assert cli("index", user_run / "run").returncode == 0
+    assert cli("index", user_run / "run", *backend).returncode == 0
     indexed = json.loads(cli("recommend", user_run / "run", "--user", "1", "--user", "2", "--json").stdout)
     assert [[r["item"] for r in u["recommendations"]] for u in exact] == \
         [[r["item"] for r in u["recommendations"]] for u in indexed]
@@ -241,3 +268,38 @@ def test_an_index_of_other_weights_is_refused_and_retraining_removes_it(item_run
     assert result.returncode == 2 and ("other weights" in result.stderr or "weights.npz" in result.stderr)
     itemvec.train_run("mf", item_run / "data", run, sets={"epochs": "1", "dim": "8"}, progress=False, resume=False)
     assert not (run / "index.json").exists() and not (run / "index.faiss").exists()
+
+
+def test_a_damaged_index_file_is_one_line_and_exit_2(item_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(item_run / "run", run)
+    assert cli("index", run, "--backend", "hnsw", "--m", "8").returncode == 0
+    data = (run / "index.faiss").read_bytes()
+    (run / "index.faiss").write_bytes(data[: len(data) // 2])
+    result = cli("similar", run, itemvec.open_data(item_run / "data").asins[0])
+    assert result.returncode == 2 and "index.faiss" in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+
+
+def test_weights_memory_mapped_are_the_weights_read(item_run, tmp_path):
+    from itemvec.models.base import load_model
+    from itemvec.outputs import load_npz, save_npz
+
+    rng = np.random.default_rng(3)
+    arrays = {"big": rng.standard_normal((300, 64)).astype(np.float32), "fortran": np.asfortranarray(
+        rng.standard_normal((200, 90))), "small": np.arange(5), "scalar": np.float64(2.5), "empty": np.zeros((0, 3))}
+    save_npz(tmp_path / "w.npz", arrays)
+    mapped, read = load_npz(tmp_path / "w.npz", mmap=True), load_npz(tmp_path / "w.npz")
+    assert set(mapped) == set(read) == set(arrays)
+    for key, value in arrays.items():
+        assert np.array_equal(mapped[key], value) and mapped[key].dtype == np.asarray(value).dtype
+    assert isinstance(mapped["big"].base, np.memmap) and isinstance(mapped["fortran"].base, np.memmap)
+    assert mapped["fortran"].flags.f_contiguous and not isinstance(read["big"].base, np.memmap)
+    mapped["big"][0, 0] = 99.0  # copy-on-write: the file is not changed
+    assert load_npz(tmp_path / "w.npz")["big"][0, 0] == arrays["big"][0, 0]
+    # a model loaded memory-mapped scores exactly as one read into memory
+    plain, lazy = load_model(item_run / "run"), load_model(item_run / "run", mmap=True)
+    queries = np.flatnonzero(plain.known_items_)[:5]
+    np.testing.assert_array_equal(plain.score_all(queries), lazy.score_all(queries))

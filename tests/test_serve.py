@@ -3,12 +3,12 @@ fold-in) and the page in real headless Chromium (Debian's chromium and chromedri
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +36,7 @@ def item_runs(tmp_path_factory):
         itemvec.train_run(name, root / "data", root / "report" / "runs" / name,
                           sets={"epochs": "2", "dim": "16", "threads": "1"} if name != "popularity" else None,
                           progress=False)
-    itemvec.runs.index_run(root / "report" / "runs" / "mf-bias", m=16)
+    itemvec.runs.index_run(root / "report" / "runs" / "mf-bias")
     return root
 
 
@@ -227,13 +227,12 @@ def test_the_page_in_headless_chromium(item_runs, browser):
     try:
         import urllib.request
 
-        for _ in range(200):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1)
+        for line in server.stderr:  # the banner says the service is ready: the first request is answered
+            if line.startswith("serving "):
                 break
-            except OSError:
-                assert server.poll() is None, server.stderr.read()
-                time.sleep(0.1)
+        else:
+            pytest.fail(f"the service did not start (exit {server.wait()})")
+        assert json.load(urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10))["status"] == "ok"
         wait = WebDriverWait(browser, 20)
         browser.get(f"http://127.0.0.1:{port}/")
         wait.until(lambda b: len(b.find_elements(By.CSS_SELECTOR, "#models tbody tr")) == 2)

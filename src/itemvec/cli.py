@@ -301,18 +301,20 @@ def export_command(
 @app.command("index")
 def index_command(
     run_dir: Annotated[Path, typer.Argument(help="A RUN_DIR written by `itemvec train`.")],
-    backend: Annotated[str, typer.Option(help="Only faiss (HNSW).")] = "faiss",
-    m: Annotated[int, typer.Option("--m", help="HNSW links per node.")] = 32,
-    ef_construction: Annotated[int, typer.Option(help="HNSW build breadth.")] = 200,
-    ef_search: Annotated[int, typer.Option(help="HNSW search breadth (recall against speed).")] = 64,
+    backend: Annotated[str, typer.Option(help="hnsw (a graph) or ivf (k-means lists scanned exactly); faiss "
+                                               "means ivf.")] = "faiss",
+    m: Annotated[int, typer.Option("--m", help="HNSW: links per node.")] = 32,
+    ef_construction: Annotated[int, typer.Option(help="HNSW: build breadth.")] = 200,
+    ef_search: Annotated[int, typer.Option(help="HNSW: search breadth (recall against speed).")] = 64,
+    nlist: Annotated[int, typer.Option(help="IVF: lists (0: the power of two nearest 8√items).")] = 0,
+    nprobe: Annotated[int, typer.Option(help="IVF: lists searched per query (0: 3/256 of them, at least 16).")] = 0,
 ) -> None:
     """Build a nearest-neighbour index beside the run's weights; `similar`, `recommend` and `serve` use it."""
-    from itemvec.errors import ConfigError
     from itemvec.runs import index_run
 
-    if backend != "faiss":
-        raise ConfigError(f"--backend: {backend!r} is not available; the only backend is faiss")
-    info = index_run(run_dir, m=m, ef_construction=ef_construction, ef_search=ef_search)
+    structure = {"faiss": "ivf", "faiss-ivf": "ivf", "faiss-hnsw": "hnsw"}.get(backend, backend)
+    info = index_run(run_dir, backend=structure, m=m, ef_construction=ef_construction, ef_search=ef_search,
+                     nlist=nlist, nprobe=nprobe)
     for search, entry in info["searches"].items():
         typer.echo(f"{search}: {entry['vectors']:,} vectors of dimension {entry['dim']} in "
                    f"{run_dir / entry['file']} ({entry['bytes'] / 1e6:.1f} MB, {entry['build_seconds']:.1f} s)")

@@ -340,6 +340,47 @@ def save_npz(path: str | Path, arrays: Mapping[str, Any]) -> None:  # name → a
         np.savez(handle, **arrays)
 
 
+MMAP_FROM_BYTES = 1 << 16  # arrays at least this large are memory-mapped by load_npz(mmap=True)
+
+
+def load_npz(path: str | Path, *, mmap: bool = False) -> dict[str, Any]:
+    """The arrays of an .npz file (``save_npz`` writes them stored, not compressed). With ``mmap``, each large
+    array is a copy-on-write memory map of its bytes in the file: pages are read when first touched and shared
+    between processes that map the same file, and nothing is copied at load. Raises OSError, ValueError,
+    EOFError or zipfile.BadZipFile on a file that is not such an archive."""
+    import struct
+    import zipfile
+
+    import numpy as np
+
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {key: npz[key] for key in npz.files} if not mmap else {}
+        if not mmap:
+            return arrays
+        with zipfile.ZipFile(path) as archive, open(path, "rb") as raw:
+            for info in archive.infolist():
+                key = info.filename.removesuffix(".npy")
+                if info.compress_type != zipfile.ZIP_STORED or info.file_size < MMAP_FROM_BYTES:
+                    arrays[key] = npz[key]
+                    continue
+                raw.seek(info.header_offset)
+                local = raw.read(30)  # the local file header: its name and extra field lengths end it
+                if len(local) < 30 or local[:4] != b"PK\x03\x04":
+                    raise ValueError(f"{info.filename}: no local header where the archive's directory says")
+                name_length, extra_length = struct.unpack("<HH", local[26:30])
+                raw.seek(info.header_offset + 30 + name_length + extra_length)
+                version = np.lib.format.read_magic(raw)
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)
+                shape, fortran, dtype = read_header(raw)
+                if dtype.hasobject:
+                    raise ValueError(f"{info.filename}: holds Python objects")
+                mapped = np.memmap(path, dtype=dtype, mode="c", offset=raw.tell(), shape=shape,
+                                   order="F" if fortran else "C")
+                arrays[key] = np.asarray(mapped)  # a plain ndarray over the map (which it keeps alive)
+    return arrays
+
+
 def save_figure(fig: Figure, path: str | Path, **kwargs: Any) -> None:
     with atomic_write(path) as handle:
         fig.savefig(handle, format="png", **kwargs)

@@ -179,9 +179,10 @@ def _train_info(run_dir: Path) -> dict[str, Any]:
 
 
 def open_run(run_dir: str | Path, data_dir: str | Path | None = None, *, expect: str | None = None,
-             ) -> tuple[Model, DataDir | RatingsDir, dict[str, Any]]:
+             mmap: bool = False) -> tuple[Model, DataDir | RatingsDir, dict[str, Any]]:
     """(model, data, train info) of a RUN_DIR, every file checked, the data of the model's kind and size.
-    ``expect`` (a data kind) refuses a run of the other kind with a hint at the command for it."""
+    ``expect`` (a data kind) refuses a run of the other kind with a hint at the command for it; ``mmap``
+    memory-maps the model's large arrays (``Model.load``)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise InputError(f"{run_dir}: no such run folder" if not run_dir.exists() else f"{run_dir}: is a file, "
@@ -201,7 +202,7 @@ def open_run(run_dir: str | Path, data_dir: str | Path | None = None, *, expect:
     if data_kind != kind:
         raise InputError(f"{run_dir} holds {kind_protocol.a_model}; {data_dir} holds {protocol(data_kind).data_words}")
     data = kind_protocol.open(data_dir)
-    model = load_model(run_dir)
+    model = load_model(run_dir, mmap=mmap)
     kind_protocol.check_size(model, data, run_dir)
     return model, data, info
 
@@ -400,18 +401,24 @@ def table_lines(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def index_run(run_dir: str | Path, *, m: int = 32, ef_construction: int = 200, ef_search: int = 64,
-              ) -> dict[str, Any]:
-    """Build the faiss HNSW index of a finished run beside its weights (``itemvec.index``)."""
-    from itemvec.index import build_run_index
+def index_run(run_dir: str | Path, *, backend: str = "ivf", m: int = 32, ef_construction: int = 200,
+              ef_search: int = 64, nlist: int = 0, nprobe: int = 0) -> dict[str, Any]:
+    """Build the faiss index of a finished run beside its weights (``itemvec.index``): an inverted file
+    (``backend="ivf"``: nlist lists, nprobe of them searched; 0 picks them from the number of items) or an
+    HNSW graph (``"hnsw"``: m, ef_construction, ef_search)."""
+    from itemvec.index import BACKENDS, build_run_index
 
+    if backend not in BACKENDS:
+        raise ConfigError(f"--backend: {backend!r} is not one of {', '.join(BACKENDS)}")
     for name, value, low, high in (("--m", m, 4, 256), ("--ef-construction", ef_construction, 8, 4096),
-                                   ("--ef-search", ef_search, 1, 4096)):
+                                   ("--ef-search", ef_search, 1, 4096), ("--nlist", nlist, 0, 1 << 20),
+                                   ("--nprobe", nprobe, 0, 1 << 20)):
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             raise ConfigError(f"{name}: {value} is out of range; expected [{low}, {high}]")
     model, _, _ = open_run(run_dir)
     with OutputFolder(run_dir, "run"):
-        return build_run_index(run_dir, model, m=m, ef_construction=ef_construction, ef_search=ef_search)
+        return build_run_index(run_dir, model, backend=backend, m=m, ef_construction=ef_construction,
+                               ef_search=ef_search, nlist=nlist or None, nprobe=nprobe or None)
 
 
 def run_neighbours(run_dir: str | Path, model: Model) -> Neighbours:
@@ -465,10 +472,7 @@ def recommend(run_dir: str | Path, users: list[str], k: int = 10, data_dir: str 
     neighbours = run_neighbours(run_dir, model)
     found = []
     for uid in ids:
-        allowed = np.ones(model.n_items, dtype=bool)
-        if not include_seen:
-            allowed[seen[uid].indices] = False
-        found.append(neighbours.recommend(int(uid), k, allowed))
+        found.append(neighbours.recommend(int(uid), k, exclude=None if include_seen else seen[uid].indices))
     top, scores = [row for row, _ in found], [values for _, values in found]
     results = []
     for user, uid, row, row_scores in zip(users, ids, top, scores):

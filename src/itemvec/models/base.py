@@ -32,6 +32,7 @@ from itemvec.config import check, replace
 from itemvec.data.store import DataFolder, read_json_object
 from itemvec.data.types import TrainingData  # noqa: F401 (what an item-item model's fit receives)
 from itemvec.errors import ConfigError, InputError
+from itemvec.outputs import load_npz
 
 if TYPE_CHECKING:
     from numpy.typing import ArrayLike
@@ -137,8 +138,10 @@ class Model:
         return write_weights(directory, {**masks, **self._state()}, self._meta())
 
     @classmethod
-    def load(cls, directory: str | Path) -> Self:
-        model, state = read_weights(cls, directory)
+    def load(cls, directory: str | Path, *, mmap: bool = False) -> Self:
+        """The model saved in ``directory``; with ``mmap`` its large arrays are memory-mapped from the weights
+        file (copy-on-write), not read into memory (what a service loading many models wants)."""
+        model, state = read_weights(cls, directory, mmap=mmap)
         return restore(model, directory, state, {mask: mask for mask in cls.known})
 
 
@@ -234,7 +237,8 @@ def read_model_json(directory: str | Path) -> dict[str, Any]:
     return meta
 
 
-def read_weights(cls: type[ModelT], directory: str | Path) -> tuple[ModelT, dict[str, np.ndarray]]:
+def read_weights(cls: type[ModelT], directory: str | Path, *, mmap: bool = False,
+                 ) -> tuple[ModelT, dict[str, np.ndarray]]:
     """The inverse of ``write_weights`` for a model class: (a model with the saved config, its arrays). Every
     mismatch (a config key the model does not have, a value out of range, a missing or reshaped array) is one
     InputError or ConfigError naming the file."""
@@ -245,8 +249,7 @@ def read_weights(cls: type[ModelT], directory: str | Path) -> tuple[ModelT, dict
     model = cls(replace(cls.Config(), meta["config"], source=str(directory / "model.json")))
     path = directory / "weights.npz"
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            state = {key: npz[key] for key in npz.files}
+        state = load_npz(path, mmap=mmap)
     except FileNotFoundError:
         raise InputError(f"{path}: missing; the run did not finish (run `itemvec train` again)") from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
@@ -285,9 +288,9 @@ def restore(model: ModelT, directory: str | Path, state: dict[str, np.ndarray], 
     return model
 
 
-def load_model(directory: str | Path) -> Model:
-    """Load any registered model from a directory written by ``save``."""
+def load_model(directory: str | Path, *, mmap: bool = False) -> Model:
+    """Load any registered model from a directory written by ``save`` (``mmap``: see ``Model.load``)."""
     from itemvec import registry
 
     meta = read_model_json(directory)
-    return registry.get(meta["model"], registry.run_kind(meta)).load(directory)
+    return registry.get(meta["model"], registry.run_kind(meta)).load(directory, mmap=mmap)

@@ -78,7 +78,7 @@ def load_models(paths: list[Path]) -> tuple[Catalogue, list[Served]]:
     served: list[Served] = []
     data = None
     for run_dir in run_dirs(paths):
-        model, run_data, _ = open_run(run_dir)
+        model, run_data, _ = open_run(run_dir, mmap=True)
         if data is None:
             data = run_data
         elif run_data.fingerprint != data.fingerprint:
@@ -129,11 +129,10 @@ class Service:
                 brand: str | None) -> dict:
         i = self.item_index(item)
         allowed = self.catalogue.filter_mask(category=category, brand=brand)
-        if exclude_known:
-            allowed[self.catalogue.known_partners(i)] = False
+        exclude = self.catalogue.known_partners(i) if exclude_known else None
         out = {}
         for s in self.models(model):
-            ids, scores = s.neighbours.similar(i, k, allowed)
+            ids, scores = s.neighbours.similar(i, k, allowed, exclude)
             out[s.name] = {"seen_in_training": bool(s.model.known_items_[i]), "index": s.neighbours.uses_index,
                            "results": self._results(ids, scores)}
         return {"item": self.catalogue.item(i), "k": k, "models": out}
@@ -144,13 +143,12 @@ class Service:
 
     def recommend(self, user: str, model: str | None, k: int) -> dict:
         u = self.user_index(user)
-        allowed = np.ones(self.catalogue.n_items, dtype=bool)
-        allowed[self.catalogue.seen_items(u)] = False
+        seen = self.catalogue.seen_items(u)
         out = {}
         for s in self.models(model):
             if s.model.data_kind != "ratings":
                 continue
-            ids, scores = s.neighbours.recommend(u, k, allowed)
+            ids, scores = s.neighbours.recommend(u, k, exclude=seen)
             out[s.name] = {"results": self._results(ids, scores)}
         return {"user": user, "k": k, "models": out}
 
@@ -275,12 +273,19 @@ def serve(paths: list[Path], host: str = "127.0.0.1", port: int = 8000, log=prin
     except ImportError:
         raise InputError("serving needs the serve extra: pip install 'itemvec[serve]'") from None
     catalogue, served = load_models(paths)
+    if any(s.neighbours.uses_index for s in served):
+        import faiss
+
+        faiss.omp_set_num_threads(1)  # one query per search: worker threads would only spin on the cores
+    for s in served:
+        s.neighbours.warm()  # the query and key vectors made now, not on the first request
     app = create_app(Service(catalogue, served))
     # The socket is bound here, before saying where the service is: a port in use is one line and exit 2.
     listener = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         listener.bind((host, port))
+        listener.listen(2048)  # connections made once the banner is out wait in the backlog, none is refused
     except OSError as error:
         listener.close()
         raise InputError(f"{host}:{port}: cannot listen there ({error.strerror or error})") from None

@@ -14,6 +14,15 @@ def _leaf(paths) -> str | None:
     return str(first[-1]) if first else None
 
 
+def _inverted(sets: list[set[str]]) -> dict[str, np.ndarray]:
+    """Each value → the (ascending) positions whose set holds it."""
+    found: dict[str, list[int]] = {}
+    for i, values in enumerate(sets):
+        for value in values:
+            found.setdefault(value, []).append(i)
+    return {value: np.array(items, dtype=np.int64) for value, items in found.items()}
+
+
 class Catalogue:
     """Items (and, for ratings data, users) of one DATA_DIR."""
 
@@ -51,6 +60,9 @@ class Catalogue:
         self.user_index = {user: i for i, user in enumerate(self.user_ids)}
         self._search_text = [f"{item} {title or ''}".lower() for item, title in zip(self.ids, self.titles)]
         self.n_items = len(self.ids)
+        # category and brand (lower case) → their items, so that a filter is one array write, not a scan
+        self._by_category = _inverted(self.category_sets)
+        self._by_brand = _inverted([{b.lower()} if b else set() for b in self.brands])
 
     def item(self, i: int, score: float | None = None) -> dict:
         out = {"id": self.ids[i], "title": self.titles[i], "brand": self.brands[i], "category": self.categories[i]}
@@ -74,14 +86,15 @@ class Catalogue:
                 hits.append(i)
         return [self.item(i) for i in hits[:limit]]
 
-    def filter_mask(self, *, category: str | None = None, brand: str | None = None) -> np.ndarray:
-        mask = np.ones(self.n_items, dtype=bool)
-        if category:
-            wanted = category.lower()
-            mask &= np.fromiter((wanted in s for s in self.category_sets), dtype=bool, count=self.n_items)
-        if brand:
-            wanted = brand.lower()
-            mask &= np.fromiter(((b or "").lower() == wanted for b in self.brands), dtype=bool, count=self.n_items)
+    def filter_mask(self, *, category: str | None = None, brand: str | None = None) -> np.ndarray | None:
+        """The items of ``category`` (any level of an item's paths) and ``brand`` (case-insensitive), or None
+        when neither is given."""
+        mask = None
+        for wanted, inverted in ((category, self._by_category), (brand, self._by_brand)):
+            if wanted:
+                keep = np.zeros(self.n_items, dtype=bool)
+                keep[inverted.get(wanted.lower(), np.empty(0, dtype=np.int64))] = True
+                mask = keep if mask is None else mask & keep
         return mask
 
     def known_partners(self, i: int) -> np.ndarray:

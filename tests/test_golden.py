@@ -34,7 +34,7 @@ GOLDEN = Path(__file__).parent / "golden" / "models.json"
 WALKS = {"dim": 8, "threads": 1, "walks_per_node": 2, "walk_length": 10}
 SETTINGS = {
     "pairs": {
-        "popularity": {}, "adamic-adar": {},
+        "popularity": {}, "adamic-adar": {}, "itemknn": {},
         "mf": {"dim": 8, "epochs": 2, "threads": 1}, "mf-bias": {"dim": 8, "epochs": 2, "threads": 1},
         "mf-seq": WALKS, "skipgram": WALKS, "node2vec": WALKS, "eges": WALKS, "w2v-gensim": WALKS,
     },

@@ -56,7 +56,7 @@ def test_mf_separates_planted_cliques(name, roles):
 
 
 def test_every_item_model_has_contract_settings():
-    assert set(FAST) | {"popularity", "adamic-adar"} == set(registry.names("pairs"))
+    assert set(FAST) | {"popularity", "adamic-adar", "itemknn"} == set(registry.names("pairs"))
 
 
 @pytest.mark.parametrize("name", registry.names("pairs"))  # every registered item-item model, not a list of ours
@@ -162,3 +162,28 @@ def test_unseen_policy_uses_the_median_of_scorable_pairs():
     assert n == 2 and filled[1] == filled[4] == 0.5
     all_nan, n = impute_unscorable(np.array([np.nan, np.nan]))
     assert n == 2 and (all_nan == 0).all()
+
+
+def test_itemknn_is_the_shrunk_cosine_neighbourhood_score_of_a_dense_oracle():
+    """score(a, b) = ½((A S)_ab + (A S)_ba), S the cosine of adjacency rows shrunk and kept to the k largest
+    per row, computed densely here; the model computes it in sparse chunks (a chunk smaller than the graph)."""
+    import itertools
+
+    data, _ = two_cliques()
+    model = registry.get("itemknn")(neighbours=5, shrink=2.0, chunk=7).fit(data, progress=False)
+    n = data.n_items
+    adjacency = np.zeros((n, n))
+    adjacency[data.train.item_a, data.train.item_b] = adjacency[data.train.item_b, data.train.item_a] = 1
+    degree = adjacency.sum(axis=1)
+    similarity = adjacency @ adjacency.T / (np.sqrt(np.outer(degree, degree)) + 2.0)
+    np.fill_diagonal(similarity, 0.0)
+    for row in similarity:
+        row[np.argsort(-row, kind="stable")[5:]] = 0.0
+    expected = adjacency @ similarity
+    expected = 0.5 * (expected + expected.T)
+    known = degree > 0
+    a, b = np.array([(x, y) for x, y in itertools.product(range(n), range(n)) if known[x] and known[y]]).T
+    np.testing.assert_allclose(model.score_pairs(a, b), expected[a, b], atol=1e-5)
+    queries = np.flatnonzero(known)[:6]
+    np.testing.assert_allclose(model.score_all(queries)[:, known], expected[queries][:, known], atol=1e-5)
+    assert (np.diff(model.similarity_.indptr) <= 5).all()  # at most `neighbours` similarities per item

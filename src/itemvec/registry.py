@@ -18,6 +18,7 @@ from itemvec.errors import ConfigError
 _MODELS = {
     "popularity": "itemvec.models.itemitem.heuristics:Popularity",
     "adamic-adar": "itemvec.models.itemitem.heuristics:AdamicAdar",
+    "itemknn": "itemvec.models.itemitem.heuristics:ItemKNN",
     "mf": "itemvec.models.itemitem.mf:MF",
     "mf-bias": "itemvec.models.itemitem.mf:MFBias",
     "mf-seq": "itemvec.models.itemitem.mf:MFSeq",
@@ -47,7 +48,7 @@ _USER_MODELS = {
 KINDS = ("pairs", "ratings")
 
 # The models `compare` runs when no --models is given, baselines first.
-ITEM_MODELS = ["popularity", "adamic-adar", "mf", "mf-bias", "skipgram", "eges"]
+ITEM_MODELS = ["popularity", "adamic-adar", "itemknn", "mf", "mf-bias", "skipgram", "eges"]
 USER_MODELS = list(_USER_MODELS)
 
 

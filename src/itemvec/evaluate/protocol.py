@@ -186,7 +186,7 @@ class ItemItemProtocol(Protocol):
         "Unseen pairs: test pairs that touch a product unseen in training. "
         "Bold: the best value of each column (the lowest training time)."
     )
-    baseline_note = ("popularity (the degree product) and adamic-adar are baselines: every learned model's figure "
+    baseline_note = ("popularity (the degree product), adamic-adar and itemknn are baselines: every learned model's figure "
                      "stands beside them.")
     log_columns = (("auc", "auc"), ("auc_seen", "auc_seen"), ("auc_degree", "auc_degree"))
     data_class = "itemvec.data.store:DataDir"

@@ -59,12 +59,7 @@ class AdamicAdar(ItemModel):
         chunk: BatchSize = 65536  # pairs scored per sparse product
 
     def _fit(self, data: TrainingData, trainer: Trainer) -> None:
-        n = data.n_items
-        a, b = data.train.item_a, data.train.item_b
-        ones = np.ones(2 * len(a), dtype=np.float32)
-        adjacency = sp.csr_matrix((ones, (np.r_[a, b], np.r_[b, a])), shape=(n, n), dtype=np.float32)
-        adjacency.data[:] = 1.0  # duplicates collapse to one edge
-        self.adjacency_ = adjacency
+        adjacency = self.adjacency_ = _undirected(data)
         degree = np.diff(adjacency.indptr)
         # A neighbour of degree 1 cannot be shared by two items; 1/log(1) is undefined, so it weighs 0.
         self.inverse_log_degree_ = np.where(degree > 1, 1.0 / np.log(np.maximum(degree, 2)), 0.0).astype(np.float32)

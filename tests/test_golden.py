@@ -34,7 +34,8 @@ GOLDEN = Path(__file__).parent / "golden" / "models.json"
 WALKS = {"dim": 8, "threads": 1, "walks_per_node": 2, "walk_length": 10}
 SETTINGS = {
     "pairs": {
-        "popularity": {}, "adamic-adar": {}, "itemknn": {},
+        "popularity": {}, "adamic-adar": {}, "itemknn": {}, "rp3beta": {},
+        "bpr": {"dim": 8, "epochs": 3, "threads": 1}, "als": {"dim": 8, "epochs": 3, "threads": 1},
         "mf": {"dim": 8, "epochs": 2, "threads": 1}, "mf-bias": {"dim": 8, "epochs": 2, "threads": 1},
         "mf-seq": WALKS, "skipgram": WALKS, "node2vec": WALKS, "eges": WALKS, "w2v-gensim": WALKS,
     },
@@ -45,6 +46,7 @@ SETTINGS = {
         "bpr": {"dim": 8, "epochs": 3, "threads": 1}, "warp": {"dim": 8, "epochs": 3, "threads": 1},
         "triplet": {"dim": 8, "epochs": 2, "threads": 1}, "deep-triplet": {"dim": 8, "epochs": 2, "threads": 1},
         "fm": {"dim": 8, "epochs": 2, "threads": 1},
+        "itemknn": {}, "rp3beta": {}, "ease": {}, "als": {"dim": 8, "epochs": 3, "threads": 1},
     },
 }
 N_SCORES = 40  # scores per model: test pairs of seen items, half positives, half negatives (or test ratings)

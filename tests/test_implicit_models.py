@@ -11,13 +11,23 @@ import scipy.sparse as sp
 
 from itemvec import registry
 from itemvec.data.types import Interactions
-from itemvec.errors import ConfigError
+from itemvec.errors import ConfigError, InputError
+from itemvec.models import factor
 from itemvec.models.useritem import implicit
 from itemvec.models.useritem.fm import FactorizationMachine
-from itemvec.models.useritem.implicit import BPR, WARP, PopularityUsers, sample_negatives, warp_rank_weight
+from itemvec.models.useritem.implicit import (
+    BPR,
+    WARP,
+    ALSUsers,
+    PopularityUsers,
+    sample_negatives,
+    warp_rank_weight,
+)
+from itemvec.models.useritem.neighbours import EASE, ItemKNNUsers, RP3betaUsers
 from itemvec.models.useritem.triplet import DeepTriplet, Triplet
 
-CLASSES = {c.name: c for c in (PopularityUsers, BPR, WARP, Triplet, DeepTriplet, FactorizationMachine)}
+CLASSES = {c.name: c for c in (PopularityUsers, BPR, WARP, Triplet, DeepTriplet, FactorizationMachine, ALSUsers,
+                               ItemKNNUsers, RP3betaUsers, EASE)}
 FAST = {
     "popularity": {},
     "bpr": {"dim": 8, "epochs": 40, "batch_size": 64, "threads": 1, "lr": 0.1},
@@ -26,8 +36,13 @@ FAST = {
     "deep-triplet": {"dim": 8, "user_dim": 8, "hidden": 16, "epochs": 30, "batch_size": 64, "threads": 1,
                      "lr": 0.01},
     "fm": {"dim": 8, "epochs": 30, "batch_size": 64, "threads": 1, "lr": 0.02},
+    "als": {"dim": 8, "epochs": 10, "threads": 1},
+    "itemknn": {"neighbours": 20, "shrink": 1.0},
+    "rp3beta": {"neighbours": 20},
+    "ease": {"l2": 5.0},
 }
-TRAINED = ["bpr", "warp", "triplet", "deep-triplet", "fm"]
+TRAINED = ["bpr", "warp", "triplet", "deep-triplet", "fm", "als"]  # random initial state: seeds matter
+PLANTED = TRAINED + ["itemknn", "rp3beta", "ease"]
 GROUP = 12  # users per group and items per group
 EXTRA = 2  # items never rated in train
 
@@ -66,7 +81,7 @@ def make(name, **extra):
     return CLASSES[name](**{**FAST[name], **extra})
 
 
-@pytest.mark.parametrize("name", TRAINED)
+@pytest.mark.parametrize("name", PLANTED)
 def test_planted_checkerboard(name):
     data, held = checkerboard(features=name == "fm")
     model = make(name).fit(data, progress=False)
@@ -127,7 +142,7 @@ def test_warp_rank_weight_hand_values():
     assert warp_rank_weight(101, 100) == 0.0
     assert warp_rank_weight(101, 200) == 0.0
     for n, tries in [(101, 1), (101, 3), (10, 4), (2, 1)]:
-        assert implicit._warp_weight(n, tries) == pytest.approx(warp_rank_weight(n, tries))
+        assert factor._warp_weight(n, tries) == pytest.approx(warp_rank_weight(n, tries))
 
 
 def test_warp_kernel_applies_the_rank_weight():
@@ -138,7 +153,7 @@ def test_warp_kernel_applies_the_rank_weight():
     bias = np.zeros(3, np.float32)
     acc_u, acc_i, acc_b = np.zeros_like(user_f), np.zeros_like(item_f), np.zeros_like(bias)
     indptr, indices = np.array([0, 1], np.int64), np.array([0], np.int64)
-    loss, count = implicit._ranking_step(user_f, item_f, bias, acc_u, acc_i, acc_b, np.array([0], np.int64),
+    loss, count = factor.ranking_step(user_f, item_f, bias, acc_u, acc_i, acc_b, np.array([0], np.int64),
                                          np.array([0], np.int64), indptr, indices, np.arange(3, dtype=np.int64),
                                          0.1, 0.1, 0.0, True, 1, 10, 1.0, False, 7, 1)
     weight = math.log(2)
@@ -237,3 +252,44 @@ def test_deep_triplet_with_product_input():
                                atol=1e-4)
     other = [np.arange(GROUP) + (1 - u // GROUP) * GROUP for u, _ in held]
     assert np.mean([np.mean(scores[u, i] > scores[u, o]) for (u, i), o in zip(held, other)]) > 0.97
+
+
+def test_ease_is_the_ridge_regression_of_each_item_on_the_others():
+    """EASE's closed form B = I − P / diag(P) against an independent oracle: column j of B is the ridge
+    regression of item j's column on the other items' columns (its own weight constrained to 0)."""
+    data, _ = checkerboard()
+    l2 = 3.0
+    model = EASE(l2=l2).fit(data, progress=False)
+    x = data.matrix(positives_only=True).toarray().astype(np.float64)
+    columns = np.flatnonzero(x.any(axis=0))
+    x = x[:, columns]
+    k = len(columns)
+    expected = np.zeros((k, k))
+    for j in range(k):
+        others = np.r_[0:j, j + 1:k]
+        xo = x[:, others]
+        expected[others, j] = np.linalg.solve(xo.T @ xo + l2 * np.eye(k - 1), xo.T @ x[:, j])
+    np.testing.assert_allclose(model.weights_, expected, rtol=1e-4, atol=1e-5)
+    scores = model.score_users(np.arange(data.n_users))
+    np.testing.assert_allclose(scores[:, columns], x @ expected, rtol=1e-4, atol=1e-5)
+
+
+def test_ease_refuses_a_catalogue_over_its_limit(monkeypatch):
+    data, _ = checkerboard()
+    monkeypatch.setattr(EASE, "MAX_ITEMS", 10)
+    with pytest.raises(InputError, match=r"ease: 24 items with train positives, over its limit of 10"):
+        EASE().fit(data, progress=False)
+
+
+def test_user_itemknn_is_the_shrunk_cosine_of_a_dense_oracle():
+    data, _ = checkerboard()
+    model = ItemKNNUsers(neighbours=5, shrink=2.0, chunk=7).fit(data, progress=False)
+    x = data.matrix(positives_only=True).toarray().astype(np.float64)
+    count = x.sum(axis=0)
+    similarity = x.T @ x / (np.sqrt(np.outer(count, count)) + 2.0)
+    np.fill_diagonal(similarity, 0.0)
+    for row in similarity:
+        row[np.argsort(-row, kind="stable")[5:]] = 0.0
+    scores = model.score_users(np.arange(data.n_users))
+    rated = np.arange(2 * GROUP)
+    np.testing.assert_allclose(scores[:, rated], (x @ similarity)[:, rated], rtol=1e-5, atol=1e-6)

@@ -10,8 +10,8 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "itemvec"
 
 # Lowest first; a module may import its own layer and those below.
 LAYERS = [
-    {"errors", "rng", "parallel", "progress"},
-    {"graph", "config", "outputs", "registry"},
+    {"errors", "rng", "parallel", "progress", "costs"},
+    {"graph", "config", "outputs", "registry", "tune"},
     {"train", "data", "guard"},
     {"evaluate", "models", "index"},
     {"runs"},

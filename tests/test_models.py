@@ -21,7 +21,9 @@ FAST = {"mf": {"epochs": 3, "dim": 8, "batch_size": 256, "threads": 1},
         "mf-bias": {"epochs": 3, "dim": 8, "batch_size": 256, "threads": 1},
         "skipgram": {"dim": 16, "threads": 1}, "eges": {"dim": 16, "threads": 1},
         "node2vec": {"dim": 16, "threads": 1}, "mf-seq": {"dim": 8, "threads": 1},
-        "w2v-gensim": {"dim": 16, "threads": 1}}
+        "w2v-gensim": {"dim": 16, "threads": 1},
+        "bpr": {"dim": 8, "epochs": 20, "batch_size": 256, "threads": 1},
+        "als": {"dim": 8, "epochs": 5, "threads": 1}}
 
 
 def two_cliques(size=20, holdout_every=4):
@@ -43,6 +45,17 @@ def model_for(name, **extra):
     return registry.get(name)(**{**FAST.get(name, {}), **extra})
 
 
+@pytest.mark.parametrize("name", ["bpr", "als", "rp3beta", "itemknn"])
+def test_pair_models_separate_planted_cliques(name):
+    data, held = two_cliques()
+    model = model_for(name).fit(data, progress=False)
+    within = model.score_pairs(held[:, 0], held[:, 1])
+    rng = np.random.default_rng(0)
+    cross = model.score_pairs(rng.integers(0, 20, 200), rng.integers(20, 40, 200))
+    labels = np.r_[np.ones(len(within)), np.zeros(len(cross))]
+    assert metrics.roc_auc(labels, np.r_[within, cross]) > 0.97
+
+
 @pytest.mark.parametrize("name", ["mf", "mf-bias"])
 @pytest.mark.parametrize("roles", [1, 2])
 def test_mf_separates_planted_cliques(name, roles):
@@ -56,7 +69,7 @@ def test_mf_separates_planted_cliques(name, roles):
 
 
 def test_every_item_model_has_contract_settings():
-    assert set(FAST) | {"popularity", "adamic-adar", "itemknn"} == set(registry.names("pairs"))
+    assert set(FAST) | {"popularity", "adamic-adar", "itemknn", "rp3beta"} == set(registry.names("pairs"))
 
 
 @pytest.mark.parametrize("name", registry.names("pairs"))  # every registered item-item model, not a list of ours
@@ -187,3 +200,80 @@ def test_itemknn_is_the_shrunk_cosine_neighbourhood_score_of_a_dense_oracle():
     queries = np.flatnonzero(known)[:6]
     np.testing.assert_allclose(model.score_all(queries)[:, known], expected[queries][:, known], atol=1e-5)
     assert (np.diff(model.similarity_.indptr) <= 5).all()  # at most `neighbours` similarities per item
+
+
+def test_rp3beta_is_the_penalised_three_step_walk_of_a_dense_oracle():
+    """W = P(i→u)^α P(u→j)^α / deg(j)^β, diagonal dropped, k largest per row; score ½((A W)_ab + (A W)_ba) with A
+    the 0/1 train graph, all computed densely here (the model in sparse chunks smaller than the graph)."""
+    import itertools
+
+    data, _ = two_cliques(size=8, holdout_every=3)
+    alpha, beta, k = 0.8, 0.6, 4
+    model = registry.get("rp3beta")(alpha=alpha, beta=beta, neighbours=k, chunk=5).fit(data, progress=False)
+    n = data.n_items
+    adjacency = np.zeros((n, n))
+    adjacency[data.train.item_a, data.train.item_b] = adjacency[data.train.item_b, data.train.item_a] = 1
+    degree = adjacency.sum(axis=1)
+    step = np.divide(adjacency, degree[:, None], out=np.zeros_like(adjacency), where=degree[:, None] > 0) ** alpha
+    walk = step @ step * np.where(degree > 0, np.maximum(degree, 1) ** -beta, 0.0)[None, :]
+    np.fill_diagonal(walk, 0.0)
+    for row in walk:
+        row[np.argsort(-row, kind="stable")[k:]] = 0.0
+    expected = adjacency @ walk
+    expected = 0.5 * (expected + expected.T)
+    known = degree > 0
+    a, b = np.array([(x, y) for x, y in itertools.product(range(n), range(n)) if known[x] and known[y]]).T
+    np.testing.assert_allclose(model.score_pairs(a, b), expected[a, b], rtol=1e-5, atol=1e-7)
+    queries = np.flatnonzero(known)[:6]
+    np.testing.assert_allclose(model.score_all(queries)[:, known], expected[queries][:, known], rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("scaled", [False, True])
+def test_als_half_step_with_enough_cg_steps_is_the_exact_weighted_least_squares_solve(scaled):
+    """One half-iteration, given as many conjugate-gradient steps as dimensions, solves every row's normal
+    equations (YᵀY + Yᵀ(C_u − I)Y + λI) x_u = Yᵀ C_u p_u exactly (a dense numpy solve here), and returns
+    the objective Σ c (p − x·y)² + λ|x|² over every cell, computed densely here. ``scaled``: λ_u = reg × the
+    row's entries (weighted-λ)."""
+    import scipy.sparse as sp
+
+    from itemvec.models.factor import als_half_step
+
+    rng = np.random.default_rng(3)
+    n_rows, n_cols, dim, reg, alpha = 7, 11, 4, 0.3, 5.0
+    dense = (rng.random((n_rows, n_cols)) < 0.35) * rng.integers(1, 4, (n_rows, n_cols))
+    dense[2] = 0  # a row without entries: its solution is 0
+    matrix = sp.csr_matrix(dense.astype(np.float64))
+    matrix.sort_indices()
+    y = rng.standard_normal((n_cols, dim)).astype(np.float32)
+    x = rng.standard_normal((n_rows, dim)).astype(np.float32)
+    confidence = 1.0 + alpha * matrix.data
+    y64 = y.astype(np.float64)
+    loss = als_half_step(x, y, y64.T @ y64, matrix.indptr.astype(np.int64), matrix.indices.astype(np.int64),
+                         confidence, reg, dim, scaled)
+    c = 1.0 + alpha * dense
+    p = (dense > 0).astype(np.float64)
+    for u in range(n_rows):
+        if not dense[u].any():
+            np.testing.assert_array_equal(x[u], 0.0)
+            continue
+        lam = reg * np.count_nonzero(dense[u]) if scaled else reg
+        a = y64.T @ (c[u][:, None] * y64) + lam * np.eye(dim)
+        np.testing.assert_allclose(x[u], np.linalg.solve(a, y64.T @ (c[u] * p[u])), rtol=1e-4, atol=1e-5)
+    x64 = x.astype(np.float64)
+    rows = dense.any(axis=1)
+    lam = reg * np.count_nonzero(dense, axis=1) if scaled else np.full(n_rows, reg)
+    expected = (c * (p - x64 @ y64.T) ** 2)[rows].sum() + (lam[rows] * (x64[rows] ** 2).sum(axis=1)).sum()
+    assert loss == pytest.approx(expected, rel=1e-5)
+
+
+def test_als_loss_falls_and_pair_bpr_uses_both_orientations():
+    data, _ = two_cliques()
+    als = model_for("als", epochs=6).fit(data, progress=False)
+    losses = [row["loss"] for row in als.history_]
+    assert all(later <= earlier * (1 + 1e-6) for earlier, later in zip(losses, losses[1:])), losses
+    bpr = model_for("bpr").fit(data, progress=False)
+    # Every seen item was trained on both tables: a row of each side plays the query and the candidate.
+    seen = np.flatnonzero(data.degree() > 0)
+    assert (np.abs(bpr.item_vectors_[seen]).sum(axis=1) > 0).all()
+    assert (np.abs(bpr.context_vectors_[seen] - model_for("bpr", epochs=1).fit(data, progress=False)
+                   .context_vectors_[seen]).sum(axis=1) > 0).all()

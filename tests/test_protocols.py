@@ -101,12 +101,15 @@ class Products:
     n_items = 6
 
 
+EVAL_COSTS = ["eval_seconds", "eval_cpu_seconds", "eval_peak_rss_mb", "eval_load_average"]
+
+
 def test_user_item_metrics_json_is_written_as_before():
     recorded = {"train_seconds": 1.5, "peak_rss_mb": 200.0, "epochs": None}
     metrics, curves = USER_ITEM.evaluate(Duck(TABLE), Ratings(), recorded=recorded)
     expected = evaluate_user_model(Duck(TABLE), Ratings().training(features=False), interactions(TEST), k=10)
     assert curves == {}
-    assert list(metrics) == ["model", "kind", *expected, *recorded, "eval_seconds", "data_dir", "data_fingerprint",
+    assert list(metrics) == ["model", "kind", *expected, *recorded, *EVAL_COSTS, "data_dir", "data_fingerprint",
                              "policy", "config"]
     assert {key: metrics[key] for key in expected} == expected
     assert metrics["model"] == "duck" and metrics["kind"] == "explicit" and metrics["config"] == {"dim": 4}
@@ -121,8 +124,9 @@ def test_item_item_metrics_json_is_written_as_before(monkeypatch):
     monkeypatch.setattr(item_item, "evaluate_item_model", lambda model, data, **kwargs: (result, curves))
     metrics, saved = ITEM_ITEM.evaluate(Duck(TABLE), Products(), recorded={"train_seconds": 2.0})
     assert saved is curves
-    assert list(metrics) == ["model", "auc", "ap", "train_seconds", "eval_seconds", "threshold_axis", "data_dir",
+    assert list(metrics) == ["model", "auc", "ap", "train_seconds", *EVAL_COSTS, "threshold_axis", "data_dir",
                              "data_fingerprint", "config"]
+    assert metrics["eval_peak_rss_mb"] > 0 and metrics["eval_cpu_seconds"] >= 0
     assert metrics["threshold_axis"] == "score percentile" and metrics["data_dir"] == "/data/small"
 
 
@@ -159,3 +163,40 @@ def test_a_user_item_report(tmp_path):
     assert "**0.9100**" in md and "**1.1200**" not in md  # the lowest error is the best
     assert "Users: 943" in md and "Products" not in md
     assert "AUC per user: the probability" in md and RANKING_POLICY in md and USER_ITEM.baseline_note in md
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_item_ranks_match_the_median_imputed_oracle(seed):
+    """The ranking kernel against the plain recipe: NaN scores replaced by the row's median finite score, then
+    ``metrics.ranks_from_scores`` with the query and its known partners (not the target) left out. Scores on a
+    coarse grid so that ties, NaN targets, even and odd counts of finite scores all occur."""
+    import scipy.sparse as sp
+
+    from itemvec.evaluate import metrics
+    from itemvec.evaluate.protocols import _target_ranks
+
+    rng = np.random.default_rng(seed)
+    n_items, n_queries = 31 + seed, 40
+    scores = rng.integers(0, 6, (n_queries, n_items)).astype(np.float32)
+    scores[rng.random(scores.shape) < 0.3] = np.nan
+    scores[0] = np.nan  # a row without a finite score: its NaNs take 0
+    query = rng.integers(0, n_items, n_queries)
+    target = (query + 1 + rng.integers(0, n_items - 1, n_queries)) % n_items
+    dense = rng.random((n_items, n_items)) < 0.15
+    dense[query, target] = True  # the target is a known partner, as in the protocol
+    dense = dense | dense.T
+    np.fill_diagonal(dense, False)
+    known = sp.csr_matrix(dense.astype(np.int8))
+
+    class Fixed:
+        def score_all(self, q):
+            assert np.array_equal(q, query)
+            return scores.copy()
+
+    got = _target_ranks(Fixed(), known, query, target)
+    filled = scores.astype(np.float64)
+    for row in filled:
+        finite = row[~np.isnan(row)]
+        row[np.isnan(row)] = np.median(finite) if len(finite) else 0.0
+    exclude = [np.r_[np.setdiff1d(np.flatnonzero(dense[q]), [t]), q] for q, t in zip(query, target)]
+    np.testing.assert_array_equal(got, metrics.ranks_from_scores(filled, target, exclude))

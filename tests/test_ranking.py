@@ -177,6 +177,35 @@ def test_ndcg_and_average_precision_match_sklearn_without_ties(seed):
                 assert stats.recall[u] == 1.0
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_precision_recall_map_ndcg_match_pytrec_eval(seed):
+    """trec_eval's P_k, recall_k and ndcg_cut_k (through pytrec_eval) agree with ours on a run of every
+    candidate (the excluded items left out) and continuous scores (trec_eval breaks ties by document id, we
+    pessimistically). MAP: trec_eval's map_cut_k divides the top-k precision sum by the number of relevant
+    items; ours (as implicit and Kaggle's apk) by min(k, number relevant). So ours = trec_eval's ·
+    m / min(k, m): equal when a user has at most k relevant items, larger otherwise."""
+    pytrec_eval = pytest.importorskip("pytrec_eval")
+    rng = np.random.default_rng(seed)
+    n_users, n_items = 25, 40
+    scores = rng.standard_normal((n_users, n_items))
+    relevant = [rng.choice(n_items, rng.integers(1, 16), replace=False) for _ in range(n_users)]
+    exclude = [np.setdiff1d(rng.choice(n_items, rng.integers(0, 6), replace=False), r) for r in relevant]
+    for k in (1, 5, 10):
+        stats = user_ranking_stats(scores, relevant, exclude, k=k)
+        qrels = {f"u{u}": {f"d{i}": 1 for i in relevant[u]} for u in range(n_users)}
+        run = {f"u{u}": {f"d{i}": float(scores[u, i]) for i in range(n_items) if i not in set(exclude[u])}
+               for u in range(n_users)}
+        measures = {f"P_{k}", f"recall_{k}", f"ndcg_cut_{k}", f"map_cut_{k}"}
+        trec = pytrec_eval.RelevanceEvaluator(qrels, measures).evaluate(run)
+        for u in range(n_users):
+            got = trec[f"u{u}"]
+            m = len(relevant[u])
+            assert stats.precision[u] == pytest.approx(got[f"P_{k}"], abs=1e-9)
+            assert stats.recall[u] == pytest.approx(got[f"recall_{k}"], abs=1e-9)
+            assert stats.ndcg[u] == pytest.approx(got[f"ndcg_cut_{k}"], abs=1e-9)
+            assert stats.average_precision[u] == pytest.approx(got[f"map_cut_{k}"] * m / min(k, m), abs=1e-9)
+
+
 def test_golden_values_three_users():
     nan = np.nan
     scores = np.array([[0.9, 0.8, 0.7, 0.6, 0.5],

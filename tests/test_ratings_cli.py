@@ -5,6 +5,7 @@ structure: two groups of users who each rate their own group's movies high and t
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -101,11 +102,23 @@ def test_compare_every_user_item_model(prepared):
         assert rows[name]["rmse"] < 0.8 * rows["global-mean"]["rmse"], name
     assert 0 < rows["lstm"]["rmse"] < 4  # its quality is tested in test_explicit_models.py
     assert abs(rows["global-mean"]["rmse_scaled"] * 4 - rows["global-mean"]["rmse"]) < 1e-9  # scale 1-5
-    for name in ("bpr", "warp", "triplet", "deep-triplet", "fm", "mf-explicit-bias"):
+    for name in ("bpr", "warp", "triplet", "deep-triplet", "fm", "mf-explicit-bias", "als", "itemknn", "rp3beta",
+                 "ease"):
         assert rows[name]["auc_per_user"] > rows["popularity"]["auc_per_user"] + 0.1, name
     page = (out / "report.html").read_text()
     assert "RMSE [0,1]" in page and "AUC per user" in page and "Users: 60" in page
     assert "rmse" in result.stdout and f"report: {out / 'report.html'}" in result.stdout
+
+
+def test_ease_over_its_limit_is_refused_when_named_and_left_out_of_the_defaults(prepared):
+    root, data = prepared
+    env = {**os.environ, "ITEMVEC_EASE_MAX_ITEMS": "10"}
+    named = subprocess.run([sys.executable, "-m", "itemvec.cli", "compare", "--data", str(data), "--out",
+                            str(root / "ease-named"), "--models", "popularity,ease", "--no-progress"],
+                           capture_output=True, text=True, env=env)
+    assert named.returncode == 2, named.stderr
+    assert named.stderr.strip().splitlines()[-1].startswith("error: ease: ") and "over its limit of 10" in named.stderr
+    assert not (root / "ease-named").exists()
 
 
 def test_train_evaluate_recommend(prepared):

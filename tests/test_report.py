@@ -135,7 +135,8 @@ def test_table_values_summary_and_policy(report):
     rows = _table_rows(page)
     assert list(rows) == ["mf", "degree"]  # order as given
     assert [re.sub(r"<[^>]+>", "", cell) for cell in rows["mf"]] == [
-        "mf", "0.9300", "0.9500", "\u2013", "\u2013", "0.8100", "0.9200", "0.1200", "0.0800", "12.3", "850", "120 of 2,000"]
+        "mf", "0.9300", "0.9500", "\u2013", "\u2013", "0.8100", "0.9200", "0.1200", "0.0800", "12.3", "\u2013", "850",
+        "\u2013", "120 of 2,000"]
 
 
 def test_bold_marks_the_best_value(report):
@@ -143,8 +144,8 @@ def test_bold_marks_the_best_value(report):
     rows = _table_rows(written["html"].read_text(encoding="utf-8"))
     bold = {model: [k for k, cell in enumerate(cells) if "<strong>" in cell] for model, cells in rows.items()}
     # Columns: 1 AUC, 2 seen, 3 unseen, 4 cold, 5 degree, 6 AP, 7 R@10, 8 NDCG, 9 seconds (lowest wins),
-    # 10 MB, 11 unseen pairs. auc_seen and ndcg have a single value each, so nothing to compare; MB and
-    # unseen pairs are never bolded.
+    # 10 CPU seconds, 11 train MB, 12 eval MB, 13 unseen pairs. auc_seen and ndcg have a single value each, so
+    # nothing to compare; MB and unseen pairs are never bolded.
     assert bold == {"mf": [1, 5, 7], "degree": [6, 9]}
     md = written["markdown"].read_text(encoding="utf-8")
     assert "**0.9512**" in md and "**0.2**" in md and "**0.9300**" in md
@@ -157,10 +158,10 @@ def test_missing_values_render_as_dash(report):
     cells = [re.sub(r"<[^>]+>", "", cell) for cell in rows["degree"]]
     assert cells[2] == "\u2013"  # None
     assert cells[8] == "\u2013"  # NaN
-    assert cells[11] == "\u2013"  # key missing
+    assert cells[13] == "\u2013"  # key missing
     md_line = next(line for line in written["markdown"].read_text(encoding="utf-8").splitlines()
                    if line.startswith("| degree"))
-    assert md_line.count("\u2013") == 5  # and auc_unseen, auc_cold, absent from both rows
+    assert md_line.count("\u2013") == 7  # and auc_unseen, auc_cold, CPU s, eval MB, absent from both rows
 
 
 def test_ties_on_the_displayed_value_are_all_bold(tmp_path):

@@ -213,20 +213,30 @@ def compare_command(
     config: ConfigOption = None,
     set_: SetOption = None,
     reuse: Annotated[bool, typer.Option("--reuse/--retrain", help="Reuse finished runs with the same settings.")] = True,
+    tune: Annotated[int, typer.Option(help="Try N settings per model on the validation part (the first: as configured) and train the best.", min=0)] = 0,
+    tune_on: Annotated[str | None, typer.Option(help="The validation figure --tune maximises (rmse, mae: minimises); default ndcg_at_10 (rmse for explicit-rating models).")] = None,
     progress: Progress = True,
 ) -> None:
     """Train (or reuse) each model and evaluate all on the same test part; writes report.md/html and
-    metrics.json. Product-pair data gets the item-item models, ratings data the user-item models."""
+    metrics.json. Product-pair data gets the item-item models, ratings data the user-item models. With
+    --tune N, each model's settings are first chosen on the validation part (never on test)."""
     from itemvec import registry
     from itemvec.config import parse_sets
-    from itemvec.runs import compare, parse_model_spec, table_lines
+    from itemvec.errors import InputError
+    from itemvec.runs import compare, parse_model_spec, refusals, table_lines
 
     kind = registry.data_kind(data)
     names = [m.strip() for m in models.split(",") if m.strip()] if models else registry.default_models(kind)
     for name in names:
         parse_model_spec(name, kind)  # unknown names fail before any training
+    refused = refusals(data, names)  # a model that cannot take this data's size: named, refused; default, left out
+    if refused and models:
+        raise InputError(next(iter(refused.values())))
+    for name, reason in refused.items():
+        typer.echo(f"[{name}] left out: {reason}", err=True)
+    names = [name for name in names if name not in refused]
     rows = compare(data, names, out, config_file=config, sets=parse_sets(set_), progress=progress, reuse=reuse,
-                   log=lambda m: typer.echo(m, err=True))
+                   log=lambda m: typer.echo(m, err=True), tune=tune, tune_on=tune_on)
     for line in table_lines(rows):
         typer.echo(line)
     typer.echo(f"report: {out / 'report.html'} (also report.md, metrics.json)")

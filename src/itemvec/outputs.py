@@ -48,7 +48,7 @@ KINDS = {
              "sequences.parquet", "sequences_train.parquet", "users.parquet", "items.parquet", "ratings"),
     "run": ("config.toml", "model.json", "weights.npz", "history.jsonl", "train.json", "metrics.json",
             "curves.npz", "checkpoint.npz", "resolved.toml", "*.png", "index.json", "index*.faiss"),
-    "report": ("report.md", "report.html", "metrics.json", "*.png", "runs"),
+    "report": ("report.md", "report.html", "metrics.json", "*.png", "runs", "tuning"),
 }
 # Our own bookkeeping and temporary names, in every kind of folder.
 _OURS = (MARKER, LOCK, ".*.tmp-*")

@@ -19,6 +19,7 @@ _MODELS = {
     "popularity": "itemvec.models.itemitem.heuristics:Popularity",
     "adamic-adar": "itemvec.models.itemitem.heuristics:AdamicAdar",
     "itemknn": "itemvec.models.itemitem.heuristics:ItemKNN",
+    "rp3beta": "itemvec.models.itemitem.heuristics:RP3beta",
     "mf": "itemvec.models.itemitem.mf:MF",
     "mf-bias": "itemvec.models.itemitem.mf:MFBias",
     "mf-seq": "itemvec.models.itemitem.mf:MFSeq",
@@ -26,6 +27,8 @@ _MODELS = {
     "node2vec": "itemvec.models.itemitem.skipgram:Node2Vec",
     "eges": "itemvec.models.itemitem.skipgram:EGES",
     "w2v-gensim": "itemvec.models.itemitem.w2v:GensimWord2Vec",
+    "bpr": "itemvec.models.itemitem.implicit:PairBPR",
+    "als": "itemvec.models.itemitem.implicit:PairALS",
 }
 
 _USER_MODELS = {
@@ -38,6 +41,10 @@ _USER_MODELS = {
     "lstm": "itemvec.models.useritem.lstm:LSTMRating",
     # implicit feedback
     "popularity": "itemvec.models.useritem.implicit:PopularityUsers",
+    "itemknn": "itemvec.models.useritem.neighbours:ItemKNNUsers",
+    "rp3beta": "itemvec.models.useritem.neighbours:RP3betaUsers",
+    "ease": "itemvec.models.useritem.neighbours:EASE",
+    "als": "itemvec.models.useritem.implicit:ALSUsers",
     "bpr": "itemvec.models.useritem.implicit:BPR",
     "warp": "itemvec.models.useritem.implicit:WARP",
     "triplet": "itemvec.models.useritem.triplet:Triplet",
@@ -48,7 +55,7 @@ _USER_MODELS = {
 KINDS = ("pairs", "ratings")
 
 # The models `compare` runs when no --models is given, baselines first.
-ITEM_MODELS = ["popularity", "adamic-adar", "itemknn", "mf", "mf-bias", "skipgram", "eges"]
+ITEM_MODELS = ["popularity", "adamic-adar", "itemknn", "rp3beta", "mf", "mf-bias", "skipgram", "eges", "bpr", "als"]
 USER_MODELS = list(_USER_MODELS)
 
 

@@ -47,7 +47,7 @@ from itemvec.config import (
     settings_for,
     toml_text,
 )
-from itemvec.data.prepare import peak_rss_mb
+from itemvec.costs import Cost
 from itemvec.data.store import DataDir, RatingsDir, read_json_object
 from itemvec.errors import ConfigError, InputError, Interrupted
 from itemvec.evaluate.protocol import ITEM_ITEM, USER_ITEM, protocol
@@ -94,7 +94,7 @@ def check_k(k: int) -> int:
 
 def train_run(model: str, data_dir: str | Path, out: str | Path, *, config_file: Path | None = None,
               sets: dict[str, str] | None = None, config: DataclassInstance | None = None, progress: bool = True,
-              resume: bool = True, ranking_queries: int = 1000) -> dict[str, Any]:
+              resume: bool = True, ranking_queries: int | None = None) -> dict[str, Any]:
     """Fit ``model`` on DATA_DIR's train pairs (or ratings), save it into ``out`` and evaluate it on the
     test part. The settings: ``config`` (a resolved Config of the model), else ``config_file`` and ``sets``.
     Everything is checked (settings, data, the output folder, a checkpoint left in it) before anything in
@@ -123,15 +123,17 @@ def train_run(model: str, data_dir: str | Path, out: str | Path, *, config_file:
         write_text(out / "config.toml", config_text)
         estimator = cls(config)
         estimator.data_fingerprint = data.fingerprint  # recorded in checkpoints (itemvec.train)
-        training = kind_protocol.training(data)
-        evaluate = kind_protocol.validation_function(estimator, training, config)
+        with Cost() as cost:  # reading the training data, then fitting: what training costs
+            training = kind_protocol.training(data)
+            evaluate = kind_protocol.validation_function(estimator, training, config)
+            estimator.fit(training, Trainer(progress=progress, run_dir=out, resume=resume, evaluate=evaluate))
         size = kind_protocol.training_size(training)
-        started = time.perf_counter()
-        estimator.fit(training, Trainer(progress=progress, run_dir=out, resume=resume, evaluate=evaluate))
-        train_seconds = time.perf_counter() - started
+        costs = cost.record("train")
+        # peak_rss_mb: the training's peak, under the name the tables have always read
         info = {"model": model, "data_dir": str(Path(data_dir).resolve()), "data_fingerprint": data.fingerprint,
-                "config_digest": _digest(config_text), "train_seconds": round(train_seconds, 3),
-                "peak_rss_mb": round(peak_rss_mb(), 1), **size, "complete": True}
+                "config_digest": _digest(config_text), "train_seconds": costs["train_seconds"],
+                "train_cpu_seconds": costs["train_cpu_seconds"], "peak_rss_mb": costs["train_peak_rss_mb"],
+                "train_load_average": costs["train_load_average"], **size, "complete": True}
         estimator.save(out)
         metrics = _evaluate(out, data, estimator, info, ranking_queries=ranking_queries)
         write_json(out / "train.json", info)  # last: the run is complete
@@ -171,7 +173,7 @@ def _train_info(run_dir: Path) -> dict[str, Any]:
     info = read_json_object(path, "a finished run's record")
     if not isinstance(info.get("data_dir"), str):
         raise InputError(f"{path}: 'data_dir' must be the path of the DATA_DIR; pass --data")
-    for key in ("train_seconds", "peak_rss_mb"):
+    for key in ("train_seconds", "train_cpu_seconds", "peak_rss_mb", "train_load_average"):
         value = info.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
             raise InputError(f"{path}: {key!r} must be a number, found {value!r}")
@@ -207,7 +209,7 @@ def open_run(run_dir: str | Path, data_dir: str | Path | None = None, *, expect:
     return model, data, info
 
 
-def evaluate_model(model: Model, data: DataDir | RatingsDir, *, ranking_queries: int = 1000) -> dict[str, Any]:
+def evaluate_model(model: Model, data: DataDir | RatingsDir, *, ranking_queries: int | None = None) -> dict[str, Any]:
     """The figures of a fitted ``model`` on the test part of an opened DATA_DIR ``data`` (``open_data``), by the
     protocol of the data's kind: the same dict as a run's ``metrics.json``, without the timings of training."""
     if model.data_kind != data.kind:
@@ -219,7 +221,7 @@ def evaluate_model(model: Model, data: DataDir | RatingsDir, *, ranking_queries:
     return metrics
 
 
-def evaluate_run(run_dir: str | Path, data_dir: str | Path | None = None, *, ranking_queries: int = 1000,
+def evaluate_run(run_dir: str | Path, data_dir: str | Path | None = None, *, ranking_queries: int | None = None,
                  plots: bool = True) -> dict[str, Any]:
     """(Re)compute ``metrics.json``, ``curves.npz`` and the plots of a finished run."""
     model, data, info = open_run(run_dir, data_dir)
@@ -228,10 +230,11 @@ def evaluate_run(run_dir: str | Path, data_dir: str | Path | None = None, *, ran
 
 
 def _evaluate(run_dir: Path, data: DataDir | RatingsDir, model: Model, info: dict[str, Any], *,
-              ranking_queries: int = 1000, plots: bool = True) -> dict[str, Any]:
+              ranking_queries: int | None = None, plots: bool = True) -> dict[str, Any]:
     from itemvec.evaluate.report import plot_model
 
-    common = {"train_seconds": info.get("train_seconds"), "peak_rss_mb": info.get("peak_rss_mb"),
+    common = {"train_seconds": info.get("train_seconds"), "train_cpu_seconds": info.get("train_cpu_seconds"),
+              "peak_rss_mb": info.get("peak_rss_mb"), "train_load_average": info.get("train_load_average"),
               "epochs": epochs_of(model.config)}
     metrics, curves = protocol(data.kind).evaluate(model, data, recorded=common, ranking_queries=ranking_queries)
     if curves:
@@ -292,10 +295,14 @@ def _kept_note(runs: Path, done: int, name: str, run_dir: Path, epochs: int | No
 
 def compare(data_dir: str | Path, models: list[str], out: str | Path, *, config_file: Path | None = None,
             sets: dict[str, str] | None = None, progress: bool = True, reuse: bool = True,
-            log: Callable[[str], object] = print) -> list[dict[str, Any]]:
-    """Train (or reuse) each model in its own process, evaluate all on the same test part, write the report."""
+            log: Callable[[str], object] = print, tune: int = 0, tune_on: str | None = None) -> list[dict[str, Any]]:
+    """Train (or reuse) each model in its own process, evaluate all on the same test part, write the report.
+    ``tune`` > 1: first try that many settings per model (its ``search_space``; the first is the configured
+    one) on the validation part, scored by ``tune_on`` (``itemvec.tune``), and train the best as the run."""
     from itemvec.evaluate import report
 
+    if tune < 0:
+        raise ConfigError(f"--tune: {tune} is out of range; expected 0 (no tuning) or more")
     if not models:
         raise ConfigError("--models: no model names given")
     repeated = sorted({m for m in models if models.count(m) > 1})
@@ -325,7 +332,11 @@ def compare(data_dir: str | Path, models: list[str], out: str | Path, *, config_
         for name in models:
             run_dir = runs / folders[name]
             base, config = configs[name]
+            tuning = None
             try:
+                if tune > 1:
+                    config, tuning = _tune(name, base, config, data, out / "tuning" / folders[name], tune, tune_on,
+                                           progress, log)
                 if reuse and _reusable(run_dir, base, config, data):
                     log(f"[{name}] reusing {run_dir}")
                 else:
@@ -335,6 +346,8 @@ def compare(data_dir: str | Path, models: list[str], out: str | Path, *, config_
                 exc.kept = _kept_note(runs, len(rows), name, run_dir, epochs_of(config))
                 raise
             metrics = {**json.loads((run_dir / "metrics.json").read_text()), "model": name}
+            if tuning is not None:
+                metrics["tuning"] = tuning
             rows.append(metrics)
             curves_by_model[name] = load_curves(run_dir)
             figures = "  ".join(f"{label} {_fmt(metrics[key])}" for key, label in kind_protocol.log_columns)
@@ -346,15 +359,82 @@ def compare(data_dir: str | Path, models: list[str], out: str | Path, *, config_
         return rows
 
 
-def _train_child(base: str, config: DataclassInstance, data: DataDir | RatingsDir, run_dir: Path,
-                 progress: bool) -> None:
-    """Train one model of a comparison in a worker process of its own (so that its peak memory and its thread
-    counts are its own), through the library, not the command line."""
-    # Resume only a checkpoint of this very run; compare owns its run folders, so another one is replaced.
-    checkpoint = run_dir / "checkpoint.npz"
-    resume = checkpoint.exists() and checkpoint_identity(checkpoint) == run_identity(base, config, data.fingerprint)
-    worker = multiprocessing.get_context("spawn").Process(
-        target=_train_worker, args=(base, data.path, run_dir, config, progress, resume), name=f"train {base}")
+def _tune(name: str, base: str, config: DataclassInstance, data: DataDir | RatingsDir, folder: Path, n: int,
+          metric: str | None, progress: bool, log: Callable[[str], object]) -> tuple[DataclassInstance, dict[str, Any]]:
+    """Try ``n`` settings of one model on the validation part (each trained in a worker process of its own) and
+    return (the best settings, what the search did). Finished trials are kept in ``folder/trials.json`` and
+    reused by a rerun on the same data."""
+    from itemvec import tune as search
+
+    cls = registry.get(base, data.kind)
+    space = getattr(cls, "search_space", None) or {}
+    metric = metric or search.default_metric(data.kind, getattr(cls, "kind", None))
+    if not space:
+        log(f"[{name}] no settings to tune: trained as configured")
+        return config, {"on": metric, "trials": [], "chosen": {}, "note": "no search space"}
+    folder.mkdir(parents=True, exist_ok=True)
+    record = folder / "trials.json"
+    kept: dict[str, Any] = {}
+    with suppress(OSError, ValueError, AttributeError):
+        previous = json.loads(record.read_text())
+        if previous.get("data_fingerprint") == data.fingerprint:
+            kept = {row["digest"]: row for row in previous.get("trials", [])}
+    done: list[dict[str, Any]] = []
+    best: dict[str, Any] | None = None
+    for index, overrides in enumerate(search.trials(space, n, search.model_seed(base))):
+        trial_config = replace(config, overrides, source=f"{name} trial {index + 1}")
+        digest = _digest(toml_text(base, trial_config))
+        row = kept.get(digest)
+        reused = row is not None
+        if row is None:
+            result = folder / f"trial-{index + 1}.json"
+            result.unlink(missing_ok=True)
+            _spawn(_tune_worker, (base, data.path, trial_config, result, progress), f"tune {base}",
+                   f"tuning {base} (trial {index + 1})", folder)
+            figures = json.loads(result.read_text())
+            result.unlink()
+            search.check_metric(metric, figures)
+            row = {"digest": digest, "settings": overrides, "validation": figures.get(metric),
+                   "train_seconds": figures.get("train_seconds")}
+        done.append(row)
+        write_json(record, {"model": name, "on": metric, "data_fingerprint": data.fingerprint, "trials": done})
+        value = row["validation"]
+        log(f"[{name}] trial {index + 1}/{n} ({search.settings_text(row['settings'])}): validation {metric} "
+            f"{_fmt(value)}" + (" (kept from an earlier run)" if reused else ""))
+        if best is None or search.better(metric, value, best["validation"]):
+            best = row
+    assert best is not None  # at least the configured settings were tried
+    log(f"[{name}] chosen on validation: {search.settings_text(best['settings'])} ({metric} {_fmt(best['validation'])})")
+    chosen = replace(config, best["settings"], source=f"{name} chosen") if best["settings"] else config
+    return chosen, {"on": metric, "chosen": best["settings"], "validation": best["validation"],
+                    "configured_validation": done[0]["validation"],
+                    "trials": [{"settings": r["settings"], "validation": r["validation"]} for r in done]}
+
+
+def _tune_worker(model: str, data_dir: Path, config: DataclassInstance, result: Path, progress: bool) -> None:
+    """One trial of ``compare --tune`` in a worker process: train on the train part, write the validation
+    figures (and the training's cost) to ``result``."""
+    from itemvec.guard import run_guarded
+
+    def trial() -> None:
+        kind = registry.data_kind(data_dir)
+        kind_protocol = protocol(kind)
+        data = kind_protocol.open(data_dir)
+        estimator = registry.get(model, kind)(config)
+        with Cost() as cost:
+            training = kind_protocol.training(data)
+            evaluate = kind_protocol.validation_function(estimator, training, config)
+            estimator.fit(training, Trainer(progress=progress, evaluate=evaluate))
+        figures = kind_protocol.validation_figures(estimator, data)
+        write_json(result, {**figures, **cost.record("train")})
+
+    sys.exit(run_guarded(trial, report_interrupt=False))
+
+
+def _spawn(target: Callable[..., None], args: tuple[Any, ...], name: str, what: str, where: Path) -> None:
+    """Run ``target(*args)`` in a spawned worker process and wait: a stopped worker stops us (Interrupted), a
+    failed one is one line naming ``what`` (its own message came above)."""
+    worker = multiprocessing.get_context("spawn").Process(target=target, args=args, name=name)
     worker.start()
     try:
         worker.join()
@@ -367,7 +447,32 @@ def _train_child(base: str, config: DataclassInstance, data: DataDir | RatingsDi
         raise Interrupted(abs(code) % 128 or signal.SIGINT)  # the worker was stopped on its own: ours too
     if code != 0:
         how = f"was killed by signal {-code}" if code < 0 else f"failed (exit {code}); see the message above"
-        raise InputError(f"training {base} in {run_dir} {how}")
+        raise InputError(f"{what} in {where} {how}")
+
+
+def _train_child(base: str, config: DataclassInstance, data: DataDir | RatingsDir, run_dir: Path,
+                 progress: bool) -> None:
+    """Train one model of a comparison in a worker process of its own (so that its peak memory and its thread
+    counts are its own), through the library, not the command line."""
+    # Resume only a checkpoint of this very run; compare owns its run folders, so another one is replaced.
+    checkpoint = run_dir / "checkpoint.npz"
+    resume = checkpoint.exists() and checkpoint_identity(checkpoint) == run_identity(base, config, data.fingerprint)
+    _spawn(_train_worker, (base, data.path, run_dir, config, progress, resume), f"train {base}", f"training {base}",
+           run_dir)
+
+
+def refusals(data_dir: str | Path, models: list[str]) -> dict[str, str]:
+    """model spec → why it cannot train on this DATA_DIR's catalogue (a model's ``refusal(n_items)``, e.g. ease's
+    dense limit), for the models that cannot."""
+    kind = registry.data_kind(data_dir)
+    n_items = protocol(kind).open(data_dir).n_items
+    out = {}
+    for spec in models:
+        refusal = getattr(registry.get(parse_model_spec(spec, kind)[0], kind), "refusal", None)
+        reason = refusal(n_items) if refusal is not None else None
+        if reason:
+            out[spec] = reason
+    return out
 
 
 def parse_model_spec(spec: str, kind: str = "pairs") -> tuple[str, dict[str, str]]:

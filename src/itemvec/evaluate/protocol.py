@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import importlib
 import math
-import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from numbers import Real
@@ -129,7 +128,12 @@ class Protocol(ABC):
         """The report's lines about the data of a DATA_DIR's manifest."""
 
     @abstractmethod
-    def _measure(self, model: Any, data: Any, *, ranking_queries: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    def validation_figures(self, model: Any, data: Any) -> dict[str, Any]:
+        """The figures of ``model`` on the validation part of ``data`` (what ``compare --tune`` chooses on; the
+        test part is not read)."""
+
+    @abstractmethod
+    def _measure(self, model: Any, data: Any, *, ranking_queries: int | None) -> tuple[dict[str, Any], dict[str, Any]]:
         """(metrics of ``model`` on the test part of ``data``, the curves to save: {} when none)."""
 
     def _about(self, data: Any, curves: dict[str, Any]) -> dict[str, Any]:
@@ -137,18 +141,19 @@ class Protocol(ABC):
         return {"data_dir": str(data.path), "data_fingerprint": data.fingerprint}
 
     def evaluate(self, model: Model, data: DataDir | RatingsDir, *, recorded: Mapping[str, Any] | None = None,
-                 ranking_queries: int = 1000) -> tuple[dict[str, Any], dict[str, Any]]:
+                 ranking_queries: int | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
         """(``metrics.json`` of ``model`` on the test part of ``data``, the curves to save in ``curves.npz``: {}
         when this kind draws none). ``recorded``: what the run recorded of its training (train seconds, peak
-        memory, epochs), placed after the metrics; ``ranking_queries``: item-item ranking queries."""
+        memory, epochs), placed after the metrics; ``ranking_queries``: a cap on item-item ranking queries (None:
+        until the standard errors are small enough, see ``protocols.ranking_metrics``)."""
         from itemvec.config import to_dict
+        from itemvec.costs import Cost
 
-        started = time.perf_counter()
-        result, curves = self._measure(model, data, ranking_queries=ranking_queries)
+        with Cost() as cost:
+            result, curves = self._measure(model, data, ranking_queries=ranking_queries)
         # The key order of metrics.json as it has always been written: model, figures, timings, provenance.
-        metrics = {"model": model.name, **result, **(recorded or {}),
-                   "eval_seconds": round(time.perf_counter() - started, 3), **self._about(data, curves),
-                   "config": to_dict(model.config)}
+        metrics = {"model": model.name, **result, **(recorded or {}), **cost.record("eval"),
+                   **self._about(data, curves), "config": to_dict(model.config)}
         return metrics, curves
 
 
@@ -172,7 +177,9 @@ class ItemItemProtocol(Protocol):
         ("recall_at_10", "Recall@10", "quality"),
         ("ndcg_at_10", "NDCG@10", "quality"),
         ("train_seconds", "train s", "seconds"),
-        ("peak_rss_mb", "peak MB", "megabytes"),
+        ("train_cpu_seconds", "train CPU s", "seconds"),
+        ("peak_rss_mb", "train peak MB", "megabytes"),
+        ("eval_peak_rss_mb", "eval peak MB", "megabytes"),
         ("n_unseen_pairs", "unseen pairs", "count"),
     )
     report_notes = (
@@ -182,12 +189,16 @@ class ItemItemProtocol(Protocol):
         "answer); each against the negatives in the same slice. "
         "AUC degree-matched: against negatives drawn to match the positives' product degrees, "
         "so popularity alone cannot win. AP: average precision. "
-        "Recall@10 and NDCG@10: the held-out partner ranked among the top 10 candidates. "
+        "Recall@10 and NDCG@10: the held-out partner ranked among the top 10 candidates, ± the standard error "
+        "(test positives are ranked until it is under 0.002, or all are). "
         "Unseen pairs: test pairs that touch a product unseen in training. "
+        "train s and train CPU s: wall and CPU seconds of training (CPU counts every thread); train peak MB and "
+        "eval peak MB: the largest resident memory while training and while evaluating, apart; the machine's "
+        "load average during each run is in metrics.json. "
         "Bold: the best value of each column (the lowest training time)."
     )
-    baseline_note = ("popularity (the degree product), adamic-adar and itemknn are baselines: every learned model's figure "
-                     "stands beside them.")
+    baseline_note = ("popularity (the degree product), adamic-adar, itemknn and rp3beta are baselines: every learned "
+                     "model's figure stands beside them.")
     log_columns = (("auc", "auc"), ("auc_seen", "auc_seen"), ("auc_degree", "auc_degree"))
     data_class = "itemvec.data.store:DataDir"
     policy_text = "itemvec.evaluate.protocols:POLICY"
@@ -225,7 +236,15 @@ class ItemItemProtocol(Protocol):
             lines.append(f"Negative pairs: {count_text(negatives)}")
         return lines
 
-    def _measure(self, model: ItemModel, data: DataDir, *, ranking_queries: int,
+    def validation_figures(self, model: ItemModel, data: DataDir) -> dict[str, Any]:
+        from itemvec.evaluate.protocols import evaluate_item_model
+
+        if not len(data.pairs("validation")):
+            raise InputError(f"{data.path}: no validation pairs to choose settings on; prepare it with a validation "
+                             "part (--split)")
+        return evaluate_item_model(model, data, part="validation", seed=0)[0]
+
+    def _measure(self, model: ItemModel, data: DataDir, *, ranking_queries: int | None,
                  ) -> tuple[dict[str, Any], dict[str, Any]]:
         from itemvec.evaluate.protocols import evaluate_item_model
 
@@ -265,17 +284,22 @@ class UserItemProtocol(Protocol):
         ("map_at_10", "MAP@10", "quality"),
         ("ndcg_at_10", "NDCG@10", "quality"),
         ("train_seconds", "train s", "seconds"),
-        ("peak_rss_mb", "peak MB", "megabytes"),
+        ("train_cpu_seconds", "train CPU s", "seconds"),
+        ("peak_rss_mb", "train peak MB", "megabytes"),
+        ("eval_peak_rss_mb", "eval peak MB", "megabytes"),
     )
     report_notes = (
         "RMSE and MAE: test ratings on the data's scale; RMSE [0,1]: on ratings scaled to [0, 1] (the scale of "
         "\"PyTorch for Recommenders 101\"); explicit-rating models only. AUC per user: the probability that a "
         "relevant test item outranks a non-relevant candidate, averaged over users. P, R, MAP and NDCG at 10: "
-        "the top 10 of the whole catalogue, the user's train items excluded. Bold: the best value of each "
+        "the top 10 of the whole catalogue, the user's train items excluded; each ± its standard error over the "
+        "users. train s and train CPU s: wall and CPU seconds of training (CPU counts every thread); train "
+        "peak MB and eval peak MB: the largest resident memory while training and while evaluating, apart; the "
+        "machine's load average during each run is in metrics.json. Bold: the best value of each "
         "column (the lowest error and training time)."
     )
-    baseline_note = ("global-mean and bias-baseline (explicit) and popularity (implicit) are baselines: every "
-                     "learned model's figure stands beside them.")
+    baseline_note = ("global-mean and bias-baseline (explicit) and popularity, itemknn, rp3beta and ease (implicit) are "
+                     "baselines: every learned model's figure stands beside them.")
     log_columns = (("rmse", "rmse"), ("auc_per_user", "auc_per_user"), ("ndcg_at_10", "ndcg@10"))
     data_class = "itemvec.data.store:RatingsDir"
     policy_text = "itemvec.evaluate.ranking:RANKING_POLICY"
@@ -304,7 +328,17 @@ class UserItemProtocol(Protocol):
             lines.append("Ratings per part: " + ", ".join(f"{name} {count_text(n)}" for name, n in parts.items()))
         return lines
 
-    def _measure(self, model: UserItemModel, data: RatingsDir, *, ranking_queries: int,
+    def validation_figures(self, model: UserItemModel, data: RatingsDir) -> dict[str, Any]:
+        from itemvec.evaluate.ranking import evaluate_user_model
+
+        validation = data.interactions("validation", features=False)
+        if not len(validation):
+            raise InputError(f"{data.path}: no validation ratings to choose settings on; prepare it with "
+                             "--validation-fraction above 0")
+        # The user's known history here is the train part alone: the validation items are the ones to find.
+        return evaluate_user_model(model, data.interactions("train", features=False), validation, k=10)
+
+    def _measure(self, model: UserItemModel, data: RatingsDir, *, ranking_queries: int | None,
                  ) -> tuple[dict[str, Any], dict[str, Any]]:
         from itemvec.evaluate.ranking import evaluate_user_model
 

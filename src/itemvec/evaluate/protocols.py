@@ -9,16 +9,19 @@
   side information) gets the median of the model's scores over the pairs of the same evaluation set that it
   can score: label-free, neutral, and never a random vector. ``n_unseen_pairs`` counts pairs touching an
   item absent from the train graph; ``n_imputed_pairs`` counts those that received the median.
-- Ranking over the whole catalogue: for a seeded sample of test positives, the query is an end seen in
+- Ranking over the whole catalogue: for test positives in a seeded random order, the query is an end seen in
   training and the target its partner; every other product is a candidate except the query and its other
   known partners (train, validation and test: the "filtered" setting). ``recall_at_10`` and ``ndcg_at_10``
-  from the target's rank (ties pessimistic). Unscorable candidates take the row's median score.
+  from the target's rank (ties pessimistic), each with its standard error (``*_se``); queries are ranked
+  until both standard errors are under 0.002 or all are ranked (``ranking_queries`` of
+  ``ranking_queries_available``). Unscorable candidates take the row's median score.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+from numba import njit, prange
 
 from itemvec.data.store import DataDir
 from itemvec.data.types import EvalPairs
@@ -29,8 +32,10 @@ POLICY = (
     "degree-matched negatives (AUC degree-matched). AUC seen uses only pairs whose two items are in the train "
     "graph. A pair the model cannot score (an item unseen in training and no side information) gets the median "
     "of that model's scores over the pairs it can score; 'unseen pairs' counts the pairs touching an unseen item. "
-    "Recall@10 and NDCG@10 rank each sampled query's held-out partner among all products, excluding the query "
-    "and its other known partners; ties count against the target.")
+    "Recall@10 and NDCG@10 rank a held-out partner among all products for the other end (an item seen in "
+    "training), excluding the query and its other known partners; ties count against the target. Test "
+    "positives are ranked in a seeded random order until the standard errors of both are under 0.002, or all "
+    "are ranked; each figure is shown with its standard error.")
 
 
 def impute_unscorable(scores: np.ndarray) -> tuple[np.ndarray, int]:
@@ -92,9 +97,24 @@ def _known_partners(data: DataDir) -> sp.csr_matrix:
                          shape=(n, n))
 
 
+TARGET_STANDARD_ERROR = 0.002  # Recall@10 and NDCG@10: rank queries until both standard errors are below this
+MIN_RANKING_QUERIES = 1000
+RANKING_ROUND = 2048  # queries ranked between two looks at the standard errors
+
+
+def standard_error(values: np.ndarray) -> float:
+    """The standard error of the mean of ``values`` (sample standard deviation / sqrt(n)); 0 for n < 2."""
+    n = len(values)
+    return float(np.std(values, ddof=1) / np.sqrt(n)) if n > 1 else 0.0
+
+
 def ranking_metrics(model, data: DataDir, train_degree: np.ndarray, *, part: str = "test", k: int = 10,
-                    queries: int = 1000, seed: int = 0, batch: int = 64) -> dict:
-    """Recall@k and NDCG@k of held-out partners among all products (see the module docstring)."""
+                    queries: int | None = None, seed: int = 0, batch: int = 64,
+                    target_se: float = TARGET_STANDARD_ERROR) -> dict:
+    """Recall@k and NDCG@k of held-out partners among all products (see the module docstring), each with its
+    standard error. The test positives are ranked in a seeded random order, ``RANKING_ROUND`` at a time, until
+    both standard errors are under ``target_se`` (after at least ``MIN_RANKING_QUERIES``) or every positive
+    with a query seen in training has been ranked; ``queries`` caps the count (None: no cap)."""
     positives = data.pairs(part)
     rng = np.random.default_rng(seed)
     a, b = positives.item_a.astype(np.int64), positives.item_b.astype(np.int64)
@@ -105,26 +125,106 @@ def ranking_metrics(model, data: DataDir, train_degree: np.ndarray, *, part: str
     query, target = np.where(swap, target, query), np.where(swap, query, target)
     usable = np.flatnonzero(train_degree[query] > 0)
     if len(usable) == 0:
-        return {f"recall_at_{k}": None, f"ndcg_at_{k}": None, "ranking_queries": 0}
-    chosen = np.sort(rng.choice(usable, min(queries, len(usable)), replace=False))
-    query, target = query[chosen], target[chosen]
+        return {f"recall_at_{k}": None, f"recall_at_{k}_se": None, f"ndcg_at_{k}": None, f"ndcg_at_{k}_se": None,
+                "ranking_queries": 0, "ranking_queries_available": 0}
+    order = rng.permutation(usable)
+    if queries is not None:
+        order = order[:queries]
     known = _known_partners(data)
-    ranks = np.empty(len(query), dtype=np.int64)
-    for start in range(0, len(query), batch):
-        q, t = query[start:start + batch], target[start:start + batch]
-        scores = model.score_all(q).astype(np.float64)
-        for row in range(len(q)):
-            line = scores[row]
-            if np.isnan(line).any():
-                finite = line[~np.isnan(line)]
-                line[np.isnan(line)] = np.median(finite) if len(finite) else 0.0
-        exclude = []
-        for row, item in enumerate(q):
-            partners = known.indices[known.indptr[item]:known.indptr[item + 1]]
-            exclude.append(np.r_[partners[partners != t[row]], item])
-        ranks[start:start + batch] = metrics.ranks_from_scores(scores, t, exclude)
-    return {f"recall_at_{k}": metrics.recall_at_k(ranks, k), f"ndcg_at_{k}": metrics.ndcg_at_k(ranks, k),
-            "ranking_queries": int(len(query)), "median_rank": float(np.median(ranks))}
+    ranks = np.empty(len(order), dtype=np.int64)
+    done = 0
+    while done < len(order):
+        stop = min(done + RANKING_ROUND, len(order))
+        for start in range(done, stop, batch):
+            chosen = order[start:min(start + batch, stop)]
+            ranks[start:start + len(chosen)] = _target_ranks(model, known, query[chosen], target[chosen])
+        done = stop
+        hits, gains = _hits_and_gains(ranks[:done], k)
+        if done >= MIN_RANKING_QUERIES and max(standard_error(hits), standard_error(gains)) < target_se:
+            break
+    ranks = ranks[:done]
+    hits, gains = _hits_and_gains(ranks, k)
+    return {f"recall_at_{k}": float(hits.mean()), f"recall_at_{k}_se": standard_error(hits),
+            f"ndcg_at_{k}": float(gains.mean()), f"ndcg_at_{k}_se": standard_error(gains),
+            "ranking_queries": int(done), "ranking_queries_available": int(len(usable)),
+            "median_rank": float(np.median(ranks))}
+
+
+def _hits_and_gains(ranks: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    hits = (ranks < k).astype(np.float64)
+    return hits, np.where(ranks < k, 1.0 / np.log2(ranks + 2.0), 0.0)
+
+
+def _target_ranks(model, known: sp.csr_matrix, query: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """0-based rank of each target among all products for its query, ties pessimistic (as
+    ``metrics.ranks_from_scores``), the query and its known partners other than the target left out, unscorable
+    candidates (NaN) at the median of the row's finite scores (0 when it has none)."""
+    scores = np.ascontiguousarray(model.score_all(query))
+    n = len(query)
+    # Who does not compete: the query, its known partners and the target itself (counted apart), one list per row.
+    partners = known[query]
+    rows = np.r_[np.repeat(np.arange(n), np.diff(partners.indptr)), np.arange(n), np.arange(n)]
+    columns = np.r_[partners.indices, query, target]
+    out = sp.csr_matrix((np.ones(len(rows), dtype=np.int8), (rows, columns)), shape=(n, scores.shape[1]))
+    out.sum_duplicates()
+    ranks = np.empty(n, dtype=np.int64)
+    _rank_rows(scores, target.astype(np.int64), out.indptr.astype(np.int64), out.indices.astype(np.int64), ranks)
+    return ranks
+
+
+@njit(parallel=True, cache=True)
+def _rank_rows(scores, targets, out_indptr, out_indices, ranks):
+    """Per row: how many competing items score at least the target's score, a NaN counting as the row's
+    median finite score. One pass over the row (the median's side of the target's score follows from the
+    count of finite scores at or above it); a second only for a NaN target, whose score is that median."""
+    n_rows, n_items = scores.shape
+    for r in prange(n_rows):
+        row = scores[r]
+        t = np.float64(row[targets[r]])
+        if np.isnan(t):
+            finite = np.empty(n_items, dtype=np.float64)
+            m = 0
+            for j in range(n_items):
+                if not np.isnan(row[j]):
+                    finite[m] = row[j]
+                    m += 1
+            t = np.median(finite[:m]) if m > 0 else 0.0
+        count = 0
+        n_nan = 0
+        n_finite = 0
+        upper = np.inf  # the smallest finite score >= t
+        lower = -np.inf  # the largest finite score < t
+        for j in range(n_items):
+            v = np.float64(row[j])
+            if np.isnan(v):
+                n_nan += 1
+                continue
+            n_finite += 1
+            if v >= t:
+                count += 1
+                if v < upper:
+                    upper = v
+            elif v > lower:
+                lower = v
+        # Is the median of the finite scores >= t?  (numpy's median: the mean of the two middle values.)
+        if n_finite == 0:
+            nan_counts = 0.0 >= t
+        elif n_finite % 2 == 1:
+            nan_counts = count >= (n_finite + 1) // 2
+        elif count >= n_finite // 2 + 1:
+            nan_counts = True
+        elif count <= n_finite // 2 - 1:
+            nan_counts = False
+        else:
+            nan_counts = 0.5 * (lower + upper) >= t
+        rank = count + (n_nan if nan_counts else 0)
+        for k in range(out_indptr[r], out_indptr[r + 1]):
+            v = np.float64(row[out_indices[k]])
+            if np.isnan(v):
+                rank -= 1 if nan_counts else 0
+            elif v >= t:
+                rank -= 1
+        ranks[r] = rank
 
 
 def side_information_mask(data: DataDir) -> np.ndarray | None:
@@ -142,7 +242,7 @@ def side_information_mask(data: DataDir) -> np.ndarray | None:
     return None
 
 
-def evaluate_item_model(model, data: DataDir, *, part: str = "test", ranking_queries: int = 1000,
+def evaluate_item_model(model, data: DataDir, *, part: str = "test", ranking_queries: int | None = None,
                         seed: int = 0) -> tuple[dict, dict]:
     """All item-item metrics of one model on one split part. Returns (metrics, curves)."""
     train = data.pairs("train")

@@ -74,7 +74,7 @@ RANKING_POLICY = (
     "counting half, averaged over users with both. Top-k metrics: ties broken pessimistically (non-relevant "
     "candidates first); precision@k = hits/k; recall@k = hits/(number relevant); MAP@k divides by "
     "min(k, number relevant); NDCG@k uses binary gains, a log2 discount and the ideal DCG of min(k, number "
-    "relevant) hits; each averaged over the users ranked. RMSE and MAE (explicit models only) cover every "
+    "relevant) hits; each averaged over the users ranked, with its standard error over them. RMSE and MAE (explicit models only) cover every "
     "test rating; a rating the model cannot predict (NaN) gets the train global mean (counted as n_imputed). "
     "RMSE scaled is the RMSE of ratings mapped to [0, 1] by (r - min) / (max - min).")
 
@@ -255,6 +255,13 @@ class UserRankingStats:
                              "nothing to average")
         return float(np.mean(values[defined]))
 
+    def standard_error(self, name: str) -> float:
+        """The standard error of :meth:`mean` (the users' sample standard deviation / sqrt(users)); 0 for
+        one user."""
+        values = getattr(self, name)
+        values = values[~np.isnan(values)]
+        return float(np.std(values, ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
+
 
 def user_ranking_stats(scores: np.ndarray, relevant: ItemSets, exclude: ItemSets | None = None, *,
                        k: int = 10) -> UserRankingStats:
@@ -406,7 +413,7 @@ def evaluate_user_model(model, train, test, *, k: int = 10, batch_users: int = 1
     -------
     dict with ``rmse``, ``rmse_scaled``, ``mae``, ``n_imputed`` (None unless ``model.kind == "explicit"``),
     ``auc_per_user``, ``precision_at_{k}``, ``recall_at_{k}``, ``map_at_{k}``, ``ndcg_at_{k}`` (None when no
-    user can be ranked), ``n_users_ranked`` (users with at least one relevant candidate), ``n_users_auc``,
+    user can be ranked), each with its standard error over the users (``<name>_se``), ``n_users_ranked`` (users with at least one relevant candidate), ``n_users_auc``,
     ``n_test_ratings`` and ``k``.
     """
     if train.n_items != test.n_items or train.n_users != test.n_users:
@@ -438,15 +445,16 @@ def evaluate_user_model(model, train, test, *, k: int = 10, batch_users: int = 1
             raise ValueError(f"{type(model).__name__}.score_users returned shape {scores.shape}, expected "
                              f"({len(batch)}, {train.n_items}): the model must cover the data's whole catalogue")
         parts.append(user_ranking_stats(scores, relevant[batch], known[batch], k=k))
-    keys = ("auc_per_user", f"precision_at_{k}", f"recall_at_{k}", f"map_at_{k}", f"ndcg_at_{k}")
+    fields = {"auc_per_user": "auc", f"precision_at_{k}": "precision", f"recall_at_{k}": "recall",
+              f"map_at_{k}": "average_precision", f"ndcg_at_{k}": "ndcg"}
+    n_auc = 0
+    result.update({key: None for name in fields for key in (name, f"{name}_se")})
     if parts:
         stats = UserRankingStats.concatenate(parts)
         n_auc = int(np.count_nonzero(~np.isnan(stats.auc)))
-        result.update(zip(keys, (stats.mean("auc") if n_auc else None, stats.mean("precision"),
-                                 stats.mean("recall"), stats.mean("average_precision"), stats.mean("ndcg"))))
-    else:
-        n_auc = 0
-        result.update(dict.fromkeys(keys))
+        for key, field in fields.items():
+            if field != "auc" or n_auc:
+                result[key], result[f"{key}_se"] = stats.mean(field), stats.standard_error(field)
     result.update(n_users_ranked=int(len(users)), n_users_auc=n_auc, n_test_ratings=int(len(test)), k=int(k))
     return result
 

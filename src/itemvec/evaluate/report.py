@@ -429,6 +429,13 @@ def _section(model: str, row: Mapping, plots: Mapping[str, Path]) -> dict:
     tested = finite_number(row.get("n_test_pairs"))
     if tested is not None:
         facts.append(f"test pairs {tested:,.0f}")
+    tuning = row.get("tuning")
+    if isinstance(tuning, Mapping) and tuning.get("trials"):
+        chosen = ", ".join(f"{k}={v}" for k, v in (tuning.get("chosen") or {}).items()) or "as configured"
+        value, configured = finite_number(tuning.get("validation")), finite_number(tuning.get("configured_validation"))
+        facts.append(f"settings chosen on validation {tuning.get('on')} over {len(tuning['trials'])} trials: {chosen}"
+                     + (f" ({value:.4f}; as configured {configured:.4f})" if value is not None and configured is not None
+                        else ""))
     config = row.get("config")
     return {
         "model": model,
@@ -455,7 +462,8 @@ def _table(rows: Sequence[Mapping], columns: Sequence[tuple[str, str, str]],
     """Headers and (text, bold) cells, rows in the given order.
 
     The best value of a column is chosen on the value as displayed (rounded), so two models shown with
-    the same number are both bold; a column is only bolded when at least two models have a value in it.
+    the same number are both bold; a column is only bolded when at least two models have a value in it. A
+    figure with a standard error in the row (``<key>_se``) is shown as ``value ± error``.
     """
     headers = [header for _, header, _ in columns]
     cells: list[list[tuple[str, bool]]] = [[] for _ in rows]
@@ -481,6 +489,9 @@ def _table(rows: Sequence[Mapping], columns: Sequence[tuple[str, str, str]],
                     text += f" of {count_text(total)}"
             else:
                 text = f"{rounded:,.{decimals}f}"
+                error = finite_number(row.get(f"{key}_se"))
+                if error is not None:
+                    text += f" ± {error:.{decimals}f}"  # the figure's standard error
             row_cells.append((text, best is not None and rounded == best))
     return headers, cells
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 import numpy as np
 from numba import njit, prange
@@ -44,6 +44,7 @@ from itemvec.models.embedding import Embedding, EmbeddingModel
 from itemvec.models.kernels import lane_rate, lanes, sigmoid
 from itemvec.rng import alias_draw, alias_table  # noqa: F401 (alias_table re-exported)
 from itemvec.train import SequenceSteps, Trainer, TrainSettings
+from itemvec.tune import IntRange, LogUniform, OneOf, Space
 
 N_BLOCKS = 16  # fixed work split per step (one random stream per block): one thread gives the same numbers
 
@@ -199,6 +200,9 @@ class MF(EmbeddingModel, ItemModel):
     """Matrix factorisation of the item-pair matrix (see the module docstring)."""
 
     name = "mf"
+    search_space: ClassVar[dict[str, Space]] = {"lr": LogUniform(0.02, 0.5), "epochs": IntRange(2, 40, log=True),
+                                               "dim": OneOf((32, 64, 128)), "l2": LogUniform(1e-7, 1e-3),
+                                               "negatives": IntRange(1, 10)}
     use_bias = False
 
     @dataclass(frozen=True)
@@ -338,6 +342,9 @@ class MFSeq(MFBias):
     negatives, instead of on the pairs themselves: the reference study's implementation 7."""
 
     name = "mf-seq"
+    search_space: ClassVar[dict[str, Space]] = {"lr": LogUniform(0.02, 0.5), "epochs": IntRange(1, 5),
+                                               "dim": OneOf((32, 64, 128)), "window": IntRange(1, 5),
+                                               "walks_per_node": IntRange(2, 10), "negatives": IntRange(1, 10)}
 
     @dataclass(frozen=True)
     class Config(MF.Config):

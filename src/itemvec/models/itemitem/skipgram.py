@@ -19,7 +19,7 @@ generator, so one thread gives the same vectors for the same seed.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 import numpy as np
 from numba import njit, prange
@@ -43,6 +43,7 @@ from itemvec.models.embedding import Embedding, EmbeddingModel
 from itemvec.models.kernels import lane_rate, lanes, sigmoid
 from itemvec.rng import alias_draw, alias_table, splitmix_next, to_uniform
 from itemvec.train import SequenceSteps, Trainer, TrainSettings
+from itemvec.tune import IntRange, LogUniform, OneOf, Space
 
 N_BLOCKS = 64  # fixed work split per step (one random stream per block): one thread gives the same numbers
 
@@ -219,6 +220,9 @@ class SkipGram(EmbeddingModel, ItemModel):
     """Skip-gram with negative sampling on random walks (see the module docstring)."""
 
     name = "skipgram"
+    search_space: ClassVar[dict[str, Space]] = {"lr": LogUniform(0.01, 0.1), "epochs": IntRange(1, 5),
+                                               "dim": OneOf((64, 128)), "window": IntRange(2, 10),
+                                               "walks_per_node": IntRange(2, 10), "negatives": IntRange(2, 10)}
     learn_weights = False
     _vectors: np.ndarray | None  # item_vectors() computed once; None (or unset) until then
 

@@ -10,7 +10,7 @@ import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 import numpy as np
 from numba import njit
@@ -34,6 +34,7 @@ from itemvec.config import (
 from itemvec.models.base import ItemModel, TrainingData
 from itemvec.models.embedding import Embedding, EmbeddingModel
 from itemvec.train import Trainer
+from itemvec.tune import IntRange, LogUniform, OneOf, Space
 
 
 @njit(cache=True)
@@ -74,6 +75,9 @@ def _stable_hash(text: str) -> int:
 
 class GensimWord2Vec(EmbeddingModel, ItemModel):
     name = "w2v-gensim"
+    search_space: ClassVar[dict[str, Space]] = {"lr": LogUniform(0.005, 0.1), "epochs": IntRange(1, 5),
+                                               "dim": OneOf((64, 128)), "window": IntRange(2, 10),
+                                               "walks_per_node": IntRange(2, 10), "negatives": IntRange(2, 10)}
 
     @dataclass(frozen=True)
     class Config:

@@ -12,7 +12,7 @@ The torch steps (Adam, its checkpointed state, the rate the schedule asks for) a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -26,6 +26,7 @@ from itemvec.data.types import Interactions
 from itemvec.errors import ConfigError
 from itemvec.models.useritem.base import TorchSteps, UserItemModel, forked_seed, set_torch_state, torch_state
 from itemvec.train import RowSteps, Trainer, TrainSettings
+from itemvec.tune import IntRange, LogUniform, OneOf, Space, Uniform
 
 
 def parse_hidden(text: str) -> list[int]:
@@ -98,6 +99,8 @@ class Dense(UserItemModel):
     """Concatenated user and item embeddings through an MLP (see the module docstring)."""
 
     name = "dense"
+    search_space: ClassVar[dict[str, Space]] = {"lr": LogUniform(3e-4, 0.01), "epochs": IntRange(2, 20),
+                                               "dim": OneOf((16, 32, 64)), "dropout": Uniform(0.0, 0.5)}
     kind = "explicit"
 
     @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, ClassVar
 
 import numpy as np
 from numba import njit, prange
@@ -34,6 +34,7 @@ from itemvec.data.types import Interactions
 from itemvec.models.embedding import Embedding, EmbeddingModel
 from itemvec.models.useritem.base import UserItemModel
 from itemvec.train import RowSteps, Trainer, TrainSettings
+from itemvec.tune import IntRange, LogUniform, OneOf, Space
 
 N_BLOCKS = 16  # fixed work split per step: results do not depend on the number of threads (given one thread)
 
@@ -144,6 +145,7 @@ class BiasBaseline(_BiasFallback, _ExplicitBase):
     """r̂ = μ + b_u + b_i with damped biases (see the module docstring); defaults are Surprise's."""
 
     name = "bias-baseline"
+    search_space: ClassVar[dict[str, Space]] = {"reg_user": LogUniform(1.0, 50.0), "reg_item": LogUniform(1.0, 50.0)}
 
     @dataclass(frozen=True)
     class Config:
@@ -259,6 +261,8 @@ class MFExplicit(EmbeddingModel, _ExplicitBase):
     """
 
     name = "mf-explicit"
+    search_space: ClassVar[dict[str, Space]] = {"lr": LogUniform(0.005, 0.1), "epochs": IntRange(10, 100, log=True),
+                                               "dim": OneOf((32, 64, 128)), "l2": LogUniform(1e-4, 0.1)}
     use_bias = False
 
     @dataclass(frozen=True)

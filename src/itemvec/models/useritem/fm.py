@@ -24,6 +24,7 @@ item each have a train rating or at least one side feature, NaN otherwise.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -37,6 +38,7 @@ from itemvec.data.types import Interactions
 from itemvec.models.useritem.base import set_torch_state, torch_state
 from itemvec.models.useritem.triplet import TorchRankingModel, _embedding, bpr_loss
 from itemvec.train import TrainSettings
+from itemvec.tune import IntRange, LogUniform, OneOf, Space
 
 
 def feature_rows(n_rows: int, known: np.ndarray, features: sp.csr_matrix | None, one_hot_offset: int,
@@ -68,6 +70,8 @@ class FactorizationMachine(TorchRankingModel):
     """Factorisation machine over user/item ids and side features, BPR loss (see the module docstring)."""
 
     name = "fm"
+    search_space: ClassVar[dict[str, Space]] = {"lr": LogUniform(1e-3, 0.05), "epochs": IntRange(3, 30),
+                                               "dim": OneOf((32, 64, 128))}
 
     @dataclass(frozen=True)
     class Config:

@@ -25,10 +25,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 import numpy as np
-from numba import njit, prange
 
 from itemvec.config import (
     AtLeastOneNegative,
@@ -42,13 +41,10 @@ from itemvec.config import (
 )
 from itemvec.data.types import Interactions
 from itemvec.models.embedding import Embedding, EmbeddingModel
-from itemvec.models.kernels import lane_rate, lanes, sigmoid
+from itemvec.models.factor import ALS_SPACE, ALSSettings, ALSSteps, RankingSteps
 from itemvec.models.useritem.base import UserItemModel
-from itemvec.rng import splitmix_next
-from itemvec.train import RowSteps, Trainer, TrainSettings
-
-N_BLOCKS = 16  # fixed work split per step: results do not depend on the number of threads (given one thread)
-
+from itemvec.train import Trainer, TrainSettings
+from itemvec.tune import IntRange, LogUniform, OneOf, Space
 
 # ---------------------------------------------------------------- pure pieces: positives, samplers, weights
 
@@ -105,120 +101,6 @@ def warp_rank_weight(n_items: int, tries: int) -> float:
     return math.log(max(1.0, math.floor((n_items - 1) / tries)))
 
 
-@njit(inline="always")
-def _warp_weight(n_items, tries):
-    return np.log(max(1.0, np.floor((n_items - 1) / tries)))
-
-
-@njit(inline="always")
-def _is_positive(indices, start, end, item):
-    """Binary search for ``item`` in the sorted slice ``indices[start:end]``."""
-    lo, hi = start, end
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if indices[mid] < item:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo < end and indices[lo] == item
-
-
-@njit(inline="always")
-def _draw_negative(state, candidates, indptr, indices, user):
-    start, end = indptr[user], indptr[user + 1]
-    n = np.uint64(len(candidates))
-    j = np.int64(-1)
-    for _ in range(64):  # rejection; a user who likes (nearly) everything keeps the last draw
-        state, z = splitmix_next(state)
-        j = candidates[np.int64((z >> np.uint64(11)) % n)]
-        if not _is_positive(indices, start, end, j):
-            break
-    return state, j
-
-
-@njit(inline="always")
-def _step_coord(table, acc, row, d, grad, lr, adagrad):
-    if adagrad:
-        acc[row, d] += grad * grad
-        table[row, d] -= lr * grad / np.sqrt(acc[row, d] + 1e-8)
-    else:
-        table[row, d] -= lr * grad
-
-
-@njit(parallel=True, fastmath=True, cache=True)
-def _ranking_step(user_f, item_f, item_b, acc_u, acc_i, acc_b, users, items, indptr, indices, candidates,
-                  lr0, lr1, l2, warp, negatives, max_sampled, margin, adagrad, seed, n_lanes):
-    """One trainer step over the positives ``users/items`` (one chunk). Returns (summed loss, updates).
-
-    warp = False: BPR, ``negatives`` draws per positive, each an update of −ln σ(x_ui − x_uj).
-    warp = True: WARP, draws until a margin violator (at most ``max_sampled``), one weighted hinge update.
-    The blocks run in ``n_lanes`` lanes; the rate follows the step's progress over all lanes (``kernels.lanes``).
-    """
-    n = len(users)
-    dim = user_f.shape[1]
-    n_cand = len(candidates)
-    block = (n + N_BLOCKS - 1) // N_BLOCKS
-    losses = np.zeros(N_BLOCKS)
-    counts = np.zeros(N_BLOCKS, dtype=np.int64)
-    clock = np.zeros((n_lanes, 8), dtype=np.int64)
-    for lane in prange(n_lanes):
-        done = 0
-        others = 0
-        for blk in range(lane, N_BLOCKS, n_lanes):
-            state = np.uint64(seed) + np.uint64(blk) * np.uint64(0x632BE59BD9B4E019)
-            pu = np.empty(dim)
-            loss = 0.0
-            count = 0
-            for e in range(blk * block, min(n, (blk + 1) * block)):
-                lr, others = lane_rate(clock, lane, done, others, lr0, lr1, n)  # kernels.lanes
-                done += 1
-                u = users[e]
-                i = items[e]
-                s_pos = item_b[i]
-                for d in range(dim):
-                    s_pos += user_f[u, d] * item_f[i, d]
-                rounds = max_sampled if warp else negatives
-                for t in range(1, rounds + 1):
-                    state, j = _draw_negative(state, candidates, indptr, indices, u)
-                    s_neg = item_b[j]
-                    for d in range(dim):
-                        s_neg += user_f[u, d] * item_f[j, d]
-                    if warp:
-                        if s_neg <= s_pos - margin:
-                            continue
-                        g = _warp_weight(n_cand, t)  # d loss / d s_neg; d loss / d s_pos = -g
-                        loss += g * (margin - s_pos + s_neg)
-                    else:
-                        x = s_pos - s_neg
-                        loss -= np.log(max(sigmoid(x), 1e-12))
-                        g = sigmoid(-x)  # -d ln σ(x) / dx, applied as d loss / d s_neg
-                    count += 1
-                    for d in range(dim):
-                        pu[d] = user_f[u, d]
-                    for d in range(dim):
-                        _step_coord(user_f, acc_u, u, d, g * (item_f[j, d] - item_f[i, d]) + l2 * pu[d], lr, adagrad)
-                        _step_coord(item_f, acc_i, i, d, -g * pu[d] + l2 * item_f[i, d], lr, adagrad)
-                        _step_coord(item_f, acc_i, j, d, g * pu[d] + l2 * item_f[j, d], lr, adagrad)
-                    gi = -g + l2 * item_b[i]
-                    gj = g + l2 * item_b[j]
-                    if adagrad:
-                        acc_b[i] += gi * gi
-                        acc_b[j] += gj * gj
-                        item_b[i] -= lr * gi / np.sqrt(acc_b[i] + 1e-8)
-                        item_b[j] -= lr * gj / np.sqrt(acc_b[j] + 1e-8)
-                    else:
-                        item_b[i] -= lr * gi
-                        item_b[j] -= lr * gj
-                    if warp:
-                        break
-                    # BPR: the positive's score moved with this update; refresh it for the next negative.
-                    s_pos = item_b[i]
-                    for d in range(dim):
-                        s_pos += user_f[u, d] * item_f[i, d]
-            losses[blk] = loss
-            counts[blk] = count
-    return losses.sum(), counts.sum()
-
 
 # ---------------------------------------------------------------- models
 
@@ -252,40 +134,6 @@ class PopularityUsers(UserItemModel):
         self.counts_ = state["counts_"].astype(np.float32)
 
 
-class _RankingTrainable(RowSteps):
-    """BPR/WARP steps for the shared trainer: a shuffled pass over the train positives each epoch."""
-
-    def __init__(self, model: BPR, users: np.ndarray, items: np.ndarray, indptr, indices, candidates) -> None:
-        super().__init__(len(users), model.config.train.batch_size)
-        self.model = model
-        self.users, self.items = users, items
-        self.indptr, self.indices, self.candidates = indptr, indices, candidates
-
-    def train_step(self, step: int, lr_start: float, lr_end: float, seed: int) -> tuple[float, int]:
-        m, c = self.model, self.model.config
-        chunk = self.chunk(step)
-        if len(chunk) == 0:
-            return 0.0, 0
-        loss, count = _ranking_step(
-            m.user_vectors_, m.item_vectors_, m.item_bias_, m._acc_u, m._acc_i, m._acc_b,
-            self.users[chunk], self.items[chunk], self.indptr, self.indices, self.candidates,
-            lr_start, lr_end, c.l2, m.warp, getattr(c, "negatives", 1), getattr(c, "max_sampled", 1),
-            getattr(c, "margin", 1.0), c.optimizer == "adagrad", seed, lanes(N_BLOCKS))
-        return float(loss), int(count)
-
-    def state(self) -> dict[str, np.ndarray]:
-        m = self.model
-        return {"user_factors": m.user_vectors_, "item_factors": m.item_vectors_, "item_bias": m.item_bias_,
-                "acc_u": m._acc_u, "acc_i": m._acc_i, "acc_b": m._acc_b}
-
-    def set_state(self, state: dict[str, np.ndarray]) -> None:
-        m = self.model
-        for key, target in (("user_factors", m.user_vectors_), ("item_factors", m.item_vectors_),
-                            ("item_bias", m.item_bias_), ("acc_u", m._acc_u), ("acc_i", m._acc_i),
-                            ("acc_b", m._acc_b)):
-            target[:] = state[key]
-
-
 class BPR(EmbeddingModel, UserItemModel):
     """Bayesian Personalised Ranking on user/item factors and an item bias (see the module docstring).
 
@@ -293,6 +141,8 @@ class BPR(EmbeddingModel, UserItemModel):
     """
 
     name = "bpr"
+    search_space: ClassVar[dict[str, Space]] = {"lr": LogUniform(0.005, 0.2), "epochs": IntRange(10, 200, log=True),
+                                               "dim": OneOf((32, 64, 128)), "l2": LogUniform(1e-6, 1e-2)}
     kind = "implicit"
     warp = False
 
@@ -323,8 +173,10 @@ class BPR(EmbeddingModel, UserItemModel):
         indptr, indices = positive_rows(data)
         candidates = np.flatnonzero(self.known_items_).astype(np.int64)
         if positive.any() and len(candidates) > 1:
-            trainable = _RankingTrainable(self, data.user[positive].astype(np.int64),
-                                          data.item[positive].astype(np.int64), indptr, indices, candidates)
+            tables = {"user_factors": self.user_vectors_, "item_factors": self.item_vectors_,
+                      "item_bias": self.item_bias_, "acc_u": self._acc_u, "acc_i": self._acc_i, "acc_b": self._acc_b}
+            trainable = RankingSteps(tables, data.user[positive].astype(np.int64), data.item[positive].astype(np.int64),
+                                     indptr, indices, candidates, c, warp=self.warp)
             self.history_ = trainer.train(self, trainable)
 
     def embedding(self) -> Embedding:
@@ -362,3 +214,40 @@ class WARP(BPR):
         # lr: LightFM's default Adagrad rate, 0.05, overfits ml-latest-small (validation NDCG -0.02)
         train: TrainSettings = TrainSettings(lr=0.02, schedule="cosine", min_lr_fraction=1e-2, epochs=60,
                                              batch_size=16384)
+
+
+class ALSUsers(EmbeddingModel, UserItemModel):
+    """Weighted implicit-feedback ALS (Hu, Koren & Volinsky 2008) on the train positives: preference 1 and
+    confidence 1 + alpha on a positive, 0 and 1 elsewhere; user and item factors solved in turn by a few
+    conjugate-gradient steps per row (``models.factor.als_half_step``), one iteration per trainer epoch.
+    score(u, i) = x_u · y_i."""
+
+    name = "als"
+    search_space: ClassVar[dict[str, Space]] = ALS_SPACE
+    kind = "implicit"
+
+    @dataclass(frozen=True)
+    class Config(ALSSettings.Config):
+        pass
+
+    def _fit(self, data: Interactions, trainer: Trainer) -> None:
+        c = self.config
+        self._mark_known(data)
+        rng = np.random.default_rng(c.train.seed)
+        self.user_vectors_ = (rng.standard_normal((data.n_users, c.dim)) * c.init_std).astype(np.float32)
+        self.item_vectors_ = (rng.standard_normal((data.n_items, c.dim)) * c.init_std).astype(np.float32)
+        matrix = data.matrix(positives_only=True)
+        matrix.sort_indices()
+        if matrix.nnz:
+            steps = ALSSteps(self.user_vectors_, self.item_vectors_, matrix, c.alpha, c.reg, c.cg_steps, c.reg_scaling == "count")
+            self.history_ = trainer.train(self, steps)
+
+    def embedding(self) -> Embedding:
+        return Embedding(rule="dot", item_vectors=self.item_vectors_, user_vectors=self.user_vectors_)
+
+    def _state(self):
+        return {"user_vectors_": self.user_vectors_, "item_vectors_": self.item_vectors_}
+
+    def _set_state(self, state):
+        self.user_vectors_ = state["user_vectors_"].astype(np.float32)
+        self.item_vectors_ = state["item_vectors_"].astype(np.float32)

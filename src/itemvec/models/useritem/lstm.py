@@ -28,7 +28,7 @@ the setting this model is for.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
 
@@ -43,6 +43,7 @@ from itemvec.data.types import Interactions
 from itemvec.models.useritem.base import TorchSteps, UserItemModel, forked_seed, set_torch_state, torch_state
 from itemvec.models.useritem.explicit import baseline_biases
 from itemvec.train import RowSteps, Trainer, TrainSettings
+from itemvec.tune import IntRange, LogUniform, OneOf, Space, Uniform
 
 
 def user_histories(data: Interactions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -155,6 +156,8 @@ class LSTMRating(UserItemModel):
     """Next-rating prediction from the user's rating history (see the module docstring)."""
 
     name = "lstm"
+    search_space: ClassVar[dict[str, Space]] = {"lr": LogUniform(3e-4, 0.01), "epochs": IntRange(2, 10),
+                                               "dim": OneOf((16, 32)), "dropout": Uniform(0.0, 0.5)}
     kind = "explicit"
 
     @dataclass(frozen=True)

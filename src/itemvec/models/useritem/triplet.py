@@ -24,7 +24,7 @@ factorisation machine in ``fm.py``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import numpy as np
 
@@ -43,6 +43,7 @@ from itemvec.errors import ConfigError
 from itemvec.models.useritem.base import TorchSteps, UserItemModel, set_torch_state, torch_state
 from itemvec.models.useritem.implicit import popularity_cdf, positive_rows, sample_negatives
 from itemvec.train import RowSteps, Trainer, TrainSettings
+from itemvec.tune import IntRange, LogUniform, OneOf, Space, Uniform
 
 SCORE_CHUNK = 1 << 20  # pairs scored per forward pass at query time
 
@@ -233,6 +234,8 @@ class Triplet(TorchRankingModel):
     """score(u, i) = cos(user_u, item_i), margin loss on (user, positive, negative) triplets."""
 
     name = "triplet"
+    search_space: ClassVar[dict[str, Space]] = {"lr": LogUniform(1e-3, 0.05), "epochs": IntRange(5, 40),
+                                               "dim": OneOf((32, 64, 128)), "margin": Uniform(0.1, 1.0)}
 
     @dataclass(frozen=True)
     class Config:
@@ -275,6 +278,8 @@ class DeepTriplet(TorchRankingModel):
     """score(u, i) = MLP([user_u, item_i]), margin loss on (user, positive, negative) triplets."""
 
     name = "deep-triplet"
+    search_space: ClassVar[dict[str, Space]] = {"lr": LogUniform(3e-4, 0.01), "epochs": IntRange(5, 40),
+                                               "hidden": OneOf((32, 64, 128)), "dropout": Uniform(0.0, 0.5)}
 
     @dataclass(frozen=True)
     class Config:

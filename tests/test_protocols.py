@@ -36,8 +36,9 @@ def test_one_protocol_per_kind():
 def test_the_command_line_table_has_the_reports_metric_columns():
     assert ITEM_ITEM.table_columns == ["auc", "auc_seen", "auc_unseen", "auc_cold", "auc_degree", "ap",
                                        "recall_at_10", "ndcg_at_10"]
-    assert USER_ITEM.table_columns == ["rmse", "rmse_scaled", "mae", "auc_per_user", "precision_at_10",
-                                       "recall_at_10", "map_at_10", "ndcg_at_10"]
+    assert USER_ITEM.table_columns == ["rmse", "rmse_scaled", "mae", "auc_per_user", "auc_per_user_all_items",
+                                       "auc_per_user_notebook", "precision_at_10", "recall_at_10", "map_at_10",
+                                       "ndcg_at_10", "ndcg_at_10_cold"]
     # The kind of a metrics row: user-item rows record the model's kind, as model.json does.
     for rows, columns in (([{"model": "bpr", "kind": "implicit"}], USER_ITEM.table_columns),
                           ([{"model": "mf", "auc": 0.9}], ITEM_ITEM.table_columns), ([], ITEM_ITEM.table_columns)):

@@ -353,6 +353,7 @@ class FixedScores(UserItemModel):
 
     def fit(self, data, **kwargs):
         self._mark_known(data)
+        self._fitted(data)  # what Model.fit keeps after _fit: the popularity ranking of users without history
         return self
 
     def _predict(self, users, items):
@@ -378,34 +379,64 @@ def test_evaluate_user_model_golden_values(batch_users):
     assert result["rmse"] == pytest.approx(math.sqrt((0.25 + 1.75**2 + 0.25 + 1.0) / 4))
     assert result["rmse_scaled"] == pytest.approx(result["rmse"] / 4)
     assert result["mae"] == pytest.approx((0.5 + 1.75 + 0.5 + 1.0) / 4)
-    # Relevant (rating >= 4): user 0 {1, 3}, user 2 {1}; user 1 (a 2) is not ranked.
-    # User 0 ranks 1 (4.5, rel), 2 (3.0), 3 (NaN, rel): P@2 1/2, R@2 1/2, AP@2 1/2, NDCG 1/(1 + 1/log2 3), AUC 1/2.
-    # User 2 ranks 1 (4.0, rel), 3 (NaN); items 0 and 2 are its train items: P@2 1/2, R 1, AP 1, NDCG 1, AUC 1.
-    assert result["auc_per_user"] == pytest.approx(0.75)
+    # Relevant (rating >= 4): user 0 {1, 3}, user 2 {1}; user 1 (a 2) is not ranked. By default the candidates
+    # are the items with a train rating, {0, 1, 2}: item 3 (no train rating) is out, with user 0's relevant 3.
+    # User 0 ranks 1 (4.5, rel), 2 (3.0): P@2 1/2, R@2 1, AP@2 1, NDCG 1, AUC 1.
+    # User 2 ranks 1 (4.0, rel) alone (0 and 2 are its train items): P@2 1/2, R 1, AP 1, NDCG 1, AUC undefined.
+    assert result["auc_per_user"] == pytest.approx(1.0) and result["n_users_auc"] == 1
     assert result["precision_at_2"] == pytest.approx(0.5)
-    assert result["recall_at_2"] == pytest.approx(0.75)
-    assert result["map_at_2"] == pytest.approx(0.75)
-    assert result["ndcg_at_2"] == pytest.approx((1 / (1 + 1 / math.log2(3)) + 1) / 2)
-    assert (result["n_users_ranked"], result["n_users_auc"], result["n_test_ratings"]) == (2, 2, 4)
+    assert result["recall_at_2"] == pytest.approx(1.0)
+    assert result["map_at_2"] == pytest.approx(1.0)
+    assert result["ndcg_at_2"] == pytest.approx(1.0)
+    assert (result["n_users_ranked"], result["n_test_ratings"], result["n_items_ranked"]) == (2, 4, 3)
+    # The whole catalogue (the second columns): user 0 ranks 1 (rel), 2, 3 (NaN, rel): NDCG 1/(1 + 1/log2 3),
+    # AUC 1/2; user 2 ranks 1 (rel), 3 (NaN): NDCG 1, AUC 1.
+    assert result["auc_per_user_all_items"] == pytest.approx(0.75)
+    assert result["ndcg_at_2_all_items"] == pytest.approx((1 / (1 + 1 / math.log2(3)) + 1) / 2)
+    # The triplet notebook's protocol: only train positives excluded (user 2's item 0, rated 1, competes):
+    # user 0 as above (AUC 1/2); user 2: 1 (4.0, rel) over 0 (1.0) and 3 (NaN): AUC 1.
+    assert result["auc_per_user_notebook"] == pytest.approx(0.75)
+    assert result["n_users_cold"] == 0 and result["auc_per_user_cold"] is None
+    assert result["auc_per_user_warm"] == pytest.approx(result["auc_per_user"])
+
+
+def test_users_without_train_history_get_the_popularity_ranking_and_are_reported_apart():
+    # User 3 has no train rating; items 0 (two positives), 2 (one) and 1 (none) rank in that order for them.
+    train = interactions(4, 4, [(0, 0, 5), (1, 1, 3), (2, 0, 4), (2, 2, 4)])
+    test = interactions(4, 4, [(0, 1, 4), (3, 2, 5), (1, 2, 4)])
+    table = np.zeros((4, 4)) + [[0.0, 2.0, 1.0, 0.0]]
+    model = FixedScores(table, kind="implicit").fit(train)
+    scores = model.score_users([3])[0]
+    assert model.cold_user(3) and not model.cold_user(0)
+    np.testing.assert_array_equal(scores[:3], [2.0, 0.0, 1.0])
+    assert np.isnan(scores[3])
+    result = evaluate_user_model(model, train, test, k=2)
+    # Cold user 3: relevant 2 ranked second behind 0 (AUC 1/2: 2 over 1, under 0); warm users 0 and 1 rank by the
+    # table: user 0 {1} first of {1, 2} (AUC 1), user 1 {2} behind 0 (0.0 tie, pessimistic) of {0, 2}: AUC 1.
+    assert result["n_users_cold"] == 1 and result["n_users_ranked"] == 3
+    assert result["auc_per_user_cold"] == pytest.approx(0.5)
+    assert result["ndcg_at_2_cold"] == pytest.approx(1 / math.log2(3))
+    assert result["auc_per_user_warm"] == pytest.approx(1.0)
 
 
 def test_evaluate_user_model_implicit_all_test_items_and_validation():
     train, test = interactions(3, 4, TRAIN), interactions(3, 4, TEST)
     implicit = evaluate_user_model(FixedScores(TABLE, kind="implicit").fit(train), train, test, k=2)
     assert implicit["rmse"] is implicit["rmse_scaled"] is implicit["mae"] is implicit["n_imputed"] is None
-    assert implicit["auc_per_user"] == pytest.approx(0.75) and implicit["n_users_ranked"] == 2
-    # Every test item relevant: user 1 joins with item 2 ranked first (2.5 over 2.0 and NaN).
+    assert implicit["auc_per_user"] == pytest.approx(1.0) and implicit["n_users_ranked"] == 2
+    # Every test item relevant: user 1 joins with item 2 ranked first (2.5 over 2.0; item 3 has no train rating).
     everything = evaluate_user_model(FixedScores(TABLE).fit(train), train, test, k=2, positives_only=False)
     assert everything["n_users_ranked"] == 3
-    assert everything["auc_per_user"] == pytest.approx((0.5 + 1 + 1) / 3)
-    assert everything["recall_at_2"] == pytest.approx((0.5 + 1 + 1) / 3)
+    assert everything["auc_per_user"] == pytest.approx(1.0)  # users 0 and 1; user 2 has no non-relevant candidate
+    assert everything["recall_at_2"] == pytest.approx(1.0)
+    assert everything["auc_per_user_all_items"] == pytest.approx((0.5 + 1 + 1) / 3)
     # A validation interaction is known, not a candidate: user 2's only relevant item drops out.
     with_validation = interactions(3, 4, TRAIN, validation=interactions(3, 4, [(2, 1, 5), (0, 2, 3)]))
     result = evaluate_user_model(FixedScores(TABLE).fit(train), with_validation, test, k=2)
     assert result["n_users_ranked"] == 1
-    # User 0 now ranks 1 (rel), 3 (NaN, rel): both hits, AUC undefined (no non-relevant candidate).
+    # User 0 now ranks 1 (rel) alone (3 has no train rating): one hit, AUC undefined (no non-relevant candidate).
     assert result["n_users_auc"] == 0 and result["auc_per_user"] is None
-    assert result["precision_at_2"] == 1.0 and result["map_at_2"] == 1.0
+    assert result["precision_at_2"] == 0.5 and result["map_at_2"] == 1.0
 
 
 def test_evaluate_user_model_duck_typed_model_matches_direct_metrics():

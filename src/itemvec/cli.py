@@ -285,7 +285,7 @@ def recommend_command(
         typer.echo(json.dumps(results, indent=2))
         return
     for result in results:
-        note = "" if result["seen_in_training"] else "  (no train ratings: no personal recommendations)"
+        note = "" if result["seen_in_training"] else "  (no train ratings: the most popular items)"
         typer.echo(f"user {result['user']}  ({result['train_items']} items rated in train){note}")
         for rank, r in enumerate(result["recommendations"], 1):
             typer.echo(f"  {rank:>3}. {r['item']}  {r['score']:+.4f}  {r['title'] or ''}")

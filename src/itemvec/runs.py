@@ -498,10 +498,11 @@ def table_lines(rows: list[dict[str, Any]]) -> list[str]:
     # metrics.json records a user-item model's kind as its model.json does, so run_kind reads the rows' kind.
     columns = protocol(registry.run_kind(rows[0] if rows else {})).table_columns
     width = max([14, *(len(str(row["model"])) + 2 for row in rows)])
-    header = f"{'model':<{width}}" + "".join(f"{c:>16}" for c in columns) + f"{'train s':>10}{'peak MB':>10}"
+    widths = [max(16, len(c) + 2) for c in columns]
+    header = f"{'model':<{width}}" + "".join(f"{c:>{w}}" for c, w in zip(columns, widths)) + f"{'train s':>10}{'peak MB':>10}"
     lines = [header]
     for row in rows:
-        cells = "".join(f"{_fmt(row.get(c)):>16}" for c in columns)
+        cells = "".join(f"{_fmt(row.get(c)):>{w}}" for c, w in zip(columns, widths))
         lines.append(f"{row['model']:<{width}}{cells}{row.get('train_seconds') or 0:>10.1f}{row.get('peak_rss_mb') or 0:>10.0f}")
     return lines
 

@@ -279,10 +279,13 @@ class UserItemProtocol(Protocol):
         ("rmse_scaled", "RMSE [0,1]", "error"),
         ("mae", "MAE", "error"),
         ("auc_per_user", "AUC per user", "quality"),
+        ("auc_per_user_all_items", "AUC all items", "quality"),
+        ("auc_per_user_notebook", "AUC notebook", "quality"),
         ("precision_at_10", "P@10", "quality"),
         ("recall_at_10", "R@10", "quality"),
         ("map_at_10", "MAP@10", "quality"),
         ("ndcg_at_10", "NDCG@10", "quality"),
+        ("ndcg_at_10_cold", "NDCG@10 cold users", "quality"),
         ("train_seconds", "train s", "seconds"),
         ("train_cpu_seconds", "train CPU s", "seconds"),
         ("peak_rss_mb", "train peak MB", "megabytes"),
@@ -291,8 +294,11 @@ class UserItemProtocol(Protocol):
     report_notes = (
         "RMSE and MAE: test ratings on the data's scale; RMSE [0,1]: on ratings scaled to [0, 1] (the scale of "
         "\"PyTorch for Recommenders 101\"); explicit-rating models only. AUC per user: the probability that a "
-        "relevant test item outranks a non-relevant candidate, averaged over users. P, R, MAP and NDCG at 10: "
-        "the top 10 of the whole catalogue, the user's train items excluded; each ± its standard error over the "
+        "relevant test item outranks a non-relevant candidate among the items with a train interaction, averaged "
+        "over users; AUC all items: the same over the whole catalogue; AUC notebook: the triplet notebook's "
+        "protocol (the whole catalogue, only the user's train positives excluded). P, R, MAP and NDCG at 10: "
+        "the top 10 of the items with a train interaction, the user's train items excluded; NDCG@10 cold users: "
+        "over the users without train history, who get the popularity ranking; each ± its standard error over the "
         "users. train s and train CPU s: wall and CPU seconds of training (CPU counts every thread); train "
         "peak MB and eval peak MB: the largest resident memory while training and while evaluating, apart; the "
         "machine's load average during each run is in metrics.json. Bold: the best value of each "

@@ -63,12 +63,16 @@ __all__ = [
 ]
 
 RANKING_POLICY = (
-    "Each test user with at least one relevant test item is ranked over the whole catalogue. Relevant: the "
-    "user's test items rated at or above the threshold (the implicit view; every test item when "
-    "positives_only=False), for explicit and implicit models alike. Candidates: every catalogue item except "
-    "the user's train interactions (and validation interactions, when the train part carries them); a test "
-    "item that is also a train item is excluded, not relevant; test items rated below the threshold stay "
-    "candidates and count as non-relevant. Explicit models rank by predicted rating, implicit models by "
+    "Each test user with at least one relevant test item is ranked over the items with at least one train "
+    "interaction (the whole catalogue in the 'all items' columns). Relevant: the user's test items rated at or "
+    "above the threshold (the implicit view; every test item when positives_only=False), for explicit and "
+    "implicit models alike. Candidates: those items except the user's train interactions (and validation "
+    "interactions, when the train part carries them); a test item that is also a train item is excluded, not "
+    "relevant; test items rated below the threshold stay candidates and count as non-relevant; a relevant item "
+    "without any train interaction counts in the 'all items' columns only. A user without "
+    "train history gets the popularity ranking from every model (warm and cold users are also reported apart). "
+    "AUC (notebook): the triplet notebook's protocol, the whole catalogue with only the user's train positives "
+    "excluded. Explicit models rank by predicted rating, implicit models by "
     "score. An unscorable item (NaN score) ranks below every finite score, tied with the other unscorable "
     "items. AUC: per user, the probability that a relevant item outscores a non-relevant candidate, ties "
     "counting half, averaged over users with both. Top-k metrics: ties broken pessimistically (non-relevant "
@@ -413,7 +417,11 @@ def evaluate_user_model(model, train, test, *, k: int = 10, batch_users: int = 1
     -------
     dict with ``rmse``, ``rmse_scaled``, ``mae``, ``n_imputed`` (None unless ``model.kind == "explicit"``),
     ``auc_per_user``, ``precision_at_{k}``, ``recall_at_{k}``, ``map_at_{k}``, ``ndcg_at_{k}`` (None when no
-    user can be ranked), each with its standard error over the users (``<name>_se``), ``n_users_ranked`` (users with at least one relevant candidate), ``n_users_auc``,
+    user can be ranked) over the items with a train interaction, each with its standard error over the users
+    (``<name>_se``); ``auc_per_user_all_items`` and ``ndcg_at_{k}_all_items`` over the whole catalogue;
+    ``auc_per_user_notebook`` (the whole catalogue, only the train positives excluded); ``auc_per_user_warm`` /
+    ``_cold`` and ``ndcg_at_{k}_warm`` / ``_cold`` over the users with and without train history;
+    ``n_users_cold``, ``n_items_ranked``, ``n_users_ranked`` (users with at least one relevant candidate), ``n_users_auc``,
     ``n_test_ratings`` and ``k``.
     """
     if train.n_items != test.n_items or train.n_users != test.n_users:
@@ -433,29 +441,49 @@ def evaluate_user_model(model, train, test, *, k: int = 10, batch_users: int = 1
 
     relevant = sp.csr_matrix(test.matrix(positives_only=positives_only))
     known = _known_interactions(train)
+    # The candidates of the default figures: items with at least one train interaction (an item nobody rated
+    # in train is ranked last by every model without features, which made a constant predictor look good).
+    columns = np.flatnonzero(np.bincount(train.item, minlength=train.n_items) > 0)
+    warm = np.bincount(train.user, minlength=train.n_users) > 0
+    train_positives = sp.csr_matrix(train.matrix(positives_only=True))  # the triplet notebook's exclusions
     # Only users with a relevant test item that is not also a known item can be ranked; score only them.
     overlap = sp.csr_matrix(relevant.multiply(known))
     overlap.eliminate_zeros()
     users = np.flatnonzero(np.diff(relevant.indptr) > np.diff(overlap.indptr))
-    parts = []
+    passes: dict[str, list[UserRankingStats]] = {"rated": [], "all": [], "notebook": []}
     for start in range(0, len(users), batch_users):
         batch = users[start:start + batch_users]
         scores = model.score_users(batch)
         if scores.shape != (len(batch), train.n_items):
             raise ValueError(f"{type(model).__name__}.score_users returned shape {scores.shape}, expected "
                              f"({len(batch)}, {train.n_items}): the model must cover the data's whole catalogue")
-        parts.append(user_ranking_stats(scores, relevant[batch], known[batch], k=k))
+        passes["rated"].append(user_ranking_stats(scores[:, columns], relevant[batch][:, columns],
+                                                  known[batch][:, columns], k=k))
+        passes["all"].append(user_ranking_stats(scores, relevant[batch], known[batch], k=k))
+        passes["notebook"].append(user_ranking_stats(scores, relevant[batch], train_positives[batch], k=1))
     fields = {"auc_per_user": "auc", f"precision_at_{k}": "precision", f"recall_at_{k}": "recall",
               f"map_at_{k}": "average_precision", f"ndcg_at_{k}": "ndcg"}
-    n_auc = 0
     result.update({key: None for name in fields for key in (name, f"{name}_se")})
-    if parts:
-        stats = UserRankingStats.concatenate(parts)
-        n_auc = int(np.count_nonzero(~np.isnan(stats.auc)))
+    extra = {"auc_per_user_all_items": ("all", "auc", None), f"ndcg_at_{k}_all_items": ("all", "ndcg", None),
+             "auc_per_user_notebook": ("notebook", "auc", None),
+             "auc_per_user_warm": ("rated", "auc", True), f"ndcg_at_{k}_warm": ("rated", "ndcg", True),
+             "auc_per_user_cold": ("rated", "auc", False), f"ndcg_at_{k}_cold": ("rated", "ndcg", False)}
+    result.update(dict.fromkeys(extra))
+    n_auc = 0
+    if len(users):
+        stats = {name: UserRankingStats.concatenate(parts) for name, parts in passes.items()}
+        n_auc = int(np.count_nonzero(~np.isnan(stats["rated"].auc)))
         for key, field in fields.items():
-            if field != "auc" or n_auc:
-                result[key], result[f"{key}_se"] = stats.mean(field), stats.standard_error(field)
-    result.update(n_users_ranked=int(len(users)), n_users_auc=n_auc, n_test_ratings=int(len(test)), k=int(k))
+            if not np.isnan(getattr(stats["rated"], field)).all():
+                result[key], result[f"{key}_se"] = stats["rated"].mean(field), stats["rated"].standard_error(field)
+        for key, (name, field, want_warm) in extra.items():
+            values = getattr(stats[name], field)
+            if want_warm is not None:
+                values = np.where(warm[users] == want_warm, values, np.nan)
+            if not np.isnan(values).all():
+                result[key] = float(np.nanmean(values))
+    result.update(n_users_ranked=int(len(users)), n_users_auc=n_auc, n_users_cold=int((~warm[users]).sum()),
+                  n_items_ranked=int(len(columns)), n_test_ratings=int(len(test)), k=int(k))
     return result
 
 

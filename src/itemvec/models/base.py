@@ -87,7 +87,11 @@ class Model:
                                   f"data (itemvec.registry.names({data.kind!r}) lists the models for it)")
             data = data.training()
         self._fit(data, trainer if trainer is not None else Trainer(**options))
+        self._fitted(data)
         return self
+
+    def _fitted(self, data: Any) -> None:
+        """After ``_fit``: what every model of a kind keeps from its training data (nothing here)."""
 
     def _check_fitted(self) -> None:
         if any(getattr(self, mask) is None for mask in self.known):

@@ -6,7 +6,8 @@ On top of ``itemvec.models.base.Model`` (construction, ``fit``, ``similar_items`
   ``explicit`` model, a match score (higher = more likely) for an ``implicit`` one. NaN where the model
   has nothing to say (a user or item unseen in training and no side features); the evaluation protocol,
   not the model, decides what such a pair gets.
-- ``score_users(users) -> (u, n_items) float32``: the same over the whole catalogue, NaN where unscorable.
+- ``score_users(users) -> (u, n_items) float32``: the same over the whole catalogue, NaN where unscorable; a
+  user without train history (and no features the model reads) gets the popularity ranking, every model alike.
 - ``recommend(users, k, exclude=None) -> (ids (u, k) int64, scores (u, k) float64)``: best items per user,
   items in ``exclude`` (a users × items CSR matrix, e.g. the train interactions) and unscorable items
   left out; rows padded with -1 / NaN when fewer than k candidates exist.
@@ -21,13 +22,14 @@ unseen users or items (the factorisation machine, through side features) overrid
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from typing import TYPE_CHECKING, Any, ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
 
 from itemvec.data.types import Interactions
-from itemvec.models.base import Model, top_k
+from itemvec.models.base import Model, read_weights, restore, top_k, write_weights
 
 if TYPE_CHECKING:
     import torch
@@ -43,6 +45,9 @@ class UserItemModel(Model):
     kind: ClassVar[str] = "explicit"  # or "implicit"
     known = ("known_users_", "known_items_")
     known_users_: np.ndarray  # (n_users,) bool, as known_items_
+    # (n_items,) float32: each item's train positives, the ranking a user without train history gets from every
+    # model (``score_users``); None for a run saved before it was kept (such a user then gets no ranking)
+    item_popularity_: np.ndarray | None = None
 
     # ---------------------------------------------------------------- queries
 
@@ -76,16 +81,44 @@ class UserItemModel(Model):
         return out
 
     def score_users(self, users: ArrayLike) -> np.ndarray:
+        """(u, n_items) float32. A user the model cannot score (no train history, and no features the model
+        reads) gets the popularity ranking (``item_popularity_``) over the items it can score."""
         self._check_fitted()
         users = np.asarray(users, dtype=np.int64)
         out = np.full((len(users), self.n_items), np.nan, dtype=np.float32)
-        ok = (users >= 0) & (users < self.n_users)
-        ok[ok] = self._scorable_users()[users[ok]]
+        inside = (users >= 0) & (users < self.n_users)
+        ok = inside.copy()
+        ok[inside] = self._scorable_users()[users[inside]]
         if ok.any():
             scores = np.asarray(self._score_users(users[ok]), dtype=np.float32)
             scores[:, ~self._scorable_items()] = np.nan
             out[ok] = scores
+        cold = inside & ~ok
+        if cold.any() and self.item_popularity_ is not None:
+            fallback = np.where(self._scorable_items(), self.item_popularity_, np.nan).astype(np.float32)
+            out[cold] = fallback
         return out
+
+    def cold_user(self, user: int) -> bool:
+        """Does ``user`` get the popularity ranking (see ``score_users``)?"""
+        return 0 <= user < self.n_users and not bool(self._scorable_users()[user])
+
+    def _fitted(self, data: Interactions) -> None:
+        self.item_popularity_ = np.bincount(data.item[data.positive], minlength=data.n_items).astype(np.float32)
+
+    def save(self, directory: str | Path) -> Path:
+        self._check_fitted()
+        masks = {mask: getattr(self, mask) for mask in self.known}
+        popularity = {} if self.item_popularity_ is None else {"item_popularity_": self.item_popularity_}
+        return write_weights(directory, {**masks, **popularity, **self._state()}, self._meta())
+
+    @classmethod
+    def load(cls, directory: str | Path, *, mmap: bool = False) -> Self:
+        model, state = read_weights(cls, directory, mmap=mmap)
+        popularity = state.pop("item_popularity_", None)
+        model = restore(model, directory, state, {mask: mask for mask in cls.known})
+        model.item_popularity_ = None if popularity is None else np.asarray(popularity, dtype=np.float32)
+        return model
 
     def recommend(self, users: ArrayLike, k: int = 10, exclude: sp.csr_matrix | None = None,
                   ) -> tuple[np.ndarray, np.ndarray]:

@@ -103,6 +103,15 @@ def test_early_stopping_stops_after_patience_and_restores_the_best_state(tmp_pat
     assert kept.w[0] == 3  # stopped after two evaluations without improvement, last state kept
 
 
+def test_a_run_that_ends_below_its_best_figure_is_restored_to_the_best_state():
+    figures = iter([0.5, 0.9, 0.8, 0.7])  # the epochs run out before patience does
+    trainable = Counter()
+    owner = Owner(patience=5)
+    owner.config = CounterConfig(TrainSettings(epochs=4, patience=5))
+    history = Trainer(evaluate=lambda model: next(figures), progress=False).train(owner, trainable)
+    assert len(history) == 4 and trainable.w[0] == 2 and "restored" in history[-1]["stopped"]
+
+
 def test_early_stopping_is_off_by_default():
     trainable = Counter()
     history = Trainer(evaluate=lambda model: 0.5, progress=False).train(Owner(), trainable)

@@ -290,9 +290,17 @@ class Trainer:
             raise
         finally:
             bar.close()
-        if self._stop and self.settings.restore_best and self._best is not None:
+        if self.settings.restore_best and self._best is not None and (self._stop or self._ended_below_best()):
             trainable.set_state(self._best[1])
+            if not self._stop:  # the epochs ran out after the best figure: say so where the curve ends
+                self.history[-1]["stopped"] = f"the last epoch ended below the best validation figure " \
+                                              f"{self._best[0]:.4f}; restored"
+                self._write_history()
         return self.history
+
+    def _ended_below_best(self) -> bool:
+        last = self.history[-1]["val_auc"] if self.history else None
+        return self._best is not None and last is not None and math.isfinite(last) and last < self._best[0]
 
     def _early_stopping(self, trainable: Trainable) -> None:
         """With ``patience``: remember the state of the best validation figure; stop after ``patience``

@@ -127,8 +127,11 @@ def implicit_fit(label: str, settings: dict, data: DataDir, threads: int) -> tup
     else:
         model = AlternatingLeastSquares(**settings, random_state=0, num_threads=threads)
         matrix = pair_matrix(training, weighted=True)
+    from threadpoolctl import threadpool_limits
+
     started = time.perf_counter()
-    model.fit(matrix.astype(np.float32).tocsr(), show_progress=False)
+    with threadpool_limits(1, "blas"):  # implicit's own advice: its threads, not BLAS's, do the work
+        model.fit(matrix.astype(np.float32).tocsr(), show_progress=False)
     seconds = time.perf_counter() - started
     query = np.asarray(model.user_factors, dtype=np.float32)
     candidate = np.asarray(model.item_factors, dtype=np.float32)

@@ -176,7 +176,8 @@ def _target_ranks(model, known: sp.csr_matrix, query: np.ndarray, target: np.nda
 def _rank_rows(scores, targets, out_indptr, out_indices, ranks):
     """Per row: how many competing items score at least the target's score, a NaN counting as the row's
     median finite score. One pass over the row (the median's side of the target's score follows from the
-    count of finite scores at or above it); a second only for a NaN target, whose score is that median."""
+    count of finite scores at or above it); another only for a NaN target, whose score is that median, and
+    for the rare even count of finite scores whose middle pair straddles the target's score."""
     n_rows, n_items = scores.shape
     for r in prange(n_rows):
         row = scores[r]
@@ -191,21 +192,32 @@ def _rank_rows(scores, targets, out_indptr, out_indices, ranks):
             t = np.median(finite[:m]) if m > 0 else 0.0
         count = 0
         n_nan = 0
-        n_finite = 0
-        upper = np.inf  # the smallest finite score >= t
-        lower = -np.inf  # the largest finite score < t
-        for j in range(n_items):
-            v = np.float64(row[j])
-            if np.isnan(v):
-                n_nan += 1
-                continue
-            n_finite += 1
-            if v >= t:
-                count += 1
-                if v < upper:
-                    upper = v
-            elif v > lower:
-                lower = v
+        t_row = row.dtype.type(t)
+        if np.float64(t_row) == t:  # the usual case: compare in the row's own precision, one cheap pass
+            for j in range(n_items):
+                v = row[j]
+                if v >= t_row:
+                    count += 1
+                elif v != v:
+                    n_nan += 1
+        else:  # a NaN target's median, between two of the row's values: compare exactly, in float64
+            for j in range(n_items):
+                v = np.float64(row[j])
+                if v >= t:
+                    count += 1
+                elif v != v:
+                    n_nan += 1
+        n_finite = n_items - n_nan
+        upper = np.inf  # the smallest finite score >= t and the largest below it: needed only for an even count
+        lower = -np.inf  # whose middle pair straddles t
+        if n_finite > 0 and n_finite % 2 == 0 and count == n_finite // 2:
+            for j in range(n_items):
+                v = np.float64(row[j])
+                if v >= t:
+                    if v < upper:
+                        upper = v
+                elif v > lower:
+                    lower = v
         # Is the median of the finite scores >= t?  (numpy's median: the mean of the two middle values.)
         if n_finite == 0:
             nan_counts = 0.0 >= t

@@ -173,11 +173,18 @@ class ItemModel(Model):
     def score_all(self, queries: ArrayLike) -> np.ndarray:
         self._check_fitted()
         queries = np.asarray(queries, dtype=np.int64)
-        out = np.full((len(queries), self.n_items), np.nan, dtype=np.float32)
         ok = self.known_items_[queries]
+        unknown = getattr(self, "_unknown_columns", None)
+        if unknown is None or unknown[0] is not self.known_items_:  # cached while known_items_ is the same array
+            unknown = self._unknown_columns = (self.known_items_, np.flatnonzero(~self.known_items_))
+        if ok.all():  # the usual case (a ranking of known queries): no second (queries, n_items) array
+            scores = np.asarray(self._score_all(queries), dtype=np.float32)
+            scores[:, unknown[1]] = np.nan
+            return scores
+        out = np.full((len(queries), self.n_items), np.nan, dtype=np.float32)
         if ok.any():
-            scores = self._score_all(queries[ok]).astype(np.float32, copy=False)
-            scores[:, ~self.known_items_] = np.nan
+            scores = np.asarray(self._score_all(queries[ok]), dtype=np.float32)
+            scores[:, unknown[1]] = np.nan
             out[ok] = scores
         return out
 

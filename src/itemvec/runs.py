@@ -493,16 +493,23 @@ def _fmt(value: float | None) -> str:
     return "–" if value is None else f"{value:.4f}"
 
 
+def _cell(row: dict[str, Any], column: str) -> str:
+    """A figure, with ± its standard error when the row has one."""
+    error = row.get(f"{column}_se")
+    return _fmt(row.get(column)) + (f"±{error:.4f}" if error is not None and row.get(column) is not None else "")
+
+
 def table_lines(rows: list[dict[str, Any]]) -> list[str]:
     """The command line's table of metrics rows (``metrics.json`` of runs of one kind)."""
     # metrics.json records a user-item model's kind as its model.json does, so run_kind reads the rows' kind.
     columns = protocol(registry.run_kind(rows[0] if rows else {})).table_columns
     width = max([14, *(len(str(row["model"])) + 2 for row in rows)])
-    widths = [max(16, len(c) + 2) for c in columns]
+    errors = {c for c in columns if any(row.get(f"{c}_se") is not None for row in rows)}
+    widths = [max(18 if c in errors else 16, len(c) + 2) for c in columns]
     header = f"{'model':<{width}}" + "".join(f"{c:>{w}}" for c, w in zip(columns, widths)) + f"{'train s':>10}{'peak MB':>10}"
     lines = [header]
     for row in rows:
-        cells = "".join(f"{_fmt(row.get(c)):>{w}}" for c, w in zip(columns, widths))
+        cells = "".join(f"{_cell(row, c):>{w}}" for c, w in zip(columns, widths))
         lines.append(f"{row['model']:<{width}}{cells}{row.get('train_seconds') or 0:>10.1f}{row.get('peak_rss_mb') or 0:>10.0f}")
     return lines
 

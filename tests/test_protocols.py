@@ -43,6 +43,9 @@ def test_the_command_line_table_has_the_reports_metric_columns():
     for rows, columns in (([{"model": "bpr", "kind": "implicit"}], USER_ITEM.table_columns),
                           ([{"model": "mf", "auc": 0.9}], ITEM_ITEM.table_columns), ([], ITEM_ITEM.table_columns)):
         assert table_lines(rows)[0].split()[1:-4] == columns
+    # A figure with a standard error is printed with it.
+    line = table_lines([{"model": "mf", "recall_at_10": 0.25, "recall_at_10_se": 0.0019, "auc": 0.9}])[1]
+    assert "0.2500±0.0019" in line and "0.9000" in line and "0.9000±" not in line
 
 
 @dataclass

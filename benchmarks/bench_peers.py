@@ -47,6 +47,7 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 OURS = "popularity,adamic-adar,itemknn,rp3beta,mf,mf-bias,mf-seq,skipgram,eges,bpr,als"
 COLUMNS = ("auc", "auc_seen", "auc_degree", "recall_at_10", "ndcg_at_10")
 TARGETS = ("auc", "auc_degree", "recall_at_10", "ndcg_at_10")  # the "done when" columns
+ERRORS = tuple(f"{c}_se" for c in COLUMNS)  # each figure's standard error (DeLong's for the AUCs)
 
 
 def recipes(shared: Path) -> dict[str, list[list[str]]]:
@@ -227,13 +228,12 @@ def main() -> None:
         report = args.out / "reports" / (path.name + (f"-tune{args.tune}" if args.tune > 1 else ""))
         for row in compare(path, args.models.split(","), report, progress=False, reuse=not args.retrain,
                            log=lambda m: print(m, file=sys.stderr), tune=args.tune, tune_on=args.tune_on):
-            rows[row["model"]] = {k: row.get(k) for k in (*COLUMNS, "recall_at_10_se", "ndcg_at_10_se",
-                                                          "ranking_queries", "train_seconds", "peak_rss_mb",
-                                                          "eval_seconds", "tuning")}
+            rows[row["model"]] = {k: row.get(k) for k in (*COLUMNS, *ERRORS, "ranking_queries", "train_seconds",
+                                                          "peak_rss_mb", "eval_seconds", "tuning")}
         known = data.training().degree() > 0
         for name, embedding, seconds, tuning in implicit_peers(data, args.threads, args.tune, args.tune_on):
             metrics, _ = item_protocol.evaluate(PeerVectors(name, embedding, known), data)
-            rows[name] = {k: metrics.get(k) for k in (*COLUMNS, "recall_at_10_se", "ndcg_at_10_se", "ranking_queries")}
+            rows[name] = {k: metrics.get(k) for k in (*COLUMNS, *ERRORS, "ranking_queries")}
             rows[name]["train_seconds"] = round(seconds, 2)
             if tuning:
                 rows[name]["tuning"] = tuning

@@ -29,6 +29,7 @@ from itemvec.evaluate.metrics import (  # noqa: E402  (after the importorskip on
     recall_at_k,
     rmse,
     roc_auc,
+    roc_auc_standard_error,
     roc_curve,
 )
 
@@ -483,3 +484,22 @@ def test_rmse_and_mae_golden_values():
         rmse([1.0], [1.0, 2.0])
     with pytest.raises(ValueError, match="finite"):
         mae([np.nan], [1.0])
+
+
+def test_auc_standard_error_is_delongs_and_agrees_with_the_bootstrap():
+    """DeLong's standard error: the mean of the positives' placements is the AUC itself, and on a sample the
+    spread of bootstrap AUCs agrees with it (within 15%); ties count half as in the AUC."""
+    rng = np.random.default_rng(5)
+    labels = rng.random(3000) < 0.4
+    scores = np.round(rng.standard_normal(3000) + labels * 0.8, 1)  # rounded: ties
+    error = roc_auc_standard_error(labels, scores)
+    boot = []
+    for _ in range(300):
+        pick = rng.integers(0, len(labels), len(labels))
+        boot.append(roc_auc(labels[pick], scores[pick]))
+    assert error == pytest.approx(np.std(boot), rel=0.15)
+    # Hand case: positives {2, 3}, negatives {1, 2}: placements 3/4, 1 and 0, 1/4 (ties half).
+    se = roc_auc_standard_error([1, 1, 0, 0], [2.0, 3.0, 1.0, 2.0])
+    assert se == pytest.approx(np.sqrt(np.var([0.75, 1.0], ddof=1) / 2 + np.var([0.0, 0.25], ddof=1) / 2))
+    with pytest.raises(ValueError, match="two examples of each class"):
+        roc_auc_standard_error([1, 0, 0], [1.0, 0.0, 0.5])

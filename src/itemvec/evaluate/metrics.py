@@ -166,6 +166,25 @@ def roc_auc(labels: np.ndarray | Sequence, scores: np.ndarray | Sequence) -> flo
     return twice_wins / (2.0 * n_pos * n_neg)
 
 
+def roc_auc_standard_error(labels: np.ndarray | Sequence, scores: np.ndarray | Sequence) -> float:
+    """The standard error of :func:`roc_auc` by DeLong, DeLong & Clarke-Pearson (1988): the variance of the
+    positives' placements (each one's share of negatives below it, ties half) over n_pos plus that of the
+    negatives' placements (the share of positives above) over n_neg. Same ties and errors as ``roc_auc``."""
+    labels, scores = _check_binary(labels, scores)
+    n_pos = int(labels.sum())
+    n_neg = labels.size - n_pos
+    if n_pos < 2 or n_neg < 2:
+        raise ValueError(f"the AUC's standard error needs two examples of each class, got {n_pos} positive(s) "
+                         f"and {n_neg} negative(s)")
+    positives = np.sort(scores[labels])
+    negatives = np.sort(scores[~labels])
+    placements_pos = (np.searchsorted(negatives, positives, side="left")
+                      + np.searchsorted(negatives, positives, side="right")) / (2.0 * n_neg)
+    placements_neg = (2 * n_pos - np.searchsorted(positives, negatives, side="right")
+                      - np.searchsorted(positives, negatives, side="left")) / (2.0 * n_pos)
+    return float(np.sqrt(np.var(placements_pos, ddof=1) / n_pos + np.var(placements_neg, ddof=1) / n_neg))
+
+
 def average_precision(labels: np.ndarray | Sequence, scores: np.ndarray | Sequence) -> float:
     """Average precision: the mean of precision at each positive, walking down the ranking.
 

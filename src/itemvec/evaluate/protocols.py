@@ -32,6 +32,7 @@ POLICY = (
     "degree-matched negatives (AUC degree-matched). AUC seen uses only pairs whose two items are in the train "
     "graph. A pair the model cannot score (an item unseen in training and no side information) gets the median "
     "of that model's scores over the pairs it can score; 'unseen pairs' counts the pairs touching an unseen item. "
+    "Each AUC is shown with its standard error (DeLong). "
     "Recall@10 and NDCG@10 rank a held-out partner among all products for the other end (an item seen in "
     "training), excluding the query and its other known partners; ties count against the target. Test "
     "positives are ranked in a seeded random order until the standard errors of both are under 0.002, or all "
@@ -239,6 +240,14 @@ def _rank_rows(scores, targets, out_indptr, out_indices, ranks):
         ranks[r] = rank
 
 
+def _auc_error(labels: np.ndarray, scores: np.ndarray) -> float | None:
+    """The AUC's standard error (DeLong), None where it is undefined (fewer than two of a class)."""
+    positives = int(np.count_nonzero(labels))
+    if positives < 2 or len(labels) - positives < 2:
+        return None
+    return metrics.roc_auc_standard_error(labels, scores)
+
+
 def side_information_mask(data: DataDir) -> np.ndarray | None:
     """(n_items,) bool: products with side information (a metadata record, or session attributes); None when
     the DATA_DIR records neither."""
@@ -283,6 +292,9 @@ def evaluate_item_model(model, data: DataDir, *, part: str = "test", ranking_que
                      if 0 < uniform.label[cold].sum() < cold.sum() else None),
         "auc_degree": metrics.roc_auc(degree_pairs.label, degree_scores),
         "ap": metrics.average_precision(uniform.label, scores),
+        "auc_se": _auc_error(uniform.label, scores),
+        "auc_seen_se": _auc_error(uniform.label[seen], scores[seen]),
+        "auc_degree_se": _auc_error(degree_pairs.label, degree_scores),
         "n_test_pairs": int(len(uniform)),
         "n_seen_pairs": int(seen.sum()),
         "n_unseen_pairs": int((~seen).sum()),

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Self, TypeVar
 
 import numpy as np
+import scipy.sparse as sp
 
 from itemvec.config import check, replace
 from itemvec.data.store import DataFolder, read_json_object
@@ -58,6 +59,9 @@ class Model:
     name: ClassVar[str] = "base"
     data_kind: ClassVar[str] = "pairs"  # the data it learns from: "pairs" or "ratings" (itemvec.registry.KINDS)
     known: ClassVar[tuple[str, ...]] = ("known_items_",)  # the masks of what the model has learned about
+    # Arrays every model of a kind keeps beside its own state (set by ``_fitted``), saved when set; a run saved
+    # before one existed loads with it None.
+    kept: ClassVar[tuple[str, ...]] = ()
     known_items_: np.ndarray  # (n_items,) bool, set by fit() or load(); None before (see _check_fitted)
     data_fingerprint: str | None  # set by itemvec.runs.train_run: the DATA_DIR's, recorded in checkpoints
 
@@ -139,14 +143,19 @@ class Model:
     def save(self, directory: str | Path) -> Path:
         self._check_fitted()
         masks = {mask: getattr(self, mask) for mask in self.known}
-        return write_weights(directory, {**masks, **self._state()}, self._meta())
+        kept = {name: value for name in self.kept if (value := getattr(self, name, None)) is not None}
+        return write_weights(directory, {**masks, **kept, **self._state()}, self._meta())
 
     @classmethod
     def load(cls, directory: str | Path, *, mmap: bool = False) -> Self:
         """The model saved in ``directory``; with ``mmap`` its large arrays are memory-mapped from the weights
         file (copy-on-write), not read into memory (what a service loading many models wants)."""
         model, state = read_weights(cls, directory, mmap=mmap)
-        return restore(model, directory, state, {mask: mask for mask in cls.known})
+        kept = {name: state.pop(name, None) for name in cls.kept}
+        model = restore(model, directory, state, {mask: mask for mask in cls.known})
+        for name, value in kept.items():
+            setattr(model, name, value)
+        return model
 
 
 class ItemModel(Model):
@@ -215,6 +224,24 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         top = np.pad(top, ((0, 0), (0, k - k_eff)), constant_values=-1)
         top_scores = np.pad(top_scores, ((0, 0), (0, k - k_eff)), constant_values=np.nan)
     return top, top_scores
+
+
+def sparse_state(prefix: str, matrix: sp.csr_matrix, *, binary: bool = False) -> dict[str, np.ndarray]:
+    """A CSR matrix as weights arrays: ``<prefix>indptr``, ``<prefix>indices`` and, unless ``binary`` (every
+    entry 1), ``<prefix>data``."""
+    state = {f"{prefix}indptr": matrix.indptr, f"{prefix}indices": matrix.indices}
+    if not binary:
+        state[f"{prefix}data"] = matrix.data
+    return state
+
+
+def sparse_from_state(state: dict[str, np.ndarray], prefix: str, shape: tuple[int, int]) -> sp.csr_matrix:
+    """The inverse of ``sparse_state``: without ``<prefix>data`` every entry is 1 (float32)."""
+    indices = state[f"{prefix}indices"]
+    data = state.get(f"{prefix}data")
+    if data is None:
+        data = np.ones(len(indices), dtype=np.float32)
+    return sp.csr_matrix((data, indices, state[f"{prefix}indptr"]), shape=shape)
 
 
 def write_weights(directory: str | Path, state: dict[str, np.ndarray], meta: dict[str, Any]) -> Path:

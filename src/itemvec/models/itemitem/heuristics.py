@@ -14,7 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from itemvec.config import BatchSize, Range, Seed
-from itemvec.models.base import ItemModel, TrainingData
+from itemvec.models.base import ItemModel, TrainingData, sparse_from_state, sparse_state
 from itemvec.train import Trainer
 from itemvec.tune import IntRange, Space, Uniform
 
@@ -81,13 +81,11 @@ class AdamicAdar(ItemModel):
         return (weighted @ self.adjacency_.T).toarray()
 
     def _state(self):
-        m = self.adjacency_
-        return {"indptr": m.indptr, "indices": m.indices, "inverse_log_degree_": self.inverse_log_degree_}
+        return {**sparse_state("", self.adjacency_, binary=True), "inverse_log_degree_": self.inverse_log_degree_}
 
     def _set_state(self, state):
         n = len(state["indptr"]) - 1
-        data = np.ones(len(state["indices"]), dtype=np.float32)
-        self.adjacency_ = sp.csr_matrix((data, state["indices"], state["indptr"]), shape=(n, n))
+        self.adjacency_ = sparse_from_state(state, "", (n, n))
         self.inverse_log_degree_ = state["inverse_log_degree_"]
 
 
@@ -119,16 +117,18 @@ def _keep_top(rows: sp.csr_matrix, k: int) -> sp.csr_matrix:
 
 
 class _Neighbourhood(ItemModel):
-    """An item-item similarity S (sparse, a few entries per row) applied to a history H, both (n, n) CSR: an
-    item's partners play a user's history, score(a, b) = ½ ((H S)_ab + (H S)_ba), symmetric as the pairs are.
-    Subclasses set ``history_`` and ``similarity_`` in ``_fit`` (through ``_set_matrices``)."""
+    """An item-item similarity S (sparse, a few entries per row) applied to the 0/1 train graph H, both (n, n)
+    CSR: an item's partners play a user's history, score(a, b) = ½ ((H S)_ab + (H S)_ba), symmetric as the pairs
+    are. Subclasses set both in ``_fit`` (through ``_set_matrices``)."""
 
     history_: sp.csr_matrix
     similarity_: sp.csr_matrix
     similarity_t_: sp.csr_matrix
+    history_t_: sp.csr_matrix
 
     def _set_matrices(self, history: sp.csr_matrix, similarity: sp.csr_matrix) -> None:
         self.history_ = history.tocsr().astype(np.float32)
+        self.history_t_ = self.history_.T.tocsr()
         self.similarity_ = similarity.tocsr().astype(np.float32)
         self.similarity_t_ = self.similarity_.T.tocsr()
         self.known_items_ = np.diff(self.history_.indptr) > 0
@@ -141,27 +141,15 @@ class _Neighbourhood(ItemModel):
 
     def _score_all(self, queries):
         # ½ ((H S)[q] + ((H S)ᵀ)[q]) with (H S)ᵀ = Sᵀ Hᵀ
-        history_t = getattr(self, "_history_t", None)
-        if history_t is None:
-            history_t = self._history_t = self.history_.T.tocsr()
-        return 0.5 * ((self.history_[queries] @ self.similarity_) + (self.similarity_t_[queries] @ history_t)
+        return 0.5 * ((self.history_[queries] @ self.similarity_) + (self.similarity_t_[queries] @ self.history_t_)
                       ).toarray()
 
     def _state(self):
-        h, s = self.history_, self.similarity_
-        state = {"indptr": h.indptr, "indices": h.indices, "similarity_indptr": s.indptr,
-                 "similarity_indices": s.indices, "similarity_data": s.data}
-        if not np.all(h.data == 1.0):
-            state["history_data"] = h.data
-        return state
+        return {**sparse_state("", self.history_, binary=True), **sparse_state("similarity_", self.similarity_)}
 
     def _set_state(self, state):
         n = len(state["indptr"]) - 1
-        data = state["history_data"] if "history_data" in state else np.ones(len(state["indices"]), np.float32)
-        history = sp.csr_matrix((data, state["indices"], state["indptr"]), shape=(n, n))
-        similarity = sp.csr_matrix((state["similarity_data"], state["similarity_indices"],
-                                    state["similarity_indptr"]), shape=(n, n))
-        self._set_matrices(history, similarity)
+        self._set_matrices(sparse_from_state(state, "", (n, n)), sparse_from_state(state, "similarity_", (n, n)))
 
 
 def _chunked_similarity(left: sp.csr_matrix, right_t: sp.csr_matrix, chunk: int, neighbours: int,

@@ -22,14 +22,13 @@ unseen users or items (the factorisation machine, through side features) overrid
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
 from itemvec.data.types import Interactions
-from itemvec.models.base import Model, read_weights, restore, top_k, write_weights
+from itemvec.models.base import Model, top_k
 
 if TYPE_CHECKING:
     import torch
@@ -44,6 +43,7 @@ class UserItemModel(Model):
     data_kind = "ratings"
     kind: ClassVar[str] = "explicit"  # or "implicit"
     known = ("known_users_", "known_items_")
+    kept = ("item_popularity_",)
     known_users_: np.ndarray  # (n_users,) bool, as known_items_
     # (n_items,) float32: each item's train positives, the ranking a user without train history gets from every
     # model (``score_users``); None for a run saved before it was kept (such a user then gets no ranking)
@@ -105,20 +105,6 @@ class UserItemModel(Model):
 
     def _fitted(self, data: Interactions) -> None:
         self.item_popularity_ = np.bincount(data.item[data.positive], minlength=data.n_items).astype(np.float32)
-
-    def save(self, directory: str | Path) -> Path:
-        self._check_fitted()
-        masks = {mask: getattr(self, mask) for mask in self.known}
-        popularity = {} if self.item_popularity_ is None else {"item_popularity_": self.item_popularity_}
-        return write_weights(directory, {**masks, **popularity, **self._state()}, self._meta())
-
-    @classmethod
-    def load(cls, directory: str | Path, *, mmap: bool = False) -> Self:
-        model, state = read_weights(cls, directory, mmap=mmap)
-        popularity = state.pop("item_popularity_", None)
-        model = restore(model, directory, state, {mask: mask for mask in cls.known})
-        model.item_popularity_ = None if popularity is None else np.asarray(popularity, dtype=np.float32)
-        return model
 
     def recommend(self, users: ArrayLike, k: int = 10, exclude: sp.csr_matrix | None = None,
                   ) -> tuple[np.ndarray, np.ndarray]:

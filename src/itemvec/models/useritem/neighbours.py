@@ -24,6 +24,7 @@ import scipy.sparse as sp
 from itemvec.config import Range, Seed
 from itemvec.data.types import Interactions
 from itemvec.errors import InputError
+from itemvec.models.base import sparse_from_state, sparse_state
 from itemvec.models.itemitem.heuristics import ItemKNN, RP3beta, cosine_similarity, rp3beta_similarity
 from itemvec.models.useritem.base import UserItemModel
 from itemvec.train import Trainer
@@ -57,18 +58,12 @@ class _ItemWeights(UserItemModel):
         return self._rows(users)
 
     def _state(self):
-        h = self.history_
-        state = {"history_indptr": h.indptr, "history_indices": h.indices, "history_data": h.data}
-        w = self.weights_
-        state.update(weights_indptr=w.indptr, weights_indices=w.indices, weights_data=w.data)
-        return state
+        return {**sparse_state("history_", self.history_), **sparse_state("weights_", self.weights_)}
 
     def _set_state(self, state):
         n_users, n_items = len(self.known_users_), len(self.known_items_)
-        self.history_ = sp.csr_matrix((state["history_data"], state["history_indices"], state["history_indptr"]),
-                                      shape=(n_users, n_items))
-        self.weights_ = sp.csr_matrix((state["weights_data"], state["weights_indices"], state["weights_indptr"]),
-                                      shape=(n_items, n_items))
+        self.history_ = sparse_from_state(state, "history_", (n_users, n_items))
+        self.weights_ = sparse_from_state(state, "weights_", (n_items, n_items))
 
 
 class ItemKNNUsers(_ItemWeights):
@@ -156,12 +151,9 @@ class EASE(_ItemWeights):
         return out
 
     def _state(self):
-        h = self.history_
-        return {"history_indptr": h.indptr, "history_indices": h.indices, "history_data": h.data,
-                "weights": self.weights_, "columns_": self.columns_}
+        return {**sparse_state("history_", self.history_), "weights": self.weights_, "columns_": self.columns_}
 
     def _set_state(self, state):
         self.columns_ = np.asarray(state["columns_"], dtype=np.int64)
         self.weights_ = np.asarray(state["weights"], dtype=np.float32)
-        self.history_ = sp.csr_matrix((state["history_data"], state["history_indices"], state["history_indptr"]),
-                                      shape=(len(self.known_users_), len(self.columns_)))
+        self.history_ = sparse_from_state(state, "history_", (len(self.known_users_), len(self.columns_)))

@@ -144,6 +144,7 @@ def test_train_evaluate_recommend(prepared):
         rated = {i for u, i, _, _ in base if u == user}
         assert not rated & {r["item"] for r in recs}  # never an item rated in train
         assert sum(int(r["item"]) in own_group for r in recs) >= 4
+        assert by_user[user]["popularity_ranking"] is False  # a user with train ratings: the model's own ranking
     text = run_cli("recommend", run, "--user", "1", "-k", "3")
     assert text.returncode == 0 and text.stdout.startswith("user 1") and text.stdout.count("Movie ") == 3
 

@@ -80,3 +80,15 @@ def test_compare_tune_chooses_on_validation_and_trains_the_best(tmp_path):
     bad = cli("compare", "--data", data, "--out", tmp_path / "bad", "--models", "itemknn", "--tune", 2,
               "--tune-on", "nope", "--no-progress")
     assert bad.returncode == 2 and "--tune-on: 'nope' is not a validation figure" in bad.stderr
+
+
+def test_an_interrupted_search_says_which_trials_it_kept(tmp_path):
+    from itemvec.runs import _kept_note
+
+    trials = tmp_path / "tuning" / "mf" / "trials.json"
+    trials.parent.mkdir(parents=True)
+    trials.write_text(json.dumps({"trials": [{"settings": {}}, {"settings": {"lr": 0.1}}]}))
+    note = _kept_note(tmp_path / "runs", 0, "mf", tmp_path / "runs" / "mf", 5, trials)
+    assert note == f"kept 2 tuning trial(s) of mf in {trials}; rerun the same command to reuse them and resume"
+    assert _kept_note(tmp_path / "runs", 0, "mf", tmp_path / "runs" / "mf", 5, tmp_path / "none.json").startswith(
+        "no model had finished")

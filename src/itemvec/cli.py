@@ -285,7 +285,8 @@ def recommend_command(
         typer.echo(json.dumps(results, indent=2))
         return
     for result in results:
-        note = "" if result["seen_in_training"] else "  (no train ratings: the most popular items)"
+        note = ("  (no train ratings: the most popular items)" if result["popularity_ranking"] else
+                "" if result["seen_in_training"] else "  (no train ratings: ranked from the user's features)")
         typer.echo(f"user {result['user']}  ({result['train_items']} items rated in train){note}")
         for rank, r in enumerate(result["recommendations"], 1):
             typer.echo(f"  {rank:>3}. {r['item']}  {r['score']:+.4f}  {r['title'] or ''}")

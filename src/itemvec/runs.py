@@ -123,12 +123,8 @@ def train_run(model: str, data_dir: str | Path, out: str | Path, *, config_file:
         write_text(out / "config.toml", config_text)
         estimator = cls(config)
         estimator.data_fingerprint = data.fingerprint  # recorded in checkpoints (itemvec.train)
-        with Cost() as cost:  # reading the training data, then fitting: what training costs
-            training = kind_protocol.training(data)
-            evaluate = kind_protocol.validation_function(estimator, training, config)
-            estimator.fit(training, Trainer(progress=progress, run_dir=out, resume=resume, evaluate=evaluate))
+        training, costs = _measured_fit(estimator, data, progress=progress, run_dir=out, resume=resume)
         size = kind_protocol.training_size(training)
-        costs = cost.record("train")
         # peak_rss_mb: the training's peak, under the name the tables have always read
         info = {"model": model, "data_dir": str(Path(data_dir).resolve()), "data_fingerprint": data.fingerprint,
                 "config_digest": _digest(config_text), "train_seconds": costs["train_seconds"],
@@ -139,6 +135,17 @@ def train_run(model: str, data_dir: str | Path, out: str | Path, *, config_file:
         write_json(out / "train.json", info)  # last: the run is complete
         checkpoint.unlink(missing_ok=True)
         return metrics
+
+
+def _measured_fit(estimator: Model, data: DataDir | RatingsDir, **trainer_options: Any) -> tuple[Any, dict[str, Any]]:
+    """Read the training data and fit ``estimator`` with a ``Trainer(**trainer_options)`` whose learning curve is
+    the data kind's validation function: (the training data, what it cost: ``Cost.record("train")``)."""
+    kind_protocol = protocol(data.kind)
+    with Cost() as cost:  # reading the training data, then fitting: what training costs
+        training = kind_protocol.training(data)
+        evaluate = kind_protocol.validation_function(estimator, training, estimator.config)
+        estimator.fit(training, Trainer(evaluate=evaluate, **trainer_options))
+    return training, cost.record("train")
 
 
 def _save_curves(path: Path, curves: dict[str, Any]) -> None:
@@ -282,8 +289,12 @@ def _train_worker(model: str, data_dir: Path, out: Path, config: DataclassInstan
                          report_interrupt=False))
 
 
-def _kept_note(runs: Path, done: int, name: str, run_dir: Path, epochs: int | None) -> str:
+def _kept_note(runs: Path, done: int, name: str, run_dir: Path, epochs: int | None,
+               trials: Path | None = None) -> str:
     kept = [f"{done} finished run(s) in {runs}"] if done else []
+    if trials is not None and trials.exists():
+        with suppress(OSError, ValueError, AttributeError, TypeError):
+            kept.append(f"{len(json.loads(trials.read_text())['trials'])} tuning trial(s) of {name} in {trials}")
     checkpoint = run_dir / "checkpoint.npz"
     if checkpoint.exists():
         with suppress(OSError, ValueError, KeyError), np.load(checkpoint, allow_pickle=False) as npz:
@@ -343,7 +354,8 @@ def compare(data_dir: str | Path, models: list[str], out: str | Path, *, config_
                     log(f"[{name}] training")
                     _train_child(base, config, data, run_dir, progress)
             except Interrupted as exc:
-                exc.kept = _kept_note(runs, len(rows), name, run_dir, epochs_of(config))
+                exc.kept = _kept_note(runs, len(rows), name, run_dir, epochs_of(config),
+                                      out / "tuning" / folders[name] / "trials.json" if tune > 1 else None)
                 raise
             metrics = {**json.loads((run_dir / "metrics.json").read_text()), "model": name}
             if tuning is not None:
@@ -421,12 +433,8 @@ def _tune_worker(model: str, data_dir: Path, config: DataclassInstance, result: 
         kind_protocol = protocol(kind)
         data = kind_protocol.open(data_dir)
         estimator = registry.get(model, kind)(config)
-        with Cost() as cost:
-            training = kind_protocol.training(data)
-            evaluate = kind_protocol.validation_function(estimator, training, config)
-            estimator.fit(training, Trainer(progress=progress, evaluate=evaluate))
-        figures = kind_protocol.validation_figures(estimator, data)
-        write_json(result, {**figures, **cost.record("train")})
+        _, costs = _measured_fit(estimator, data, progress=progress)
+        write_json(result, {**kind_protocol.validation_figures(estimator, data), **costs})
 
     sys.exit(run_guarded(trial, report_interrupt=False))
 
@@ -590,6 +598,7 @@ def recommend(run_dir: str | Path, users: list[str], k: int = 10, data_dir: str 
     results = []
     for user, uid, row, row_scores in zip(users, ids, top, scores):
         results.append({"user": user, "seen_in_training": bool(model.known_users_[uid]),
+                        "popularity_ranking": model.cold_user(int(uid)),
                         "train_items": int(seen[uid].nnz),
                         "recommendations": [{"item": item_ids[j], "title": titles[j], "score": float(s)}
                                             for j, s in zip(row, row_scores) if j >= 0]})

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from numba import njit
 
 from itemvec import registry
 from itemvec.data.types import Interactions
@@ -155,7 +156,7 @@ def test_warp_kernel_applies_the_rank_weight():
     indptr, indices = np.array([0, 1], np.int64), np.array([0], np.int64)
     loss, count = factor.ranking_step(user_f, item_f, bias, acc_u, acc_i, acc_b, np.array([0], np.int64),
                                          np.array([0], np.int64), indptr, indices, np.arange(3, dtype=np.int64),
-                                         0.1, 0.1, 0.0, True, 1, 10, 1.0, False, 7, 1)
+                                         np.zeros(0), np.zeros(0, np.int32), 0.1, 0.1, 0.0, True, 1, 10, 1.0, False, 7, 1)
     weight = math.log(2)
     assert count == 1
     assert loss == pytest.approx(weight * 1.0)
@@ -191,6 +192,28 @@ def test_negatives_by_popularity_follow_the_weights():
     expected = counts[others] / counts[others].sum()
     observed = np.bincount(drawn, minlength=2 * GROUP)[others] / len(drawn)
     np.testing.assert_allclose(observed, expected, atol=0.015)
+
+
+@njit
+def _draws(n, candidates, prob, alias, indptr, indices):
+    state, out = np.uint64(11), np.empty(n, np.int64)
+    for k in range(n):
+        state, out[k] = factor._draw_negative(state, candidates, prob, alias, indptr, indices, 0)
+    return out
+
+
+@pytest.mark.parametrize("power", [0.0, 0.75, 1.0])
+def test_ranking_kernel_draws_negatives_by_degree_power(power):
+    """The BPR / WARP kernel's negative: never a positive of the row, otherwise ∝ count ** power (uniform at 0)."""
+    counts = np.array([1, 2, 4, 8, 16, 32], dtype=np.float64)
+    candidates = np.arange(6, dtype=np.int64)
+    prob, alias = factor.negative_sampler(counts, power)
+    assert (len(prob) == 0) == (power == 0)
+    indptr, indices = np.array([0, 1], np.int64), np.array([5], np.int64)  # the row's one positive: item 5
+    drawn = _draws(60000, candidates, prob, alias, indptr, indices)
+    assert 5 not in drawn
+    expected = counts[:5] ** power / (counts[:5] ** power).sum()
+    np.testing.assert_allclose(np.bincount(drawn, minlength=6)[:5] / len(drawn), expected, atol=0.01)
 
 
 def test_triplet_hinge_against_hardest_or_summed():

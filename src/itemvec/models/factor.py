@@ -23,7 +23,7 @@ from numba import njit, prange
 
 from itemvec.config import Choices, Dim, InitStd, Range, Regularisation
 from itemvec.models.kernels import lane_rate, lanes, sigmoid
-from itemvec.rng import splitmix_next
+from itemvec.rng import alias_draw, alias_table, splitmix_next
 from itemvec.train import RowSteps, TrainSettings
 from itemvec.tune import IntRange, LogUniform, OneOf, Space
 
@@ -55,13 +55,19 @@ def _is_positive(indices, start, end, item):
 
 
 @njit(inline="always")
-def _draw_negative(state, candidates, indptr, indices, user):
+def _draw_negative(state, candidates, prob, alias, indptr, indices, user):
+    """A candidate that is not among ``user``'s positives: uniform over ``candidates`` (``prob`` empty) or drawn
+    through the alias table ``prob`` / ``alias`` over them (``rng.alias_table``)."""
     start, end = indptr[user], indptr[user + 1]
     n = np.uint64(len(candidates))
     j = np.int64(-1)
     for _ in range(64):  # rejection; a user who likes (nearly) everything keeps the last draw
-        state, z = splitmix_next(state)
-        j = candidates[np.int64((z >> np.uint64(11)) % n)]
+        if len(prob):
+            state, slot = alias_draw(state, prob, alias)
+            j = candidates[slot]
+        else:
+            state, z = splitmix_next(state)
+            j = candidates[np.int64((z >> np.uint64(11)) % n)]
         if not _is_positive(indices, start, end, j):
             break
     return state, j
@@ -78,9 +84,11 @@ def _step_coord(table, acc, row, d, grad, lr, adagrad):
 
 @njit(parallel=True, fastmath=True, cache=True)
 def ranking_step(user_f, item_f, item_b, acc_u, acc_i, acc_b, users, items, indptr, indices, candidates,
-                  lr0, lr1, l2, warp, negatives, max_sampled, margin, adagrad, seed, n_lanes):
+                 prob, alias, lr0, lr1, l2, warp, negatives, max_sampled, margin, adagrad, seed, n_lanes):
     """One trainer step over the positives ``users/items`` (one chunk). Returns (summed loss, updates).
 
+    Negatives: uniform among ``candidates``, or through the alias table ``prob`` / ``alias`` over them when
+    ``prob`` is not empty (``negative_weights``).
     warp = False: BPR, ``negatives`` draws per positive, each an update of −ln σ(x_ui − x_uj).
     warp = True: WARP, draws until a margin violator (at most ``max_sampled``), one weighted hinge update.
     The blocks run in ``n_lanes`` lanes; the rate follows the step's progress over all lanes (``kernels.lanes``).
@@ -110,7 +118,7 @@ def ranking_step(user_f, item_f, item_b, acc_u, acc_i, acc_b, users, items, indp
                     s_pos += user_f[u, d] * item_f[i, d]
                 rounds = max_sampled if warp else negatives
                 for t in range(1, rounds + 1):
-                    state, j = _draw_negative(state, candidates, indptr, indices, u)
+                    state, j = _draw_negative(state, candidates, prob, alias, indptr, indices, u)
                     s_neg = item_b[j]
                     for d in range(dim):
                         s_neg += user_f[u, d] * item_f[j, d]
@@ -286,18 +294,33 @@ class ALSSettings:
         train: TrainSettings = TrainSettings(epochs=15, schedule="constant", batch_size=1)
 
 
+def negative_sampler(counts: np.ndarray, power: float) -> tuple[np.ndarray, np.ndarray]:
+    """The alias table (prob, alias) for drawing candidate k ∝ ``counts[k] ** power`` (each count taken as at
+    least 1), or two empty arrays (uniform draws) when ``power`` is 0. ``power`` 1 with the train degrees is
+    `implicit`'s BPR (a negative is the column of a random stored entry); word2vec's 0.75 lies between."""
+    if power == 0 or len(counts) == 0:
+        return np.zeros(0), np.zeros(0, dtype=np.int32)
+    return alias_table(np.maximum(np.asarray(counts, dtype=np.float64), 1.0) ** power)
+
+
 class RankingSteps(RowSteps):
     """BPR / WARP steps for the trainer: a shuffled pass over the (row, positive column) examples ``rows`` /
     ``columns`` each epoch, on ``tables``: the row factors, the column factors, the column bias and their three
     Adagrad accumulators, in that order, under the names a checkpoint stores them by. ``config``: the model's
-    settings (``l2``, ``optimizer``, ``negatives`` or WARP's ``max_sampled`` and ``margin``)."""
+    settings (``l2``, ``optimizer``, ``negatives`` or WARP's ``max_sampled`` and ``margin``). ``counts``: each
+    candidate's train count, for negatives drawn ∝ count ** ``config.negative_power`` (uniform without it)."""
 
     def __init__(self, tables: dict[str, np.ndarray], rows: np.ndarray, columns: np.ndarray, indptr: np.ndarray,
-                 indices: np.ndarray, candidates: np.ndarray, config: Any, warp: bool = False) -> None:
+                 indices: np.ndarray, candidates: np.ndarray, config: Any, warp: bool = False,
+                 counts: np.ndarray | None = None) -> None:
         super().__init__(len(rows), config.train.batch_size)
         self.tables, self.config, self.warp = tables, config, warp
         self.rows, self.columns = rows, columns
         self.indptr, self.indices, self.candidates = indptr, indices, candidates
+        power = getattr(config, "negative_power", 0.0)
+        if power and counts is None:
+            counts = np.bincount(indices, minlength=int(candidates.max(initial=-1)) + 1)[candidates]
+        self.prob, self.alias = negative_sampler(counts if counts is not None else candidates, power)
 
     def train_step(self, step: int, lr_start: float, lr_end: float, seed: int) -> tuple[float, int]:
         c = self.config
@@ -308,7 +331,7 @@ class RankingSteps(RowSteps):
         loss, count = ranking_step(
             rows_f, columns_f, bias, acc_rows, acc_columns, acc_bias, self.rows[chunk], self.columns[chunk],
             self.indptr, self.indices,
-            self.candidates, lr_start, lr_end, c.l2, self.warp, getattr(c, "negatives", 1),
+            self.candidates, self.prob, self.alias, lr_start, lr_end, c.l2, self.warp, getattr(c, "negatives", 1),
             getattr(c, "max_sampled", 1), getattr(c, "margin", 1.0), c.optimizer == "adagrad", seed, lanes(N_BLOCKS))
         return float(loss), int(count)
 

@@ -10,13 +10,13 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "itemvec"
 
 # Lowest first; a module may import its own layer and those below.
 LAYERS = [
-    {"errors", "rng", "parallel", "progress", "costs"},
+    {"errors", "rng", "parallel", "progress", "costs", "distributed"},
     {"graph", "config", "outputs", "registry", "tune"},
     {"train", "data", "guard"},
     {"evaluate", "models", "index"},
     {"runs"},
     {"export", "serve"},
-    {"cli", "__init__"},
+    {"cli", "__init__", "__main__"},
 ]
 
 

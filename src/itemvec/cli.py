@@ -187,6 +187,8 @@ def train_command(
 
     metrics = train_run(model, data, out, config_file=config, sets=parse_sets(set_), progress=progress,
                         resume=resume)
+    if not metrics:  # a distributed run's rank > 0: rank 0 reports
+        return
     for line in table_lines([metrics]):
         typer.echo(line)
     typer.echo(f"wrote {out}")

@@ -46,7 +46,7 @@ def _ended(job: Callable[[], object], report_interrupt: bool) -> int:
         return exc.exit_code
     except (ItemvecError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return getattr(exc, "exit_code", 2)
     except MemoryError as exc:
         print(f"error: out of memory ({exc or 'an allocation failed'}); lower dim or batch_size, or use a machine "
               "with more memory", file=sys.stderr)

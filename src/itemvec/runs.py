@@ -49,13 +49,20 @@ from itemvec.config import (
 )
 from itemvec.costs import Cost
 from itemvec.data.store import DataDir, RatingsDir, read_json_object
+from itemvec.distributed import follower
 from itemvec.errors import ConfigError, InputError, Interrupted
 from itemvec.evaluate.protocol import ITEM_ITEM, USER_ITEM, protocol
 from itemvec.index import ALL_FILES as INDEX_FILES
 from itemvec.index import Neighbours
 from itemvec.models.base import Model, load_model, read_model_json
 from itemvec.outputs import OutputFolder, safe_name, save_npz, write_json, write_text
-from itemvec.train import Trainer, checkpoint_identity, refuse_foreign_checkpoint, run_identity
+from itemvec.train import (
+    Trainer,
+    checkpoint_identity,
+    refuse_foreign_checkpoint,
+    refuse_undistributable,
+    run_identity,
+)
 
 if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
@@ -108,7 +115,14 @@ def train_run(model: str, data_dir: str | Path, out: str | Path, *, config_file:
         if not isinstance(config, cls.Config):
             raise ConfigError(f"settings for {model}: expected a {cls.__name__}.Config, got {type(config).__name__}")
         check(config, source=f"settings for {model}")
+    if getattr(getattr(config, "train", None), "distributed", False):
+        refuse_undistributable(cls, model)
     data = kind_protocol.open(data_dir)
+    if follower(getattr(config, "train", None)):  # a distributed run's rank > 0: trains its share, writes nothing
+        estimator = cls(config)
+        estimator.data_fingerprint = data.fingerprint
+        _measured_fit(estimator, data, progress=False, resume=resume)
+        return {}
     with OutputFolder(out, "run", inputs=[data_dir, config_file]) as folder:
         out = folder.path
         identity = run_identity(model, config, data.fingerprint)
@@ -129,7 +143,8 @@ def train_run(model: str, data_dir: str | Path, out: str | Path, *, config_file:
         info = {"model": model, "data_dir": str(Path(data_dir).resolve()), "data_fingerprint": data.fingerprint,
                 "config_digest": _digest(config_text), "train_seconds": costs["train_seconds"],
                 "train_cpu_seconds": costs["train_cpu_seconds"], "peak_rss_mb": costs["train_peak_rss_mb"],
-                "train_load_average": costs["train_load_average"], **size, "complete": True}
+                "train_load_average": costs["train_load_average"], **size,
+                **({"distributed": costs["distributed"]} if "distributed" in costs else {}), "complete": True}
         estimator.save(out)
         metrics = _evaluate(out, data, estimator, info, ranking_queries=ranking_queries)
         write_json(out / "train.json", info)  # last: the run is complete
@@ -144,8 +159,12 @@ def _measured_fit(estimator: Model, data: DataDir | RatingsDir, **trainer_option
     with Cost() as cost:  # reading the training data, then fitting: what training costs
         training = kind_protocol.training(data)
         evaluate = kind_protocol.validation_function(estimator, training, estimator.config)
-        estimator.fit(training, Trainer(evaluate=evaluate, **trainer_options))
-    return training, cost.record("train")
+        trainer = Trainer(evaluate=evaluate, **trainer_options)
+        estimator.fit(training, trainer)
+    costs = cost.record("train")
+    if trainer.distributed is not None:  # what a distributed run's syncs cost
+        costs["distributed"] = trainer.distributed
+    return training, costs
 
 
 def _save_curves(path: Path, curves: dict[str, Any]) -> None:

@@ -27,13 +27,15 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Protocol
+from typing import TYPE_CHECKING, Annotated, Any, Protocol, cast
 
 import numpy as np
 
+from itemvec import distributed as dist
 from itemvec.config import (  # noqa: F401 (SCHEDULES re-exported: the models import it from here)
     SCHEDULES,
     BatchSize,
+    Choices,
     Epochs,
     EvalEvery,
     Range,
@@ -43,7 +45,7 @@ from itemvec.config import (  # noqa: F401 (SCHEDULES re-exported: the models im
     Seed,
     Threads,
 )
-from itemvec.errors import InputError, Interrupted
+from itemvec.errors import ConfigError, InputError, Interrupted
 from itemvec.outputs import save_npz, write_text
 from itemvec.parallel import thread_limit
 from itemvec.progress import LineProgress, progress_bar
@@ -75,8 +77,13 @@ def step_seed(seed: int, epoch: int, step: int) -> int:
 
 
 def run_identity(model: str, config: DataclassInstance, data_fingerprint: str | None) -> dict[str, Any]:
-    """What a checkpoint must match to be resumed: the model, its resolved settings and the data."""
-    return json.loads(json.dumps({"model": model, "config": dataclasses.asdict(config), "data": data_fingerprint}))
+    """What a checkpoint must match to be resumed: the model, its resolved settings and the data (and, for a
+    distributed run, its world size: another one would split the work differently)."""
+    identity: dict[str, Any] = {"model": model, "config": dataclasses.asdict(config), "data": data_fingerprint}
+    world = dist.world_size(getattr(config, "train", None))
+    if world is not None:
+        identity["world_size"] = world
+    return json.loads(json.dumps(identity))
 
 
 def checkpoint_identity(path: Path) -> dict[str, Any] | None:
@@ -96,10 +103,30 @@ def refuse_foreign_checkpoint(path: Path, recorded: dict[str, Any] | None, ident
     identity, None for one of an earlier version): resuming it would mix the two runs."""
     if recorded == identity:
         return
-    differs = [key for key in ("model", "config", "data") if (recorded or {}).get(key) != identity.get(key)]
-    what = {"model": "another model", "config": "other settings", "data": "other data (another DATA_DIR or split)"}
+    differs = [key for key in ("model", "config", "data", "world_size")
+               if (recorded or {}).get(key) != identity.get(key)]
+    what = {"model": "another model", "config": "other settings", "data": "other data (another DATA_DIR or split)",
+            "world_size": "another number of processes (world size)"}
     raise InputError(f"{path}: left by a run of {' and '.join(what[k] for k in differs) or 'another kind'}; "
                      f"resuming it would mix the two runs; {RESTART_HINT}")
+
+
+def dist_models() -> list[str]:
+    """The registered models that train distributed (``distributable``), as "name" or "name (kind)"."""
+    from itemvec import registry
+
+    out = []
+    for kind in registry.KINDS:
+        for name in registry.names(kind):
+            if getattr(registry.get(name, kind), "distributable", False):
+                out.append(name if kind == "pairs" else f"{name} ({kind})")
+    return out
+
+
+def refuse_undistributable(model: Any, name: str) -> None:
+    """A ConfigError unless ``model`` (a model or its class) trains distributed."""
+    if not getattr(model, "distributable", False):
+        raise ConfigError(f"{name} does not train distributed; the models that do: {', '.join(dist_models())}")
 
 
 class Trainable(Protocol):
@@ -137,6 +164,15 @@ class TrainSettings:
     # best validation figure instead of its last.
     patience: Patience = 0
     restore_best: bool = True
+    # Data-parallel training over torch.distributed, under torchrun (itemvec.distributed): each rank trains its
+    # share of every step; the tables are summed every sync_every steps (and at each epoch's end), sending the
+    # dense tables or only the rows touched ("auto": whichever is smaller); a collective waits at most
+    # sync_timeout seconds for the other ranks.
+    distributed: bool = False
+    sync_every: Annotated[int, Range(1, 1 << 31)] = 1
+    sync: Annotated[str, Choices(("auto", "dense", "rows"))] = "auto"
+    sync_reduce: Annotated[str, Choices(("sum", "mean"))] = "sum"
+    sync_timeout: Annotated[float, Range(1, 86_400)] = 600.0
 
 
 class Trainer:
@@ -166,6 +202,8 @@ class Trainer:
         self._best: tuple[float, dict[str, np.ndarray]] | None = None  # early stopping: (figure, state)
         self._since_best = 0
         self._stop = False
+        self.group: dist.Group | None = None  # a distributed run's process group (settings.distributed)
+        self.distributed: dict[str, Any] | None = None  # what its syncs cost, after training
 
     def train(self, model: Any, trainable: Trainable) -> list[dict[str, Any]]:
         """Run ``trainable`` for ``model`` (its ``config.train`` settings, its name and data fingerprint for the
@@ -174,7 +212,14 @@ class Trainer:
         self.identity = run_identity(model.name, model.config, getattr(model, "data_fingerprint", None))
         evaluate_model = self.evaluate_model
         self.evaluate = (lambda: evaluate_model(model)) if evaluate_model else None
-        with thread_limit(self.settings.threads):  # process-wide: set for the training, restored after it
+        threads = self.settings.threads
+        if self.settings.distributed:
+            refuse_undistributable(model if hasattr(trainable, "shard") else None, model.name)
+            dist.world_size(self.settings)  # refuses outside torchrun
+            self.group = dist.Group(self.settings)
+            cast(Shard, trainable).shard = (self.group.rank, self.group.world)
+            threads = dist.rank_threads(threads)
+        with thread_limit(threads):  # process-wide: set for the training, restored after it
             return self._fit(trainable)
 
     # ---------------------------------------------------------------- checkpoints
@@ -244,13 +289,18 @@ class Trainer:
     def _fit(self, trainable: Trainable) -> list[dict[str, Any]]:
         s = self.settings
         steps = trainable.steps_per_epoch()
+        group = self.group
         start_epoch = self._load_checkpoint(trainable)
+        if group is not None:  # rank 0's checkpoint (or the common initial state) becomes everyone's
+            start_epoch = group.broadcast_int(start_epoch)
+            group.share(trainable.state())
         started = time.perf_counter()
         total = steps * s.epochs
         examples_total = 0
         bar = progress_bar(total=total, initial=start_epoch * steps, desc="training", unit="step",
                            enabled=self.progress)
         in_log = isinstance(bar, LineProgress)  # no terminal: one line per epoch instead of a bar
+        epochs_run = 0
         try:
             for epoch in range(start_epoch, s.epochs):
                 if self.stop_after_epochs is not None and epoch >= self.stop_after_epochs:
@@ -261,7 +311,10 @@ class Trainer:
                     position = epoch * steps + step
                     lr_start = learning_rate(s.schedule, s.lr, position, steps, s.epochs, s.min_lr_fraction)
                     lr_end = learning_rate(s.schedule, s.lr, position + 1 - 1e-9, steps, s.epochs, s.min_lr_fraction)
-                    loss, examples = trainable.train_step(step, lr_start, lr_end, step_seed(s.seed, epoch, step))
+                    seed = step_seed(s.seed, epoch, step)
+                    if group is not None:
+                        seed = dist.mix_seed(seed, group.rank)
+                    loss, examples = trainable.train_step(step, lr_start, lr_end, seed)
                     loss_sum += loss
                     seen += examples
                     examples_total += examples
@@ -271,13 +324,15 @@ class Trainer:
                                     pairs_per_s=f"{examples_total / max(elapsed, 1e-9):,.0f}", refresh=False)
                     last = step == steps - 1
                     due = (s.eval_every > 0 and (position + 1) % s.eval_every == 0) or (s.eval_every <= 0 and last)
+                    if group is not None and (due or last or (position + 1) % s.sync_every == 0):
+                        group.sync(trainable.state())
                     if due:
-                        self._record(epoch + (step + 1) / steps, position + 1, loss_sum / max(seen, 1),
-                                     lr_end, time.perf_counter() - started)
-                        self._early_stopping(trainable)
+                        self._due(trainable, epoch + (step + 1) / steps, position + 1, loss_sum, seen, lr_end,
+                                  time.perf_counter() - started)
                     if self._stop:
                         break
                 self._save_checkpoint(trainable, epoch)
+                epochs_run += 1
                 if in_log:
                     val = self.history[-1]["val_auc"] if self.history else None
                     print(f"training: epoch {epoch + 1}/{s.epochs}, loss {loss_sum / max(seen, 1):.4f}"
@@ -296,7 +351,31 @@ class Trainer:
                 self.history[-1]["stopped"] = f"the last epoch ended below the best validation figure " \
                                               f"{self._best[0]:.4f}; restored"
                 self._write_history()
+        if group is not None:  # rank 0 alone restores a best state: every rank ends with rank 0's tables
+            group.share(trainable.state())
+            self.distributed = {**group.summary(epochs_run), "tables_sha256": group.digest(trainable.state()),
+                                "rank_peak_rss_mb": dist.peak_rss_mb()}
+            if group.rank:
+                print(f"rank {group.rank} of {group.world}: trained its share of every step; tables sha256 "
+                      f"{self.distributed['tables_sha256']}; peak RSS {self.distributed['rank_peak_rss_mb']} MB "
+                      "(rank 0 writes the run)", file=sys.stderr, flush=True)
+            group.barrier()
         return self.history
+
+    def _due(self, trainable: Trainable, epoch: float, step: int, loss_sum: float, seen: float, lr: float,
+             seconds: float) -> None:
+        """A validation figure (and the early-stopping decision) after the step ``step``: on rank 0 only in a
+        distributed run, which then tells the others whether to stop; the loss is summed over the ranks."""
+        group = self.group
+        if group is None:
+            self._record(epoch, step, loss_sum / max(seen, 1), lr, seconds)
+            self._early_stopping(trainable)
+            return
+        loss_sum, seen = group.sum_floats(loss_sum, seen)
+        if group.rank == 0:
+            self._record(epoch, step, loss_sum / max(seen, 1), lr, seconds)
+            self._early_stopping(trainable)
+        self._stop = bool(group.broadcast_int(int(self._stop)))
 
     def _ended_below_best(self) -> bool:
         last = self.history[-1]["val_auc"] if self.history else None
@@ -328,7 +407,19 @@ class Trainer:
         self._write_history()
 
 
-class SequenceSteps:
+class Shard:
+    """A Trainable whose steps can be split among the ranks of a distributed run: ``shard = (rank, world)``,
+    set by the trainer, makes ``chunk(step)`` this rank's share of the step, every world-th example from the
+    rank-th (all of it when not distributed)."""
+
+    shard: tuple[int, int] = (0, 1)
+
+    def share(self, chunk: np.ndarray) -> np.ndarray:
+        rank, world = self.shard
+        return chunk if world == 1 else chunk[rank::world]
+
+
+class SequenceSteps(Shard):
     """Steps over sequences (walks or sessions): a fresh shuffle of the sequences every epoch and
     ``batch`` sequences per step. Subclasses implement ``train_step`` over ``self.order``."""
 
@@ -345,10 +436,10 @@ class SequenceSteps:
         self.order = np.random.default_rng(seed).permutation(self.n_sequences).astype(np.int64)
 
     def chunk(self, step: int) -> np.ndarray:
-        return self.order[step * self.batch:(step + 1) * self.batch]
+        return self.share(self.order[step * self.batch:(step + 1) * self.batch])
 
 
-class RowSteps:
+class RowSteps(Shard):
     """Steps over the rows of parallel arrays (ratings, triplets): a fresh shuffle every epoch and ``batch``
     rows per step. Subclasses implement ``train_step`` over ``self.chunk(step)``."""
 
@@ -364,4 +455,4 @@ class RowSteps:
         self.order = np.random.default_rng(seed).permutation(self.n_rows).astype(np.int64)
 
     def chunk(self, step: int) -> np.ndarray:
-        return self.order[step * self.batch:(step + 1) * self.batch]
+        return self.share(self.order[step * self.batch:(step + 1) * self.batch])

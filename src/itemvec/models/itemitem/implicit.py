@@ -79,6 +79,7 @@ class PairBPR(_TwoRoleState, EmbeddingModel, ItemModel):
     """BPR on the train graph with two roles and an item bias (see the module docstring)."""
 
     name = "bpr"
+    distributable = True  # the trainer's distributed=true (itemvec.distributed)
     search_space: ClassVar[dict[str, Space]] = {"lr": LogUniform(0.01, 0.2), "epochs": IntRange(10, 100, log=True),
                                                "dim": OneOf((32, 64, 128)), "l2": LogUniform(1e-4, 0.1),
                                                "negatives": IntRange(1, 5), "negative_power": OneOf((0.0, 0.5, 0.75, 1.0))}

@@ -43,7 +43,7 @@ from itemvec.models.base import ItemModel, TrainingData
 from itemvec.models.embedding import Embedding, EmbeddingModel
 from itemvec.models.kernels import lane_rate, lanes, sigmoid
 from itemvec.rng import alias_draw, alias_table  # noqa: F401 (alias_table re-exported)
-from itemvec.train import SequenceSteps, Trainer, TrainSettings
+from itemvec.train import SequenceSteps, Shard, Trainer, TrainSettings
 from itemvec.tune import IntRange, LogUniform, OneOf, Space
 
 N_BLOCKS = 16  # fixed work split per step (one random stream per block): one thread gives the same numbers
@@ -144,7 +144,7 @@ def _mf_step(query, cand, bias, global_bias, acc_q, acc_c, acc_b, left, right, t
     return losses.sum()
 
 
-class _MFTrainable:
+class _MFTrainable(Shard):
     """The MF family's steps for the shared trainer: a shuffled, randomly oriented pass over train pairs."""
 
     def __init__(self, model: MF, a: np.ndarray, b: np.ndarray, target: np.ndarray, prob, alias) -> None:
@@ -170,7 +170,9 @@ class _MFTrainable:
 
     def train_step(self, step: int, lr_start: float, lr_end: float, seed: int) -> tuple[float, int]:
         m, c = self.model, self.model.config
-        sl = slice(step * self.batch, (step + 1) * self.batch)
+        sl: slice | np.ndarray = slice(step * self.batch, (step + 1) * self.batch)
+        if self.shard[1] > 1:  # a distributed run: this rank's share of the step
+            sl = self.share(np.arange(len(self.left))[sl])
         loss = _mf_step(m.item_vectors_, m.context_vectors_, m.item_bias_, m.global_bias_, m._acc_q, m._acc_c, m._acc_b,
                         self.left[sl], self.right[sl], self.epoch_target[sl], self.prob, self.alias,
                         c.negatives, lr_start, lr_end, c.l2, c.labels == "continuous", m.use_bias, c.roles == 2,
@@ -204,6 +206,7 @@ class MF(EmbeddingModel, ItemModel):
                                                "dim": OneOf((32, 64, 128)), "l2": LogUniform(1e-7, 1e-3),
                                                "negatives": IntRange(1, 10)}
     use_bias = False
+    distributable = True  # the trainer's distributed=true (itemvec.distributed)
 
     @dataclass(frozen=True)
     class Config:

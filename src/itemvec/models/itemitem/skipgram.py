@@ -224,6 +224,7 @@ class SkipGram(EmbeddingModel, ItemModel):
                                                "dim": OneOf((64, 128)), "window": IntRange(2, 10),
                                                "walks_per_node": IntRange(2, 10), "negatives": IntRange(2, 10)}
     learn_weights = False
+    distributable = True  # the trainer's distributed=true (itemvec.distributed)
     _vectors: np.ndarray | None  # item_vectors() computed once; None (or unset) until then
 
     @dataclass(frozen=True)

@@ -145,6 +145,7 @@ class BPR(EmbeddingModel, UserItemModel):
                                                "dim": OneOf((32, 64, 128)), "l2": LogUniform(1e-6, 1e-2)}
     kind = "implicit"
     warp = False
+    distributable = True  # the trainer's distributed=true (itemvec.distributed)
 
     @dataclass(frozen=True)
     class Config:

@@ -1,0 +1,5 @@
+"""``python -m itemvec`` (and ``torchrun -m itemvec``): the command line."""
+
+from itemvec.cli import main
+
+main()

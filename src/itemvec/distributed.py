@@ -1,0 +1,243 @@
+"""Data-parallel training on ``torch.distributed`` (gloo), launched by ``torchrun`` (issue 16).
+
+    torchrun --standalone --nproc-per-node 2 -m itemvec train mf-bias --data D --out R --set distributed=true
+
+Every rank (one process) builds the same model from the same seed and the same training data, and in step s
+of an epoch trains ``chunk(s)[rank::world]``: its share of the step the single process would train, with the
+model's own numba kernel and its own stream of random draws. Every ``sync_every`` steps, and at the end of
+every epoch and before every validation figure, the ranks add up their updates since the last sync (one
+all-reduce per table, ``Group.sync``): the tables become ``snapshot + Σ_ranks (table_r − snapshot)`` (or the
+mean of the updates with ``sync_reduce="mean"``) on every rank, bit for bit the same. Sum is the default:
+each example's update counts once, as in the single process, so an epoch makes a single-process epoch's
+progress; the mean divides the progress of rows only one rank touched by the world size.
+
+A sync sends either the dense tables or only the rows some rank touched since the last sync: one byte per row
+(an all-reduce MAX of each rank's touched-row mask), then those rows' updates. ``sync="auto"`` sends the rows
+when fewer than half of a table's rows were touched, else the dense table.
+
+Rank 0 evaluates on the validation part, decides early stopping and broadcasts the decision, writes the
+checkpoint and the run; on resume it reads the checkpoint and broadcasts the state, so the other ranks need
+no copy of RUN_DIR. A checkpoint records the world size and is refused by another one.
+
+A rank that dies or stops answering ends the others with one line naming the rank and a non-zero exit
+(``PeerLost``): a collective waits at most ``sync_timeout`` seconds (the process group's timeout).
+
+torchrun sets, and itemvec reads: RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE (threads per rank default to
+the cores over the local ranks), MASTER_ADDR and MASTER_PORT (the rendezvous, read by torch).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import timedelta
+from typing import Any
+
+import numpy as np
+
+from itemvec.errors import ConfigError, ItemvecError
+
+SMALL = 4096  # tables of at most this many entries always go dense
+
+
+class PeerLost(ItemvecError):
+    """Another rank died or stopped answering within the process group's timeout."""
+
+    exit_code = 1
+
+
+def environment_rank() -> tuple[int, int]:
+    """(rank, world size) from torchrun's environment; (0, 1) outside it."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def world_size(settings: Any) -> int | None:
+    """The world size a distributed run with these TrainSettings has (recorded in its checkpoints); None when
+    the run is not distributed."""
+    if not getattr(settings, "distributed", False):
+        return None
+    if "WORLD_SIZE" not in os.environ:
+        raise ConfigError("distributed=true needs the processes torchrun starts (WORLD_SIZE is not set): run "
+                          "torchrun --standalone --nproc-per-node 2 -m itemvec train ... --set distributed=true")
+    return environment_rank()[1]
+
+
+def follower(settings: Any) -> bool:
+    """True in a distributed run's ranks other than 0: they train, rank 0 writes."""
+    return world_size(settings) is not None and environment_rank()[0] != 0
+
+
+def rank_threads(threads: int) -> int:
+    """Numba threads per rank: ``threads``, or with 0 the cores shared among the ranks on this machine."""
+    if threads > 0:
+        return threads
+    local = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return max(1, (os.cpu_count() or 1) // local)
+
+
+def peak_rss_mb() -> int:
+    """This process's peak resident memory so far, in MB."""
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+def mix_seed(seed: int, rank: int) -> int:
+    """A rank's own stream of draws for a step (rank 0 keeps the single process's)."""
+    return (seed ^ (rank * 0x9E3779B97F4A7C15)) & 0xFFFFFFFFFFFFFFFF if rank else seed
+
+
+class Group:
+    """This process's place in the process group, and the sync of a Trainable's tables (module docstring)."""
+
+    def __init__(self, settings: Any) -> None:
+        import torch
+        import torch.distributed as dist
+
+        self.torch, self.dist = torch, dist
+        self.rank, self.world = environment_rank()
+        self.timeout = settings.sync_timeout
+        self.mode, self.reduce = settings.sync, settings.sync_reduce
+        if not dist.is_initialized():
+            try:
+                dist.init_process_group("gloo", timeout=timedelta(seconds=self.timeout))
+            except (RuntimeError, ValueError) as exc:
+                raise PeerLost(f"rank {self.rank} of {self.world}: could not join the other ranks at "
+                               f"{os.environ.get('MASTER_ADDR', '?')}:{os.environ.get('MASTER_PORT', '?')} "
+                               f"within {self.timeout:g} s ({_first_line(exc)})") from None
+        self.snapshot: dict[int, np.ndarray] = {}
+        self.stats = {"syncs": 0, "dense": 0, "rows": 0, "payload_bytes": 0, "collective_seconds": 0.0,
+                      "touched_fraction_sum": 0.0, "touched_tables": 0}
+
+    # ---------------------------------------------------------------- collectives
+
+    def _call(self, what: str, work: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return work()
+        except Exception as exc:  # gloo: RuntimeError / DistBackendError on a closed peer or a timeout
+            raise PeerLost(f"rank {self.rank} of {self.world}: the other ranks stopped answering during {what} "
+                           f"(waited at most {self.timeout:g} s; a rank died or hangs: see its own message); "
+                           f"rerun the same command to resume from the last checkpoint ({_first_line(exc)})"
+                           ) from None
+        finally:
+            self.stats["collective_seconds"] += time.perf_counter() - started
+
+    def all_reduce(self, array: np.ndarray, op: str = "sum", what: str = "a sync") -> None:
+        """Reduce ``array`` (contiguous) in place over the ranks."""
+        tensor = self.torch.from_numpy(array)
+        reduce_op = self.dist.ReduceOp.MAX if op == "max" else self.dist.ReduceOp.SUM
+        self._call(what, lambda: self.dist.all_reduce(tensor, op=reduce_op))
+        self.stats["payload_bytes"] += array.nbytes
+
+    def broadcast(self, array: np.ndarray, what: str = "the broadcast of rank 0's state") -> None:
+        tensor = self.torch.from_numpy(np.ascontiguousarray(array))
+        self._call(what, lambda: self.dist.broadcast(tensor, src=0))
+        if tensor.data_ptr() != array.__array_interface__["data"][0]:
+            array[...] = tensor.numpy()
+
+    def broadcast_int(self, value: int) -> int:
+        box = np.array([value], dtype=np.int64)
+        self.broadcast(box, what="the broadcast of rank 0's decision")
+        return int(box[0])
+
+    def sum_floats(self, *values: float) -> list[float]:
+        box = np.array(values, dtype=np.float64)
+        self.all_reduce(box, what="the sum of the losses")
+        return [float(v) for v in box]
+
+    def barrier(self) -> None:
+        self._call("the last barrier", lambda: self.dist.barrier())
+
+    def close(self) -> None:
+        if self.dist.is_initialized():
+            self.dist.destroy_process_group()
+
+    # ---------------------------------------------------------------- tables
+
+    @staticmethod
+    def _tables(state: dict[str, np.ndarray]) -> list[np.ndarray]:
+        seen, out = set(), []
+        for array in state.values():  # one table may appear under two names (mf with one role)
+            if id(array) not in seen:
+                seen.add(id(array))
+                out.append(array)
+        return out
+
+    def share(self, state: dict[str, np.ndarray]) -> None:
+        """Make every rank's tables rank 0's, and remember them as the point the next sync counts from."""
+        for table in self._tables(state):
+            self.broadcast(table)
+        self.begin(state)
+
+    def begin(self, state: dict[str, np.ndarray]) -> None:
+        self.snapshot = {id(t): t.copy() for t in self._tables(state)}
+
+    def sync(self, state: dict[str, np.ndarray]) -> None:
+        """Add up every rank's updates since the last sync (module docstring); the tables end the same on all."""
+        self.stats["syncs"] += 1
+        scale = 1.0 / self.world if self.reduce == "mean" else 1.0
+        for table in self._tables(state):
+            snap = self.snapshot[id(table)]
+            delta = table - snap
+            rows = self._touched(delta) if self.mode != "dense" and table.size > SMALL else None
+            if rows is None:
+                self.stats["dense"] += 1
+                self.all_reduce(delta)
+                if scale != 1.0:
+                    delta *= scale
+                np.add(snap, delta, out=table)
+                snap[...] = table
+            else:
+                self.stats["rows"] += 1
+                part = np.ascontiguousarray(delta[rows])
+                self.all_reduce(part)
+                if scale != 1.0:
+                    part *= scale
+                table[rows] = snap[rows] + part
+                # untouched rows: no rank changed them, so the table already equals the snapshot there
+                snap[rows] = table[rows]
+
+    def _touched(self, delta: np.ndarray) -> np.ndarray | None:
+        """The rows some rank changed (an all-reduce MAX of one byte per row), or None when the dense table
+        is the cheaper message (``auto``: at least half the rows)."""
+        flat = delta.reshape(len(delta), -1)
+        mask = np.ascontiguousarray(np.any(flat != 0, axis=1).astype(np.uint8))
+        self.all_reduce(mask, op="max")
+        rows = np.flatnonzero(mask)
+        fraction = len(rows) / max(len(mask), 1)
+        self.stats["touched_fraction_sum"] += fraction
+        self.stats["touched_tables"] += 1
+        if self.mode == "auto" and fraction >= 0.5:
+            return None
+        return rows
+
+    def digest(self, state: dict[str, np.ndarray]) -> str:
+        """sha256 of the tables (by name, in order): the same on every rank after a sync."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for name in sorted(state):
+            h.update(name.encode())
+            h.update(np.ascontiguousarray(state[name]).tobytes())
+        return h.hexdigest()
+
+    def summary(self, epochs_run: int) -> dict[str, Any]:
+        """What the syncs cost, for train.json: payload bytes (what each rank hands to the all-reduces; a ring
+        all-reduce sends 2 (world − 1) / world of it per rank), per sync and per epoch, and the seconds in
+        collectives (waiting for the slowest rank included)."""
+        s = self.stats
+        syncs = max(s["syncs"], 1)
+        return {"world_size": self.world, "sync": self.mode, "sync_reduce": self.reduce, "syncs": s["syncs"],
+                "dense_tables": s["dense"], "row_tables": s["rows"],
+                "touched_fraction": round(s["touched_fraction_sum"] / s["touched_tables"], 4)
+                if s["touched_tables"] else None,
+                "payload_bytes": s["payload_bytes"], "payload_bytes_per_sync": s["payload_bytes"] // syncs,
+                "payload_bytes_per_epoch": s["payload_bytes"] // max(epochs_run, 1),
+                "sent_bytes_per_rank_per_sync": int(s["payload_bytes"] / syncs * 2 * (self.world - 1) / self.world),
+                "collective_seconds": round(s["collective_seconds"], 3)}
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:200]}" if text else type(exc).__name__

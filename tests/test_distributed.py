@@ -1,0 +1,225 @@
+"""Data-parallel training on torch.distributed (itemvec.distributed): two real processes on loopback, launched
+by torchrun (or by hand, as two machines would be), against the single process on a planted catalogue; the
+sync's arithmetic against an oracle; the refusals.
+
+Each torchrun case runs in a subprocess with a timeout, one thread per rank."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import itemvec
+from itemvec import distributed
+from itemvec.errors import InputError
+from itemvec.train import TrainSettings, refuse_foreign_checkpoint, run_identity
+
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+# skip-gram (SGD): 3 epochs so that a run has checkpoints to resume from; batches small enough for many syncs
+SKIPGRAM = ["--set", "threads=1", "--set", "dim=32", "--set", "batch_size=500", "--set", "epochs=3",
+            "--set", "walks_per_node=3", "--no-progress"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
+@pytest.fixture(scope="module")
+def catalogue(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("dist")
+    itemvec.synth_amazon(root / "cat.json.gz", products=3000, seed=4, progress=False)
+    itemvec.prepare_amazon([root / "cat.json.gz"], root / "data", seed=4, progress=False, log=lambda line: None)
+    return root / "data"
+
+
+def itemvec_cli(*args: object, launcher: list[str] | None = None, timeout: float = 240,
+                env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    command = [*(launcher or [sys.executable]), "-m", "itemvec", *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env or ENV)
+
+
+def weights(run: Path) -> dict[str, np.ndarray]:
+    with np.load(run / "weights.npz") as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+@pytest.fixture(scope="module")
+def runs(catalogue, tmp_path_factory) -> dict[str, Path]:
+    """The single-process run and the uninterrupted two-process run of the same settings."""
+    root = tmp_path_factory.mktemp("runs")
+    single = itemvec_cli("train", "skipgram", "--data", catalogue, "--out", root / "single", *SKIPGRAM)
+    assert single.returncode == 0, single.stderr
+    two = itemvec_cli("train", "skipgram", "--data", catalogue, "--out", root / "two", *SKIPGRAM,
+                      "--set", "distributed=true", launcher=TORCHRUN)
+    assert two.returncode == 0, two.stderr
+    (root / "two.stderr").write_text(two.stderr)
+    return {"single": root / "single", "two": root / "two", "root": root}
+
+
+def test_two_processes_match_the_single_process_and_each_other(runs):
+    single = json.loads((runs["single"] / "metrics.json").read_text())
+    two = json.loads((runs["two"] / "metrics.json").read_text())
+    assert abs(two["auc"] - single["auc"]) < 0.01, (two["auc"], single["auc"])
+    assert two["auc"] > 0.75  # the planted structure is learned, not just matched
+    info = json.loads((runs["two"] / "train.json").read_text())["distributed"]
+    assert info["world_size"] == 2 and info["syncs"] >= 3 * 5  # every step of three epochs
+    assert info["payload_bytes_per_sync"] > 0 and info["collective_seconds"] >= 0
+    # rank 1 wrote nothing and said which tables it ended with: rank 0's, bit for bit
+    stderr = (runs["root"] / "two.stderr").read_text()
+    assert f"rank 1 of 2: trained its share of every step; tables sha256 {info['tables_sha256']}; peak RSS " in stderr
+    assert sorted(p.name for p in runs["root"].iterdir()) == ["single", "two", "two.stderr"]
+
+
+def test_resume_after_an_interruption_gives_the_uninterrupted_result(catalogue, runs, tmp_path):
+    out = tmp_path / "resumed"
+    command = [*TORCHRUN, "-m", "itemvec", "train", "skipgram", "--data", str(catalogue), "--out", str(out),
+               *SKIPGRAM, "--set", "distributed=true"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV)
+    deadline = time.monotonic() + 200
+    while not (out / "checkpoint.npz").exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert process.poll() is None, "the run ended before its first checkpoint"
+    process.send_signal(signal.SIGTERM)  # torchrun passes it on to both ranks
+    _, err = process.communicate(timeout=60)
+    assert process.returncode != 0
+    assert not (out / "weights.npz").exists() and (out / "checkpoint.npz").exists()
+    again = itemvec_cli("train", "skipgram", "--data", catalogue, "--out", out, *SKIPGRAM,
+                        "--set", "distributed=true", launcher=TORCHRUN)
+    assert again.returncode == 0, again.stderr
+    resumed, whole = weights(out), weights(runs["two"])
+    assert resumed.keys() == whole.keys()
+    for key in whole:
+        np.testing.assert_array_equal(resumed[key], whole[key], err_msg=key)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_killed_rank_ends_the_other_with_one_line(catalogue, tmp_path):
+    """Two ranks started by hand (as on two machines, without torchrun's agent to clean up): SIGKILL rank 1
+    mid-run, and rank 0 must end on its own, with one line naming itself, within the sync timeout."""
+    port = _free_port()
+    out = tmp_path / "run"
+    processes = []
+    for rank in (0, 1):
+        env = {**ENV, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2",
+               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+        processes.append(subprocess.Popen(
+            [sys.executable, "-m", "itemvec", "train", "skipgram", "--data", str(catalogue), "--out", str(out),
+             *SKIPGRAM, "--set", "epochs=50", "--set", "distributed=true", "--set", "sync_timeout=20"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env))
+    deadline = time.monotonic() + 200
+    while not (out / "checkpoint.npz").exists() and time.monotonic() < deadline:
+        assert processes[0].poll() is None, processes[0].communicate()[1]
+        time.sleep(0.05)
+    processes[1].kill()
+    killed_at = time.monotonic()
+    _, err = processes[0].communicate(timeout=60)
+    processes[1].communicate()
+    assert time.monotonic() - killed_at < 20 + 15
+    assert processes[0].returncode == 1, err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "rank 0 of 2: the other ranks stopped answering" in lines[0], err
+    assert "Traceback" not in err
+    assert (out / "checkpoint.npz").exists() and not (out / "weights.npz").exists()
+
+
+def test_refusals(catalogue, tmp_path):
+    alone = itemvec_cli("train", "skipgram", "--data", catalogue, "--out", tmp_path / "a", *SKIPGRAM,
+                        "--set", "distributed=true")
+    assert alone.returncode == 2 and "needs the processes torchrun starts" in alone.stderr
+    assert not (tmp_path / "a").exists()
+    env = {**ENV, "RANK": "0", "WORLD_SIZE": "1", "LOCAL_WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1",
+           "MASTER_PORT": str(_free_port())}
+    als = itemvec_cli("train", "als", "--data", catalogue, "--out", tmp_path / "b", "--set", "distributed=true",
+                      "--no-progress", env=env)
+    assert als.returncode == 2, als.stderr
+    assert "als does not train distributed; the models that do: mf, mf-bias" in als.stderr
+    assert "bpr (ratings), warp (ratings)" in als.stderr
+
+
+def test_a_checkpoint_of_another_world_size_is_refused(monkeypatch, tmp_path):
+    config = itemvec.SkipGram.Config(train=TrainSettings(distributed=True))
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    two = run_identity("skipgram", config, "abc")
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    three = run_identity("skipgram", config, "abc")
+    assert two["world_size"] == 2 and three["world_size"] == 3
+    assert "world_size" not in run_identity("skipgram", itemvec.SkipGram.Config(), "abc")
+    with pytest.raises(InputError, match="another number of processes"):
+        refuse_foreign_checkpoint(tmp_path / "checkpoint.npz", two, three)
+
+
+class _Loopback:
+    """Two in-process 'ranks' (threads) whose all-reduce meets at a barrier: the collective's oracle."""
+
+    def __init__(self) -> None:
+        self.barrier = threading.Barrier(2)
+        self.slots: list[np.ndarray | None] = [None, None]
+
+    def group(self, rank: int, mode: str, reduce: str) -> distributed.Group:
+        group = distributed.Group.__new__(distributed.Group)
+        group.rank, group.world, group.mode, group.reduce, group.timeout = rank, 2, mode, reduce, 5
+        group.snapshot = {}
+        group.stats = {"syncs": 0, "dense": 0, "rows": 0, "payload_bytes": 0, "collective_seconds": 0.0,
+                       "touched_fraction_sum": 0.0, "touched_tables": 0}
+
+        def all_reduce(array, op="sum", what=""):
+            self.slots[rank] = array.copy()
+            self.barrier.wait()
+            other = self.slots[1 - rank]
+            assert other is not None and other.shape == array.shape
+            array[...] = np.maximum(array, other) if op == "max" else self.slots[0] + self.slots[1]
+            self.barrier.wait()
+            group.stats["payload_bytes"] += array.nbytes
+
+        group.all_reduce = all_reduce  # type: ignore[method-assign]
+        return group
+
+
+@pytest.mark.parametrize("mode", ["dense", "rows", "auto"])
+@pytest.mark.parametrize("reduce", ["sum", "mean"])
+def test_sync_adds_every_ranks_update_once(mode, reduce):
+    rng = np.random.default_rng(0)
+    start = rng.standard_normal((6000, 4)).astype(np.float32)
+    bias = rng.standard_normal(6000).astype(np.float32)
+    # rank 0 touches rows 0-99, rank 1 rows 50-149 (50 in common): a sparse sync
+    updates = [np.zeros_like(start), np.zeros_like(start)]
+    updates[0][:100] = rng.standard_normal((100, 4))
+    updates[1][50:150] = rng.standard_normal((100, 4))
+    bias_updates = [np.zeros_like(bias), np.zeros_like(bias)]
+    bias_updates[1][7] = 1.5
+    loop = _Loopback()
+    ends: list[dict[str, np.ndarray]] = [{}, {}]
+
+    def rank(r: int) -> None:
+        group = loop.group(r, mode, reduce)
+        state = {"table": start.copy(), "bias": bias.copy()}
+        group.begin(state)
+        state["table"] += updates[r]
+        state["bias"] += bias_updates[r]
+        group.sync(state)
+        ends[r] = state
+        assert (group.stats["rows"] > 0) == (mode in ("rows", "auto"))
+
+    threads = [threading.Thread(target=rank, args=(r,)) for r in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    scale = 0.5 if reduce == "mean" else 1.0
+    expected = start + scale * (updates[0] + updates[1])
+    for r in (0, 1):
+        np.testing.assert_allclose(ends[r]["table"], expected, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(ends[r]["bias"], bias + scale * (bias_updates[0] + bias_updates[1]), atol=1e-6)
+    np.testing.assert_array_equal(ends[0]["table"], ends[1]["table"])  # bit for bit on both ranks

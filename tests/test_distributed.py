@@ -105,19 +105,33 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _by_hand(rank: int, port: int, *args: object) -> subprocess.Popen:
+    """One rank started without torchrun, as on a machine of its own."""
+    env = {**ENV, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2",
+           "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+    return subprocess.Popen([sys.executable, "-m", "itemvec", *map(str, args)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+def test_ranks_started_with_other_settings_refuse_together(catalogue, tmp_path):
+    port = _free_port()
+    processes = [_by_hand(rank, port, "train", "skipgram", "--data", catalogue, "--out", tmp_path / "run",
+                          *SKIPGRAM, "--set", "distributed=true", "--set", f"seed={rank}") for rank in (0, 1)]
+    for rank, process in enumerate(processes):
+        _, err = process.communicate(timeout=120)
+        assert process.returncode == 2, err
+        assert f"rank {rank} of 2: the ranks were started with different models, settings or data" in err
+    assert not (tmp_path / "run" / "weights.npz").exists()
+
+
 def test_a_killed_rank_ends_the_other_with_one_line(catalogue, tmp_path):
     """Two ranks started by hand (as on two machines, without torchrun's agent to clean up): SIGKILL rank 1
     mid-run, and rank 0 must end on its own, with one line naming itself, within the sync timeout."""
     port = _free_port()
     out = tmp_path / "run"
-    processes = []
-    for rank in (0, 1):
-        env = {**ENV, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2", "LOCAL_WORLD_SIZE": "2",
-               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
-        processes.append(subprocess.Popen(
-            [sys.executable, "-m", "itemvec", "train", "skipgram", "--data", str(catalogue), "--out", str(out),
-             *SKIPGRAM, "--set", "epochs=50", "--set", "distributed=true", "--set", "sync_timeout=20"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env))
+    processes = [_by_hand(rank, port, "train", "skipgram", "--data", catalogue, "--out", out, *SKIPGRAM,
+                          "--set", "epochs=50", "--set", "distributed=true", "--set", "sync_timeout=20")
+                 for rank in (0, 1)]
     deadline = time.monotonic() + 200
     while not (out / "checkpoint.npz").exists() and time.monotonic() < deadline:
         assert processes[0].poll() is None, processes[0].communicate()[1]

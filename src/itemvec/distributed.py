@@ -146,6 +146,22 @@ class Group:
         self.all_reduce(box, what="the sum of the losses")
         return [float(v) for v in box]
 
+    def agree(self, identity: dict[str, Any]) -> None:
+        """Refuse, on every rank, to train when the ranks were started with different models, settings or data
+        (each rank's run identity: the model, its settings and the DATA_DIR's fingerprint)."""
+        import hashlib
+        import json
+
+        own = np.frombuffer(hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).digest(), dtype=np.uint8)
+        first = own.copy()
+        self.broadcast(first, what="the check that every rank runs the same job")
+        differs = np.array([int(not np.array_equal(first, own))], dtype=np.int64)
+        self.all_reduce(differs, what="the check that every rank runs the same job")
+        if differs[0]:
+            raise ConfigError(f"rank {self.rank} of {self.world}: the ranks were started with different models, "
+                              f"settings or data ({differs[0]} of them differ from rank 0); every rank needs the "
+                              "same command and the same prepared DATA_DIR")
+
     def barrier(self) -> None:
         self._call("the last barrier", lambda: self.dist.barrier())
 

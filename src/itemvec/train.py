@@ -217,6 +217,7 @@ class Trainer:
             refuse_undistributable(model if hasattr(trainable, "shard") else None, model.name)
             dist.world_size(self.settings)  # refuses outside torchrun
             self.group = dist.Group(self.settings)
+            self.group.agree(self.identity)
             cast(Shard, trainable).shard = (self.group.rank, self.group.world)
             threads = dist.rank_threads(threads)
         with thread_limit(threads):  # process-wide: set for the training, restored after it

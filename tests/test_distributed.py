@@ -77,6 +77,26 @@ def test_two_processes_match_the_single_process_and_each_other(runs):
     assert sorted(p.name for p in runs["root"].iterdir()) == ["single", "two", "two.stderr"]
 
 
+def test_adagrad_models_match_the_single_process(tmp_path):
+    """mf-bias (row-wise Adagrad): each rank's accumulators grow by the world size × its own squared
+    gradients between syncs and are averaged at a sync (``Shard.accumulate``); summed plainly, a rank's steps
+    were the larger ones of one that sees only its share (AUC 0.905 against 0.918 on a 30,000-product
+    catalogue, BENCHMARKS.md)."""
+    itemvec.synth_amazon(tmp_path / "cat.json.gz", products=20000, seed=5, progress=False)
+    itemvec.prepare_amazon([tmp_path / "cat.json.gz"], tmp_path / "data", seed=5, progress=False,
+                           log=lambda line: None)
+    settings = ["--data", tmp_path / "data", "--set", "threads=1", "--set", "batch_size=8192", "--no-progress"]
+    single = itemvec_cli("train", "mf-bias", "--out", tmp_path / "single", *settings)
+    assert single.returncode == 0, single.stderr
+    two = itemvec_cli("train", "mf-bias", "--out", tmp_path / "two", *settings, "--set", "distributed=true",
+                      launcher=TORCHRUN)
+    assert two.returncode == 0, two.stderr
+    figures = [json.loads((tmp_path / run / "metrics.json").read_text()) for run in ("single", "two")]
+    assert figures[0]["auc"] > 0.88
+    for key in ("auc", "auc_degree"):
+        assert abs(figures[1][key] - figures[0][key]) < 0.01, (key, figures)
+
+
 def test_resume_after_an_interruption_gives_the_uninterrupted_result(catalogue, runs, tmp_path):
     out = tmp_path / "resumed"
     command = [*TORCHRUN, "-m", "itemvec", "train", "skipgram", "--data", str(catalogue), "--out", str(out),

@@ -38,6 +38,7 @@ import numpy as np
 from itemvec.errors import ConfigError, ItemvecError
 
 SMALL = 4096  # tables of at most this many entries always go dense
+ACCUMULATOR = "acc_"  # the state names of Adagrad accumulators: averaged, not summed, with sync_reduce="sum"
 
 
 class PeerLost(ItemvecError):
@@ -173,11 +174,15 @@ class Group:
 
     @staticmethod
     def _tables(state: dict[str, np.ndarray]) -> list[np.ndarray]:
+        return [array for _, array in Group._named(state)]
+
+    @staticmethod
+    def _named(state: dict[str, np.ndarray]) -> list[tuple[str, np.ndarray]]:
         seen, out = set(), []
-        for array in state.values():  # one table may appear under two names (mf with one role)
+        for name, array in state.items():  # one table may appear under two names (mf with one role)
             if id(array) not in seen:
                 seen.add(id(array))
-                out.append(array)
+                out.append((name, array))
         return out
 
     def share(self, state: dict[str, np.ndarray]) -> None:
@@ -192,8 +197,10 @@ class Group:
     def sync(self, state: dict[str, np.ndarray]) -> None:
         """Add up every rank's updates since the last sync (module docstring); the tables end the same on all."""
         self.stats["syncs"] += 1
-        scale = 1.0 / self.world if self.reduce == "mean" else 1.0
-        for table in self._tables(state):
+        for name, table in self._named(state):
+            # summed updates, except the accumulators a rank grew by world × its own squared gradients
+            mean = self.reduce == "mean" or name.startswith(ACCUMULATOR)
+            scale = 1.0 / self.world if mean else 1.0
             snap = self.snapshot[id(table)]
             delta = table - snap
             rows = self._touched(delta) if self.mode != "dense" and table.size > SMALL else None

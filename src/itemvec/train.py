@@ -219,6 +219,7 @@ class Trainer:
             self.group = dist.Group(self.settings)
             self.group.agree(self.identity)
             cast(Shard, trainable).shard = (self.group.rank, self.group.world)
+            cast(Shard, trainable).scaled_accumulators = self.settings.sync_reduce == "sum"
             threads = dist.rank_threads(threads)
         with thread_limit(threads):  # process-wide: set for the training, restored after it
             return self._fit(trainable)
@@ -418,6 +419,18 @@ class Shard:
     def share(self, chunk: np.ndarray) -> np.ndarray:
         rank, world = self.shard
         return chunk if world == 1 else chunk[rank::world]
+
+    def accumulate(self, adagrad: bool) -> float:
+        """The weight of a step's squared gradients in an Adagrad accumulator (0: the step is SGD). In a
+        distributed run with summed updates, the world size: each rank's accumulator then grows between two
+        syncs about as the single process's would with every rank's examples, so that its steps are not the
+        larger ones of a rank that sees only its share; the sync then averages the accumulators
+        (``distributed.ACCUMULATOR``) and they end where the single process's would."""
+        if not adagrad:
+            return 0.0
+        return float(self.shard[1]) if self.scaled_accumulators else 1.0
+
+    scaled_accumulators = False  # set by the trainer: a distributed run with sync_reduce="sum"
 
 
 class SequenceSteps(Shard):

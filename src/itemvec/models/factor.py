@@ -75,8 +75,8 @@ def _draw_negative(state, candidates, prob, alias, indptr, indices, user):
 
 @njit(inline="always")
 def _step_coord(table, acc, row, d, grad, lr, adagrad):
-    if adagrad:
-        acc[row, d] += grad * grad
+    if adagrad:  # 0: SGD; else the squared gradient's weight in the accumulator (train.Shard.accumulate)
+        acc[row, d] += adagrad * grad * grad
         table[row, d] -= lr * grad / np.sqrt(acc[row, d] + 1e-8)
     else:
         table[row, d] -= lr * grad
@@ -141,8 +141,8 @@ def ranking_step(user_f, item_f, item_b, acc_u, acc_i, acc_b, users, items, indp
                     gi = -g + l2 * item_b[i]
                     gj = g + l2 * item_b[j]
                     if adagrad:
-                        acc_b[i] += gi * gi
-                        acc_b[j] += gj * gj
+                        acc_b[i] += adagrad * gi * gi
+                        acc_b[j] += adagrad * gj * gj
                         item_b[i] -= lr * gi / np.sqrt(acc_b[i] + 1e-8)
                         item_b[j] -= lr * gj / np.sqrt(acc_b[j] + 1e-8)
                     else:
@@ -332,7 +332,8 @@ class RankingSteps(RowSteps):
             rows_f, columns_f, bias, acc_rows, acc_columns, acc_bias, self.rows[chunk], self.columns[chunk],
             self.indptr, self.indices,
             self.candidates, self.prob, self.alias, lr_start, lr_end, c.l2, self.warp, getattr(c, "negatives", 1),
-            getattr(c, "max_sampled", 1), getattr(c, "margin", 1.0), c.optimizer == "adagrad", seed, lanes(N_BLOCKS))
+            getattr(c, "max_sampled", 1), getattr(c, "margin", 1.0), self.accumulate(c.optimizer == "adagrad"), seed,
+            lanes(N_BLOCKS))
         return float(loss), int(count)
 
     def state(self) -> dict[str, np.ndarray]:

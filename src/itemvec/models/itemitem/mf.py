@@ -51,12 +51,14 @@ N_BLOCKS = 16  # fixed work split per step (one random stream per block): one th
 
 @njit(inline="always")
 def _update_row(table, acc, row, grad, lr, adagrad):
+    """``adagrad``: 0 for SGD, else the weight of this step's squared gradients in the accumulator (1; the
+    world size in a distributed run, ``train.Shard.accumulate``)."""
     dim = table.shape[1]
     if adagrad:
         g2 = 0.0
         for j in range(dim):
             g2 += grad[j] * grad[j]
-        acc[row] += g2 / dim
+        acc[row] += adagrad * g2 / dim
         scale = lr / np.sqrt(acc[row] + 1e-8)
     else:
         scale = lr
@@ -135,7 +137,7 @@ def _mf_step(query, cand, bias, global_bias, acc_q, acc_c, acc_b, left, right, t
                         for row in (a, b):
                             gb = g + l2 * bias[row]
                             if adagrad:
-                                acc_b[row] += gb * gb
+                                acc_b[row] += adagrad * gb * gb
                                 bias[row] -= lr * gb / np.sqrt(acc_b[row] + 1e-8)
                             else:
                                 bias[row] -= lr * gb
@@ -176,7 +178,7 @@ class _MFTrainable(Shard):
         loss = _mf_step(m.item_vectors_, m.context_vectors_, m.item_bias_, m.global_bias_, m._acc_q, m._acc_c, m._acc_b,
                         self.left[sl], self.right[sl], self.epoch_target[sl], self.prob, self.alias,
                         c.negatives, lr_start, lr_end, c.l2, c.labels == "continuous", m.use_bias, c.roles == 2,
-                        c.optimizer == "adagrad", seed, lanes(N_BLOCKS))
+                        self.accumulate(c.optimizer == "adagrad"), seed, lanes(N_BLOCKS))
         n = len(self.left[sl])
         return float(loss), n * (c.negatives + 1)
 
@@ -336,7 +338,7 @@ class _WindowTrainable(SequenceSteps):
         target = np.ones(len(left), dtype=np.float32)
         loss = _mf_step(m.item_vectors_, m.context_vectors_, m.item_bias_, m.global_bias_, m._acc_q, m._acc_c, m._acc_b,
                         left, right, target, self.prob, self.alias, c.negatives, lr_start, lr_end, c.l2, False,
-                        m.use_bias, c.roles == 2, c.optimizer == "adagrad", seed, lanes(N_BLOCKS))
+                        m.use_bias, c.roles == 2, self.accumulate(c.optimizer == "adagrad"), seed, lanes(N_BLOCKS))
         return float(loss), len(left) * (c.negatives + 1)
 
 

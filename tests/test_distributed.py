@@ -182,6 +182,13 @@ def test_refusals(catalogue, tmp_path):
     assert "bpr (ratings), warp (ratings)" in als.stderr
 
 
+def test_compare_refuses_distributed(catalogue, tmp_path):
+    result = itemvec_cli("compare", "--data", catalogue, "--out", tmp_path / "report", "--models", "mf",
+                         "--set", "distributed=true", "--no-progress")
+    assert result.returncode == 2 and "compare trains on one machine" in result.stderr
+    assert not (tmp_path / "report").exists()
+
+
 def test_a_checkpoint_of_another_world_size_is_refused(monkeypatch, tmp_path):
     config = itemvec.SkipGram.Config(train=TrainSettings(distributed=True))
     monkeypatch.setenv("WORLD_SIZE", "2")

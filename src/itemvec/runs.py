@@ -350,6 +350,9 @@ def compare(data_dir: str | Path, models: list[str], out: str | Path, *, config_
                not any(key in setting_names(type(c)) for _, c in configs.values())]
     if unknown:
         raise InputError(f"--set: no model in {models} has the setting(s) {unknown}")
+    if any(getattr(getattr(c, "train", None), "distributed", False) for _, c in configs.values()):
+        raise ConfigError("compare trains on one machine: drop distributed=true, or train a model on several "
+                          "processes with torchrun ... -m itemvec train MODEL ... --set distributed=true")
     folders = {spec: safe_name(spec) for spec in models}
     if len(set(folders.values())) < len(folders):
         raise ConfigError(f"--models: {models} give the same run folder name twice")

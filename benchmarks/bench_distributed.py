@@ -41,11 +41,13 @@ def train(args: argparse.Namespace) -> dict:
     sets = [x for kv in args.set for x in ("--set", kv)]
     base = ["-m", "itemvec", "train", args.model, "--data", args.data, "--no-progress", "--no-resume", *sets]
     rows = {}
-    for name, launcher, extra, threads in (
-            ("1 process x 2 threads", [sys.executable], [], 2),
-            ("2 processes x 1 thread", [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                                        "--nproc-per-node", "2"], ["--set", "distributed=true"], 1)):
-        run_dir = out / f"{args.model}-{'single' if threads == 2 else 'two'}"
+    for key, name, launcher, extra, threads in (
+            ("single", "1 process x 2 threads", [sys.executable], [], 2),
+            ("two", "2 processes x 1 thread", [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                                               "--nproc-per-node", "2"], ["--set", "distributed=true"], 1)):
+        if key not in args.runs:
+            continue
+        run_dir = out / f"{args.model}-{key}"
         env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
         seconds, result = run([*launcher, *base, "--out", str(run_dir), "--set", f"threads={threads}", *extra], env)
         info = json.loads((run_dir / "train.json").read_text())
@@ -131,6 +133,8 @@ def main() -> None:
     t.add_argument("--model", default="mf-bias")
     t.add_argument("--out", required=True)
     t.add_argument("--set", action="append", default=[])
+    t.add_argument("--runs", type=lambda v: v.split(","), default=["single", "two"],
+                   help="which runs: single (1 process x 2 threads), two (2 processes x 1 thread)")
     for name in ("collective", "collective-worker"):
         c = sub.add_parser(name)
         c.add_argument("--items", type=lambda s: [int(x) for x in s.split(",")], default=[420_000, 2_000_000])

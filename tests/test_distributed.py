@@ -230,7 +230,11 @@ class _Loopback:
 
 @pytest.mark.parametrize("mode", ["dense", "rows", "auto"])
 @pytest.mark.parametrize("reduce", ["sum", "mean"])
-def test_sync_adds_every_ranks_update_once(mode, reduce):
+def test_sync_adds_every_ranks_update_once(mode, reduce, monkeypatch):
+    # Two threads call the sync at once: its kernels run as plain Python here (numba's default threading
+    # layer is not safe for parallel kernels launched from two threads); the torchrun tests run them compiled.
+    monkeypatch.setattr(distributed, "_difference", distributed._difference.py_func)
+    monkeypatch.setattr(distributed, "_apply", distributed._apply.py_func)
     rng = np.random.default_rng(0)
     start = rng.standard_normal((6000, 4)).astype(np.float32)
     bias = rng.standard_normal(6000).astype(np.float32)

@@ -34,11 +34,39 @@ from datetime import timedelta
 from typing import Any
 
 import numpy as np
+from numba import njit, prange
 
 from itemvec.errors import ConfigError, ItemvecError
 
 SMALL = 4096  # tables of at most this many entries always go dense
 ACCUMULATOR = "acc_"  # the state names of Adagrad accumulators: averaged, not summed, with sync_reduce="sum"
+
+
+@njit(parallel=True, cache=True)
+def _difference(table, snap, delta, mask):
+    """delta = table − snap (2-d views of one shape) and mask[i] = 1 where row i changed, in one pass."""
+    for i in prange(table.shape[0]):
+        changed = 0
+        for j in range(table.shape[1]):
+            d = table[i, j] - snap[i, j]
+            delta[i, j] = d
+            if d != 0:
+                changed = 1
+        mask[i] = changed
+
+
+@njit(parallel=True, cache=True)
+def _apply(table, snap, delta, rows, scale):
+    """table = snap = snap + scale × delta on ``rows`` (delta's row k is table row rows[k]; all rows when
+    ``rows`` is empty)."""
+    every = len(rows) == 0
+    n = table.shape[0] if every else len(rows)
+    for k in prange(n):
+        i = np.int64(k) if every else np.int64(rows[k])
+        for j in range(table.shape[1]):
+            v = snap[i, j] + scale * delta[k, j]
+            table[i, j] = v
+            snap[i, j] = v
 
 
 class PeerLost(ItemvecError):
@@ -107,6 +135,7 @@ class Group:
                                f"{os.environ.get('MASTER_ADDR', '?')}:{os.environ.get('MASTER_PORT', '?')} "
                                f"within {self.timeout:g} s ({_first_line(exc)})") from None
         self.snapshot: dict[int, np.ndarray] = {}
+        self._scratch: np.ndarray | None = None
         self.stats = {"syncs": 0, "dense": 0, "rows": 0, "payload_bytes": 0, "collective_seconds": 0.0,
                       "touched_fraction_sum": 0.0, "touched_tables": 0}
 
@@ -202,30 +231,33 @@ class Group:
             mean = self.reduce == "mean" or name.startswith(ACCUMULATOR)
             scale = 1.0 / self.world if mean else 1.0
             snap = self.snapshot[id(table)]
-            delta = table - snap
-            rows = self._touched(delta) if self.mode != "dense" and table.size > SMALL else None
+            rows_2d, snap_2d = table.reshape(len(table), -1), snap.reshape(len(snap), -1)
+            delta = self._buffer(rows_2d.shape, table.dtype)
+            mask = np.empty(len(table), dtype=np.uint8)
+            _difference(rows_2d, snap_2d, delta, mask)
+            rows = self._touched(mask) if self.mode != "dense" and table.size > SMALL else None
             if rows is None:
                 self.stats["dense"] += 1
                 self.all_reduce(delta)
-                if scale != 1.0:
-                    delta *= scale
-                np.add(snap, delta, out=table)
-                snap[...] = table
+                _apply(rows_2d, snap_2d, delta, np.zeros(0, dtype=np.int64), scale)
             else:
+                # untouched rows: no rank changed them, so the table already equals the snapshot there
                 self.stats["rows"] += 1
                 part = np.ascontiguousarray(delta[rows])
                 self.all_reduce(part)
-                if scale != 1.0:
-                    part *= scale
-                table[rows] = snap[rows] + part
-                # untouched rows: no rank changed them, so the table already equals the snapshot there
-                snap[rows] = table[rows]
+                _apply(rows_2d, snap_2d, part, rows, scale)
 
-    def _touched(self, delta: np.ndarray) -> np.ndarray | None:
-        """The rows some rank changed (an all-reduce MAX of one byte per row), or None when the dense table
-        is the cheaper message (``auto``: at least half the rows)."""
-        flat = delta.reshape(len(delta), -1)
-        mask = np.ascontiguousarray(np.any(flat != 0, axis=1).astype(np.uint8))
+    def _buffer(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        """One reusable (rows, width) array for a table's difference: one table's worth of memory at a time."""
+        size = int(np.prod(shape))
+        scratch = getattr(self, "_scratch", None)
+        if scratch is None or scratch.size < size or scratch.dtype != dtype:
+            scratch = self._scratch = np.empty(size, dtype=dtype)
+        return scratch[:size].reshape(shape)
+
+    def _touched(self, mask: np.ndarray) -> np.ndarray | None:
+        """The rows some rank changed (an all-reduce MAX of each rank's one byte per row), or None when the
+        dense table is the cheaper message (``auto``: at least half the rows)."""
         self.all_reduce(mask, op="max")
         rows = np.flatnonzero(mask)
         fraction = len(rows) / max(len(mask), 1)

@@ -104,13 +104,6 @@ def rank_threads(threads: int) -> int:
     return max(1, (os.cpu_count() or 1) // local)
 
 
-def peak_rss_mb() -> int:
-    """This process's peak resident memory so far, in MB."""
-    import resource
-
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-
-
 def mix_seed(seed: int, rank: int) -> int:
     """A rank's own stream of draws for a step (rank 0 keeps the single process's)."""
     return (seed ^ (rank * 0x9E3779B97F4A7C15)) & 0xFFFFFFFFFFFFFFFF if rank else seed

@@ -45,6 +45,7 @@ from itemvec.config import (  # noqa: F401 (SCHEDULES re-exported: the models im
     Seed,
     Threads,
 )
+from itemvec.costs import max_rss_mb
 from itemvec.errors import ConfigError, InputError, Interrupted
 from itemvec.outputs import save_npz, write_text
 from itemvec.parallel import thread_limit
@@ -356,7 +357,7 @@ class Trainer:
         if group is not None:  # rank 0 alone restores a best state: every rank ends with rank 0's tables
             group.share(trainable.state())
             self.distributed = {**group.summary(epochs_run), "tables_sha256": group.digest(trainable.state()),
-                                "rank_peak_rss_mb": dist.peak_rss_mb()}
+                                "rank_peak_rss_mb": int(max_rss_mb())}
             if group.rank:
                 print(f"rank {group.rank} of {group.world}: trained its share of every step; tables sha256 "
                       f"{self.distributed['tables_sha256']}; peak RSS {self.distributed['rank_peak_rss_mb']} MB "

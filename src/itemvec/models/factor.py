@@ -88,7 +88,7 @@ def ranking_step(user_f, item_f, item_b, acc_u, acc_i, acc_b, users, items, indp
     """One trainer step over the positives ``users/items`` (one chunk). Returns (summed loss, updates).
 
     Negatives: uniform among ``candidates``, or through the alias table ``prob`` / ``alias`` over them when
-    ``prob`` is not empty (``negative_weights``).
+    ``prob`` is not empty (``negative_sampler``).
     warp = False: BPR, ``negatives`` draws per positive, each an update of −ln σ(x_ui − x_uj).
     warp = True: WARP, draws until a margin violator (at most ``max_sampled``), one weighted hinge update.
     The blocks run in ``n_lanes`` lanes; the rate follows the step's progress over all lanes (``kernels.lanes``).
@@ -307,20 +307,19 @@ class RankingSteps(RowSteps):
     """BPR / WARP steps for the trainer: a shuffled pass over the (row, positive column) examples ``rows`` /
     ``columns`` each epoch, on ``tables``: the row factors, the column factors, the column bias and their three
     Adagrad accumulators, in that order, under the names a checkpoint stores them by. ``config``: the model's
-    settings (``l2``, ``optimizer``, ``negatives`` or WARP's ``max_sampled`` and ``margin``). ``counts``: each
-    candidate's train count, for negatives drawn ∝ count ** ``config.negative_power`` (uniform without it)."""
+    settings (``l2``, ``optimizer``, ``negatives`` or WARP's ``max_sampled`` and ``margin``, and
+    ``negative_power``: negatives drawn ∝ a candidate's count among the rows' positives ** power, uniform
+    without it)."""
 
     def __init__(self, tables: dict[str, np.ndarray], rows: np.ndarray, columns: np.ndarray, indptr: np.ndarray,
-                 indices: np.ndarray, candidates: np.ndarray, config: Any, warp: bool = False,
-                 counts: np.ndarray | None = None) -> None:
+                 indices: np.ndarray, candidates: np.ndarray, config: Any, warp: bool = False) -> None:
         super().__init__(len(rows), config.train.batch_size)
         self.tables, self.config, self.warp = tables, config, warp
         self.rows, self.columns = rows, columns
         self.indptr, self.indices, self.candidates = indptr, indices, candidates
         power = getattr(config, "negative_power", 0.0)
-        if power and counts is None:
-            counts = np.bincount(indices, minlength=int(candidates.max(initial=-1)) + 1)[candidates]
-        self.prob, self.alias = negative_sampler(counts if counts is not None else candidates, power)
+        counts = np.bincount(indices, minlength=int(candidates.max(initial=-1)) + 1)[candidates] if power else candidates
+        self.prob, self.alias = negative_sampler(counts, power)
 
     def train_step(self, step: int, lr_start: float, lr_end: float, seed: int) -> tuple[float, int]:
         c = self.config

@@ -10,7 +10,6 @@ itemvec.data.readers.
 
 from __future__ import annotations
 
-import resource
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -19,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from itemvec.costs import max_rss_mb
 from itemvec.data.amazon import RELATION_TYPES, RecordError, detect_format, parse_line
 from itemvec.data.pairs import (
     DEFAULT_SPLIT,
@@ -35,12 +35,6 @@ from itemvec.data.sampling import degree_matched_negatives, uniform_negatives
 from itemvec.data.store import fingerprint_files, write_json, write_negatives, write_pairs
 from itemvec.errors import InputError
 from itemvec.outputs import OutputFolder, check_output
-
-
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, in MB (Linux reports ru_maxrss in KB)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)  # weights and ratings are stored as float32
 MAX_RELATION_TYPES = 16  # bits of the pairs' relations bitmask (MentionLog.code)
@@ -236,7 +230,7 @@ def write_data_dir(out: Path, *, products: pa.Table, asins: list[str], pairs: Pa
             "seed": seed,
             "relation_bits": {name: 1 << k for k, name in enumerate(pairs.relation_names)},
             "seconds": round(time.perf_counter() - started, 3),
-            "peak_rss_mb": round(peak_rss_mb(), 1),
+            "peak_rss_mb": round(max_rss_mb(), 1),
         })
         finish_data_dir(tmp, manifest, "pairs")
     return manifest

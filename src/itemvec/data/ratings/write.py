@@ -12,7 +12,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from itemvec.data.prepare import finish_data_dir, peak_rss_mb
+from itemvec.costs import max_rss_mb
+from itemvec.data.prepare import finish_data_dir
 from itemvec.data.ratings.catalogue import Catalogue
 from itemvec.data.ratings.split import PARTS
 from itemvec.outputs import OutputFolder
@@ -91,5 +92,5 @@ def write_ratings_dir(out: str | Path, manifest: dict, users: pa.Table, items: p
             pq.write_table(ratings_table(user[mask], item[mask], rating[mask], timestamp[mask]),
                            tmp / "ratings" / f"{name}.parquet")
         manifest["seconds"] = round(time.perf_counter() - started, 3)
-        manifest["peak_rss_mb"] = round(peak_rss_mb(), 1)
+        manifest["peak_rss_mb"] = round(max_rss_mb(), 1)
         finish_data_dir(tmp, manifest, "ratings")

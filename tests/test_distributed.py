@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -17,6 +19,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 import itemvec
@@ -31,11 +35,31 @@ SKIPGRAM = ["--set", "threads=1", "--set", "dim=32", "--set", "batch_size=500", 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 
 
+def small_row_groups(path: Path, groups: int) -> int:
+    """Rewrite the Parquet file ``path`` with the same rows in ``groups`` row groups (prepare writes one per
+    million rows, so a small catalogue has one); returns its rows."""
+    table = pq.read_table(path)
+    pq.write_table(table, path, row_group_size=-(-table.num_rows // groups))
+    assert pq.ParquetFile(path).metadata.num_row_groups == groups
+    return table.num_rows
+
+
+def read_lines(stderr: str, path: str) -> dict[int, tuple[int, int, int, int, int, int]]:
+    """rank → (lo, hi, total, first group, last group, groups) from each rank's line about what it read."""
+    found = {}
+    for match in re.finditer(rf"rank (\d) of 2: reads rows (\d+)-(\d+) of (\d+) of {re.escape(path)} "
+                             r"\(row groups (\d+)(?:-(\d+))? of (\d+)\)", stderr):
+        rank, lo, hi, total, first, last, groups = match.groups()
+        found[int(rank)] = (int(lo), int(hi), int(total), int(first), int(last or first), int(groups))
+    return found
+
+
 @pytest.fixture(scope="module")
 def catalogue(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("dist")
     itemvec.synth_amazon(root / "cat.json.gz", products=3000, seed=4, progress=False)
     itemvec.prepare_amazon([root / "cat.json.gz"], root / "data", seed=4, progress=False, log=lambda line: None)
+    small_row_groups(root / "data" / "split" / "train.parquet", 7)  # the walk models read every group
     return root / "data"
 
 
@@ -48,6 +72,17 @@ def itemvec_cli(*args: object, launcher: list[str] | None = None, timeout: float
 def weights(run: Path) -> dict[str, np.ndarray]:
     with np.load(run / "weights.npz") as npz:
         return {k: npz[k] for k in npz.files}
+
+
+def one_and_two(model: str, root: Path, *settings: object) -> tuple[list[dict], str]:
+    """``train MODEL`` into root/single (one process) and root/two (two ranks under torchrun), one thread
+    each: both runs' metrics.json, and the two ranks' stderr."""
+    common = [*settings, "--set", "threads=1", "--no-progress"]
+    single = itemvec_cli("train", model, "--out", root / "single", *common)
+    assert single.returncode == 0, single.stderr
+    two = itemvec_cli("train", model, "--out", root / "two", *common, "--set", "distributed=true", launcher=TORCHRUN)
+    assert two.returncode == 0, two.stderr
+    return [json.loads((root / run / "metrics.json").read_text()) for run in ("single", "two")], two.stderr
 
 
 @pytest.fixture(scope="module")
@@ -77,24 +112,26 @@ def test_two_processes_match_the_single_process_and_each_other(runs):
     assert sorted(p.name for p in runs["root"].iterdir()) == ["single", "two", "two.stderr"]
 
 
-def test_adagrad_models_match_the_single_process(tmp_path):
+def test_adagrad_models_match_the_single_process_from_their_own_rows(tmp_path):
     """mf-bias (row-wise Adagrad): each rank's accumulators grow by the world size × its own squared
     gradients between syncs and are averaged at a sync (``Shard.accumulate``); summed plainly, a rank's steps
     were the larger ones of one that sees only its share (AUC 0.905 against 0.918 on a 30,000-product
-    catalogue, BENCHMARKS.md)."""
+    catalogue, BENCHMARKS.md). Each rank reads only its own rows of the train pairs, from the row groups
+    that hold them, and takes the degrees over every rank's."""
     itemvec.synth_amazon(tmp_path / "cat.json.gz", products=20000, seed=5, progress=False)
     itemvec.prepare_amazon([tmp_path / "cat.json.gz"], tmp_path / "data", seed=5, progress=False,
                            log=lambda line: None)
-    settings = ["--data", tmp_path / "data", "--set", "threads=1", "--set", "batch_size=8192", "--no-progress"]
-    single = itemvec_cli("train", "mf-bias", "--out", tmp_path / "single", *settings)
-    assert single.returncode == 0, single.stderr
-    two = itemvec_cli("train", "mf-bias", "--out", tmp_path / "two", *settings, "--set", "distributed=true",
-                      launcher=TORCHRUN)
-    assert two.returncode == 0, two.stderr
-    figures = [json.loads((tmp_path / run / "metrics.json").read_text()) for run in ("single", "two")]
+    rows = small_row_groups(tmp_path / "data" / "split" / "train.parquet", 10)
+    figures, stderr = one_and_two("mf-bias", tmp_path, "--data", tmp_path / "data", "--set", "batch_size=8192")
     assert figures[0]["auc"] > 0.88
     for key in ("auc", "auc_degree"):
         assert abs(figures[1][key] - figures[0][key]) < 0.01, (key, figures)
+    read = read_lines(stderr, "split/train.parquet")
+    assert read[0][:3] == (0, rows // 2, rows) and read[1][:3] == (rows // 2, rows, rows)  # every row once
+    # each rank read the row groups of its own rows: 5 or 6 of the 10, the one its half starts or ends in
+    assert read[0][3:] in ((0, 4, 10), (0, 5, 10)) and read[1][3:] in ((4, 9, 10), (5, 9, 10))
+    info = json.loads((tmp_path / "two" / "train.json").read_text())
+    assert info["train_pairs"] == rows  # every rank's rows, not rank 0's
 
 
 def test_resume_after_an_interruption_gives_the_uninterrupted_result(catalogue, runs, tmp_path):
@@ -145,6 +182,50 @@ def test_ranks_started_with_other_settings_refuse_together(catalogue, tmp_path):
         assert process.returncode == 2, err
         assert f"rank {rank} of 2: the ranks were started with different models, settings or data" in err
     assert not (tmp_path / "run" / "weights.npz").exists()
+
+
+def test_a_rank_that_refuses_the_data_ends_every_rank_at_once(catalogue, tmp_path):
+    """Rank 0 checks every table, the other ranks the rows they read: a tampered validation file is refused
+    by rank 0 with its own line, and rank 1 refuses at once, naming rank 0, instead of waiting out the
+    timeout in the next collective."""
+    data = tmp_path / "data"
+    shutil.copytree(catalogue, data)
+    path = data / "split" / "validation_negatives.parquet"
+    table = pq.read_table(path)
+    item_a = table["item_a"].to_numpy().copy()
+    item_a[3] = 10**6
+    pq.write_table(table.set_column(0, "item_a", pa.array(item_a, pa.int32())), path)
+    started = time.monotonic()
+    for _ in range(3):  # a port taken between _free_port and the rendezvous: start again on another
+        port = _free_port()
+        processes = [_by_hand(rank, port, "train", "mf", "--data", data, "--out", tmp_path / "run", "--no-progress",
+                              "--set", "threads=1", "--set", "distributed=true", "--set", "sync_timeout=120")
+                     for rank in (0, 1)]
+        errors = [process.communicate(timeout=120)[1] for process in processes]
+        if not any("could not join the other ranks" in err for err in errors):
+            break
+    assert time.monotonic() - started < 60  # not the 120 s of the timeout
+    assert [process.returncode for process in processes] == [2, 2], errors
+    assert "validation_negatives.parquet: item_a 1000000 at row 3 is outside" in errors[0]
+    assert "error: rank 1 of 2: rank 0 refused the data (see its own message)" in errors[1]
+    assert not (tmp_path / "run" / "weights.npz").exists() and not (tmp_path / "run" / "train.json").exists()
+
+
+def test_ratings_models_read_their_own_rows(tmp_path):
+    """The user-item bpr on two ranks, each from its own rows of the train ratings: per-user AUC as the
+    single process's, both ranks' tables the same."""
+    from test_ratings_cli import prepare_planted_ratings
+
+    data = prepare_planted_ratings(tmp_path)
+    rows = small_row_groups(data / "ratings" / "train.parquet", 5)
+    figures, stderr = one_and_two("bpr", tmp_path, "--data", data)
+    assert figures[0]["auc_per_user"] > 0.7
+    assert abs(figures[1]["auc_per_user"] - figures[0]["auc_per_user"]) < 0.02, figures
+    read = read_lines(stderr, "ratings/train.parquet")
+    assert read[0][:3] == (0, rows // 2, rows) and read[1][:3] == (rows // 2, rows, rows)
+    info = json.loads((tmp_path / "two" / "train.json").read_text())
+    assert info["train_ratings"] == rows
+    assert f"tables sha256 {info['distributed']['tables_sha256']}" in stderr
 
 
 def test_a_killed_rank_ends_the_other_with_one_line(catalogue, tmp_path):
@@ -271,3 +352,59 @@ def test_sync_adds_every_ranks_update_once(mode, reduce, monkeypatch):
         np.testing.assert_allclose(ends[r]["table"], expected, rtol=1e-6, atol=1e-6)
         np.testing.assert_allclose(ends[r]["bias"], bias + scale * (bias_updates[0] + bias_updates[1]), atol=1e-6)
     np.testing.assert_array_equal(ends[0]["table"], ends[1]["table"])  # bit for bit on both ranks
+
+
+def test_a_share_of_rows_reads_only_the_groups_that_hold_it(tmp_path):
+    """``read_table(rows=...)`` against the whole table sliced, for ranges inside one group, across several,
+    empty and whole; ``row_groups`` names exactly the groups that meet the range."""
+    from itemvec.data.store import read_table, row_groups
+
+    path = tmp_path / "t.parquet"
+    values = np.arange(1000, dtype=np.int64) * 7
+    pq.write_table(pa.table({"v": values}), path, row_group_size=128)  # 8 groups, the last of 104 rows
+    metadata = pq.ParquetFile(path).metadata
+    rng = np.random.default_rng(0)
+    for lo, hi in [(0, 1000), (0, 0), (500, 500), (0, 128), (128, 256), (127, 129), (999, 1000),
+                   *map(tuple, np.sort(rng.integers(0, 1001, (20, 2)), axis=1))]:
+        table = read_table(path, {"v": "integer"}, rows=(int(lo), int(hi)))
+        np.testing.assert_array_equal(table["v"].to_numpy(), values[lo:hi])
+        groups, first = row_groups(metadata, int(lo), int(hi))
+        assert groups == [g for g in range(8) if g * 128 < hi and (g + 1) * 128 > lo]
+        assert first == (groups[0] * 128 if groups else lo)
+
+
+def test_a_rank_walks_the_single_process_walks_of_its_rows():
+    from itemvec.graph.csr import CSRGraph
+    from itemvec.graph.walks import random_walks
+
+    rng = np.random.default_rng(1)
+    a, b = rng.integers(0, 300, 2000), rng.integers(0, 300, 2000)
+    keep = a < b
+    graph = CSRGraph.from_pairs(a[keep], b[keep], rng.random(int(keep.sum())) + 0.1, n_nodes=310)
+    for p, q in ((1.0, 1.0), (0.5, 2.0)):
+        whole = random_walks(graph, walks_per_node=3, walk_length=12, p=p, q=q, seed=9, threads=1)
+        n = len(whole)
+        for lo, hi in ((0, n), (0, n // 2), (n // 2, n), (n // 3 + 5, 2 * n // 3), (n - 1, n), (7, 7)):
+            np.testing.assert_array_equal(random_walks(graph, walks_per_node=3, walk_length=12, p=p, q=q, seed=9,
+                                                       threads=2, rows=(lo, hi)), whole[lo:hi])
+
+
+def test_ranks_holding_their_own_rows_step_together_over_each_row_once():
+    """``Shard`` with ``own_rows``: every rank has the same number of steps (from every rank's rows), and a
+    rank's steps cover its epoch order once, in equal slices."""
+    from itemvec.data.types import share_of
+    from itemvec.train import RowSteps
+
+    for total, world, batch in ((10, 2, 3), (1001, 3, 100), (5, 4, 1024), (3, 4, 1)):
+        steps_seen = set()
+        for rank in range(world):
+            lo, hi = share_of(total, rank, world)
+            steps = RowSteps(hi - lo, batch)
+            steps.shard, steps.own_rows, steps.total_rows = (rank, world), hi - lo, total
+            steps.begin_epoch(0, 5)
+            n = steps.steps_per_epoch()
+            steps_seen.add(n)
+            chunks = [steps.chunk(s) for s in range(n)]
+            np.testing.assert_array_equal(np.concatenate(chunks), steps.order)
+            assert max(map(len, chunks)) - min(map(len, chunks)) <= 1
+        assert steps_seen == {max(1, -(-total // batch))}

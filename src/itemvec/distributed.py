@@ -2,14 +2,18 @@
 
     torchrun --standalone --nproc-per-node 2 -m itemvec train mf-bias --data D --out R --set distributed=true
 
-Every rank (one process) builds the same model from the same seed and the same training data, and in step s
-of an epoch trains ``chunk(s)[rank::world]``: its share of the step the single process would train, with the
-model's own numba kernel and its own stream of random draws. Every ``sync_every`` steps, and at the end of
-every epoch and before every validation figure, the ranks add up their updates since the last sync (one
-all-reduce per table, ``Group.sync``): the tables become ``snapshot + Σ_ranks (table_r − snapshot)`` (or the
-mean of the updates with ``sync_reduce="mean"``) on every rank, bit for bit the same. Sum is the default:
-each example's update counts once, as in the single process, so an epoch makes a single-process epoch's
-progress; the mean divides the progress of rows only one rank touched by the world size.
+Every rank (one process) builds the same model from the same seed and trains its share of every step, with the
+model's own numba kernel and its own stream of random draws. The pair models (``reads_share``) read only the
+rank's own rows of the train part (``data.types.RankShare``, ``data.store.shard``: the Parquet row groups that
+hold them) and take the figures over the whole catalogue, degrees and counts, summed over the ranks; the walk
+models read the whole graph and make only the rank's rows of the walks. A rank that holds its own rows
+shuffles them every epoch and splits them into as many steps as the whole run has (``train.Shard``); one that
+holds every row trains ``chunk(s)[rank::world]`` of the single process's step s. Every ``sync_every`` steps,
+and at the end of every epoch and before every validation figure, the ranks add up their updates since the
+last sync (one all-reduce per table, ``Group.sync``): the tables become ``snapshot + Σ_ranks (table_r −
+snapshot)`` (or the mean of the updates with ``sync_reduce="mean"``) on every rank, bit for bit the same. Sum
+is the default: each example's update counts once, as in the single process, so an epoch makes a single-
+process epoch's progress; the mean divides the progress of rows only one rank touched by the world size.
 
 A sync sends either the dense tables or only the rows some rank touched since the last sync: one byte per row
 (an all-reduce MAX of each rank's touched-row mask), then those rows' updates. ``sync="auto"`` sends the rows
@@ -30,13 +34,16 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import numpy as np
 from numba import njit, prange
 
-from itemvec.errors import ConfigError, ItemvecError
+from itemvec.errors import ConfigError, InputError, ItemvecError
+
+T = TypeVar("T")
 
 SMALL = 4096  # tables of at most this many entries always go dense
 ACCUMULATOR = "acc_"  # the state names of Adagrad accumulators: averaged, not summed, with sync_reduce="sum"
@@ -89,11 +96,6 @@ def world_size(settings: Any) -> int | None:
         raise ConfigError("distributed=true needs the processes torchrun starts (WORLD_SIZE is not set): run "
                           "torchrun --standalone --nproc-per-node 2 -m itemvec train ... --set distributed=true")
     return environment_rank()[1]
-
-
-def follower(settings: Any) -> bool:
-    """True in a distributed run's ranks other than 0: they train, rank 0 writes."""
-    return world_size(settings) is not None and environment_rank()[0] != 0
 
 
 def rank_threads(threads: int) -> int:
@@ -184,6 +186,25 @@ class Group:
             raise ConfigError(f"rank {self.rank} of {self.world}: the ranks were started with different models, "
                               f"settings or data ({differs[0]} of them differ from rank 0); every rank needs the "
                               "same command and the same prepared DATA_DIR")
+
+    def together(self, what: str, work: Callable[[], T]) -> T:
+        """``work()`` on every rank, then one all-reduce of whether it failed anywhere: the rank whose data (or
+        settings) were refused raises its own one-line error, and every other rank refuses too, at once,
+        instead of waiting out ``sync_timeout`` in the next collective."""
+        try:
+            result, failed = work(), None
+        except ItemvecError as exc:
+            result, failed = None, exc
+        flags = np.zeros(self.world, dtype=np.int64)
+        flags[self.rank] = failed is not None
+        self.all_reduce(flags, what=what)
+        if failed is not None:
+            raise failed
+        if flags.any():
+            ranks = ", ".join(str(r) for r in np.flatnonzero(flags))
+            raise InputError(f"rank {self.rank} of {self.world}: rank {ranks} refused {what} (see its own message); "
+                             "nothing was trained")
+        return cast(T, result)
 
     def barrier(self) -> None:
         self._call("the last barrier", lambda: self.dist.barrier())

@@ -49,7 +49,8 @@ from itemvec.config import (
 )
 from itemvec.costs import Cost
 from itemvec.data.store import DataDir, RatingsDir, read_json_object
-from itemvec.distributed import follower
+from itemvec.data.types import RankShare
+from itemvec.distributed import Group, world_size
 from itemvec.errors import ConfigError, InputError, Interrupted
 from itemvec.evaluate.protocol import ITEM_ITEM, USER_ITEM, protocol
 from itemvec.index import ALL_FILES as INDEX_FILES
@@ -115,13 +116,21 @@ def train_run(model: str, data_dir: str | Path, out: str | Path, *, config_file:
         if not isinstance(config, cls.Config):
             raise ConfigError(f"settings for {model}: expected a {cls.__name__}.Config, got {type(config).__name__}")
         check(config, source=f"settings for {model}")
-    if getattr(getattr(config, "train", None), "distributed", False):
+    settings = getattr(config, "train", None)
+    group: Group | None = None
+    if getattr(settings, "distributed", False):
         refuse_undistributable(cls, model)
-    data = kind_protocol.open(data_dir)
-    if follower(getattr(config, "train", None)):  # a distributed run's rank > 0: trains its share, writes nothing
+        world_size(settings)  # refuses outside torchrun
+        data = kind_protocol.open(data_dir, validate=False)  # the manifest, with the fingerprint every rank shows
+        group = Group(settings)
+        group.agree(run_identity(model, config, data.fingerprint))
+    else:
+        data = kind_protocol.open(data_dir)
+    read = _training_reader(data, cls, group)
+    if group is not None and group.rank:  # a distributed run's rank > 0: trains its share, writes nothing
         estimator = cls(config)
         estimator.data_fingerprint = data.fingerprint
-        _measured_fit(estimator, data, progress=False, resume=resume)
+        _measured_fit(estimator, data, read=read, group=group, progress=False, resume=resume)
         return {}
     with OutputFolder(out, "run", inputs=[data_dir, config_file]) as folder:
         out = folder.path
@@ -137,7 +146,8 @@ def train_run(model: str, data_dir: str | Path, out: str | Path, *, config_file:
         write_text(out / "config.toml", config_text)
         estimator = cls(config)
         estimator.data_fingerprint = data.fingerprint  # recorded in checkpoints (itemvec.train)
-        training, costs = _measured_fit(estimator, data, progress=progress, run_dir=out, resume=resume)
+        training, costs = _measured_fit(estimator, data, read=read, group=group, progress=progress, run_dir=out,
+                                        resume=resume)
         size = kind_protocol.training_size(training)
         # peak_rss_mb: the training's peak, under the name the tables have always read
         info = {"model": model, "data_dir": str(Path(data_dir).resolve()), "data_fingerprint": data.fingerprint,
@@ -152,12 +162,37 @@ def train_run(model: str, data_dir: str | Path, out: str | Path, *, config_file:
         return metrics
 
 
-def _measured_fit(estimator: Model, data: DataDir | RatingsDir, **trainer_options: Any) -> tuple[Any, dict[str, Any]]:
-    """Read the training data and fit ``estimator`` with a ``Trainer(**trainer_options)`` whose learning curve is
-    the data kind's validation function: (the training data, what it cost: ``Cost.record("train")``)."""
+def _training_reader(data: DataDir | RatingsDir, cls: type[Model], group: Group | None
+                     ) -> Callable[[], Any]:
+    """What reads the training data for the fit: the whole train part, or in a distributed run this rank's
+    share of it (``RankShare``: only its own rows for the models that read a share, ``reads_share``). There,
+    rank 0 first checks every table, as the single process does on open, and the other ranks check the rows
+    they read; a rank that refuses the data makes every rank refuse at once (``Group.together``)."""
+    kind_protocol = protocol(data.kind)
+    if group is None:
+        return lambda: kind_protocol.training(data)
+
+    def reduce(array: np.ndarray, op: str) -> None:
+        group.all_reduce(array, op=op, what="the sum of the data's counts")
+
+    def read() -> Any:
+        if group.rank == 0:
+            data.validate()
+        share = RankShare(rank=group.rank, world=group.world, held=bool(getattr(cls, "reads_share", False)),
+                          all_reduce=reduce)
+        return kind_protocol.training(data, share, validation=group.rank == 0)  # only rank 0 evaluates
+
+    return lambda: group.together("the data", read)
+
+
+def _measured_fit(estimator: Model, data: DataDir | RatingsDir, *, read: Callable[[], Any] | None = None,
+                  **trainer_options: Any) -> tuple[Any, dict[str, Any]]:
+    """Read the training data (``read()``, by default the whole train part) and fit ``estimator`` with a
+    ``Trainer(**trainer_options)`` whose learning curve is the data kind's validation function: (the training
+    data, what it cost: ``Cost.record("train")``)."""
     kind_protocol = protocol(data.kind)
     with Cost() as cost:  # reading the training data, then fitting: what training costs
-        training = kind_protocol.training(data)
+        training = read() if read is not None else kind_protocol.training(data)
         evaluate = kind_protocol.validation_function(estimator, training, estimator.config)
         trainer = Trainer(evaluate=evaluate, **trainer_options)
         estimator.fit(training, trainer)

@@ -189,7 +189,8 @@ class Trainer:
     """
 
     def __init__(self, *, evaluate: Callable[[Any], float | None] | None = None, run_dir: str | Path | None = None,
-                 resume: bool = True, progress: bool = True, stop_after_epochs: int | None = None) -> None:
+                 resume: bool = True, progress: bool = True, stop_after_epochs: int | None = None,
+                 group: dist.Group | None = None) -> None:
         self.evaluate_model = evaluate
         self.evaluate: Callable[[], float | None] | None = None
         self.run_dir = Path(run_dir) if run_dir is not None else None
@@ -203,7 +204,9 @@ class Trainer:
         self._best: tuple[float, dict[str, np.ndarray]] | None = None  # early stopping: (figure, state)
         self._since_best = 0
         self._stop = False
-        self.group: dist.Group | None = None  # a distributed run's process group (settings.distributed)
+        # a distributed run's process group (settings.distributed): given, when the run already joined it to
+        # read its share of the data (itemvec.runs), else made here
+        self.group: dist.Group | None = group
         self.distributed: dict[str, Any] | None = None  # what its syncs cost, after training
 
     def train(self, model: Any, trainable: Trainable) -> list[dict[str, Any]]:
@@ -217,10 +220,16 @@ class Trainer:
         if self.settings.distributed:
             refuse_undistributable(model if hasattr(trainable, "shard") else None, model.name)
             dist.world_size(self.settings)  # refuses outside torchrun
-            self.group = dist.Group(self.settings)
+            if self.group is None:
+                self.group = dist.Group(self.settings)
             self.group.agree(self.identity)
-            cast(Shard, trainable).shard = (self.group.rank, self.group.world)
-            cast(Shard, trainable).scaled_accumulators = self.settings.sync_reduce == "sum"
+            shard = cast(Shard, trainable)
+            shard.shard = (self.group.rank, self.group.world)
+            shard.scaled_accumulators = self.settings.sync_reduce == "sum"
+            if shard.own_rows is not None:  # the rank holds only its own rows: the steps count every rank's
+                total = np.array([shard.own_rows], dtype=np.int64)
+                self.group.all_reduce(total, what="the sum of the ranks' rows")
+                shard.total_rows = int(total[0])
             threads = dist.rank_threads(threads)
         with thread_limit(threads):  # process-wide: set for the training, restored after it
             return self._fit(trainable)
@@ -308,7 +317,10 @@ class Trainer:
             for epoch in range(start_epoch, s.epochs):
                 if self.stop_after_epochs is not None and epoch >= self.stop_after_epochs:
                     raise KeyboardInterrupt
-                trainable.begin_epoch(epoch, step_seed(s.seed, epoch, -1 & 0xFFFF))
+                epoch_seed = step_seed(s.seed, epoch, -1 & 0xFFFF)
+                if group is not None and getattr(trainable, "total_rows", None) is not None:
+                    epoch_seed = dist.mix_seed(epoch_seed, group.rank)  # a rank's own rows: its own order
+                trainable.begin_epoch(epoch, epoch_seed)
                 loss_sum, seen = 0.0, 0
                 for step in range(steps):
                     position = epoch * steps + step
@@ -412,14 +424,34 @@ class Trainer:
 
 class Shard:
     """A Trainable whose steps can be split among the ranks of a distributed run: ``shard = (rank, world)``,
-    set by the trainer, makes ``chunk(step)`` this rank's share of the step, every world-th example from the
-    rank-th (all of it when not distributed)."""
+    set by the trainer, makes ``chunk(step)`` this rank's share of the step.
+
+    Two ways to share. A rank that holds every row (the same rows in the same epoch order on every rank) trains
+    every world-th example of the step from the rank-th. A rank that holds only its own rows (``own_rows``,
+    set by the model: its share of the train part, or of the walks) trains its own rows in its own epoch
+    order, split into as many steps as the whole run has (``total_rows``, every rank's rows, summed by the
+    trainer): step s is the s-th of ``steps`` equal slices of them. Outside a distributed run, step s is
+    rows ``[s · batch, (s + 1) · batch)`` of the epoch's order either way."""
 
     shard: tuple[int, int] = (0, 1)
+    own_rows: int | None = None  # a rank's own rows when it holds only those (None: it holds every row)
+    total_rows: int | None = None  # then every rank's rows (set by the trainer)
+    batch = 1
+
+    def n_steps(self, rows: int) -> int:
+        """Steps per epoch over ``rows`` rows (every rank's, when a rank holds only its own)."""
+        return max(1, -(-(rows if self.total_rows is None else self.total_rows) // self.batch))
+
+    def span(self, step: int, rows: int) -> slice:
+        """Where step ``step`` lies in this rank's epoch order of ``rows`` rows, before ``share``."""
+        if self.total_rows is None:
+            return slice(step * self.batch, (step + 1) * self.batch)
+        steps = self.n_steps(rows)
+        return slice(step * rows // steps, (step + 1) * rows // steps)
 
     def share(self, chunk: np.ndarray) -> np.ndarray:
         rank, world = self.shard
-        return chunk if world == 1 else chunk[rank::world]
+        return chunk if world == 1 or self.total_rows is not None else chunk[rank::world]
 
     def accumulate(self, adagrad: bool) -> float:
         """The weight of a step's squared gradients in an Adagrad accumulator (0: the step is SGD). In a
@@ -445,13 +477,13 @@ class SequenceSteps(Shard):
         self.order = np.arange(self.n_sequences, dtype=np.int64)
 
     def steps_per_epoch(self) -> int:
-        return max(1, -(-self.n_sequences // self.batch))
+        return self.n_steps(self.n_sequences)
 
     def begin_epoch(self, epoch: int, seed: int) -> None:
         self.order = np.random.default_rng(seed).permutation(self.n_sequences).astype(np.int64)
 
     def chunk(self, step: int) -> np.ndarray:
-        return self.share(self.order[step * self.batch:(step + 1) * self.batch])
+        return self.share(self.order[self.span(step, self.n_sequences)])
 
 
 class RowSteps(Shard):
@@ -464,10 +496,10 @@ class RowSteps(Shard):
         self.order = np.arange(n_rows, dtype=np.int64)
 
     def steps_per_epoch(self) -> int:
-        return max(1, -(-self.n_rows // self.batch))
+        return self.n_steps(self.n_rows)
 
     def begin_epoch(self, epoch: int, seed: int) -> None:
         self.order = np.random.default_rng(seed).permutation(self.n_rows).astype(np.int64)
 
     def chunk(self, step: int) -> np.ndarray:
-        return self.share(self.order[step * self.batch:(step + 1) * self.batch])
+        return self.share(self.order[self.span(step, self.n_rows)])

@@ -23,7 +23,9 @@ columns, and every id column within [0, n_items)). Each problem is one :class:`I
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
+import sys
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -35,7 +37,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import scipy.sparse as sp
 
-from itemvec.data.types import EvalPairs, Interactions, Pairs, Sequences, SideInformation, TrainingData
+from itemvec.data.types import (
+    EvalPairs,
+    Interactions,
+    Pairs,
+    RankShare,
+    Sequences,
+    SideInformation,
+    TrainingData,
+    share_of,
+)
 from itemvec.errors import InputError
 
 PARTS = ("train", "validation", "test")
@@ -119,11 +130,20 @@ def _finite(manifest: dict[str, Any], key: str, path: Path) -> float:
     return float(value)
 
 
-def read_table(path: Path, columns: dict[str, str], *, select: list[str] | None = None) -> pa.Table:
+def read_table(path: Path, columns: dict[str, str], *, select: list[str] | None = None,
+               rows: tuple[int, int] | None = None) -> pa.Table:
     """A Parquet table with (at least) ``columns`` (name → a pyarrow type test such as "integer"); one line
-    naming the file when it is missing, unreadable or lacks a column."""
+    naming the file when it is missing, unreadable or lacks a column. ``rows``: only the rows ``[lo, hi)``,
+    read from the row groups that hold them (``row_groups``), not the whole file."""
     try:
-        table = pq.read_table(path, columns=select)
+        if rows is None:
+            table = pq.read_table(path, columns=select)
+        else:
+            file = pq.ParquetFile(path)
+            groups, first = row_groups(file.metadata, *rows)
+            table = (file.read_row_groups(groups, columns=select) if groups
+                     else file.schema_arrow.empty_table().select(select or file.schema_arrow.names))
+            table = table.slice(rows[0] - first, rows[1] - rows[0])
     except FileNotFoundError:
         raise InputError(f"{path}: missing; the data folder is incomplete (run `itemvec prepare` again)") from None
     except (pa.ArrowException, OSError) as exc:
@@ -140,6 +160,21 @@ def read_table(path: Path, columns: dict[str, str], *, select: list[str] | None 
     return table
 
 
+def row_groups(metadata: pq.FileMetaData, lo: int, hi: int) -> tuple[list[int], int]:
+    """The row groups of a Parquet file that hold its rows ``[lo, hi)``, and the first row of the first of
+    them (``lo`` when there are none)."""
+    groups: list[int] = []
+    start, first = 0, lo
+    for group in range(metadata.num_row_groups):
+        size = metadata.row_group(group).num_rows
+        if size and start < hi and start + size > lo:
+            if not groups:
+                first = start
+            groups.append(group)
+        start += size
+    return groups, first
+
+
 def _row_count(path: Path) -> int:
     try:
         return pq.ParquetFile(path).metadata.num_rows
@@ -149,16 +184,18 @@ def _row_count(path: Path) -> int:
         raise InputError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0][:200]})") from None
 
 
-def check_ids(path: Path, name: str, values: np.ndarray, n: int, *, allow_negative: bool = False) -> np.ndarray:
+def check_ids(path: Path, name: str, values: np.ndarray, n: int, *, allow_negative: bool = False,
+              first_row: int = 0) -> np.ndarray:
     """``values`` unchanged when every id is within [0, n) (or is -1 where ``allow_negative``); else an
-    InputError naming the file, the column and the first offending id."""
+    InputError naming the file, the column and the first offending id (``values[0]`` is the file's row
+    ``first_row``)."""
     if len(values) == 0:
         return values
     low = -1 if allow_negative else 0
     bad = (values < low) | (values >= n)
     if bad.any():
         first = int(np.flatnonzero(bad)[0])
-        raise InputError(f"{path}: {name} {int(values[first])} at row {first} is outside [0, {n}) "
+        raise InputError(f"{path}: {name} {int(values[first])} at row {first + first_row} is outside [0, {n}) "
                          f"(manifest n = {n}); the data folder was changed after `itemvec prepare`")
     return values
 
@@ -168,6 +205,25 @@ def _column(table: pa.Table, name: str) -> np.ndarray:
     if column.null_count:
         raise InputError(f"column {name!r} has {column.null_count} empty values")
     return column.to_numpy()
+
+
+def shard(path: Path, share: RankShare) -> tuple[RankShare, tuple[int, int]]:
+    """A distributed rank's own rows of the Parquet file ``path``: ``share`` with its rows ``[lo, hi)`` of the
+    file's ``total`` (``share_of``: contiguous, every row on one rank), and those rows. Only the row groups
+    holding them are read (``read_table(rows=...)``); the rank says which on stderr."""
+    try:
+        metadata = pq.ParquetFile(path).metadata
+    except FileNotFoundError:
+        raise InputError(f"{path}: missing; the data folder is incomplete (run `itemvec prepare` again)") from None
+    except (pa.ArrowException, OSError) as exc:
+        raise InputError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0][:200]})") from None
+    total = metadata.num_rows
+    lo, hi = share_of(total, share.rank, share.world)
+    groups, _ = row_groups(metadata, lo, hi)
+    span = f"{groups[0]}-{groups[-1]}" if len(groups) > 1 else (str(groups[0]) if groups else "none")
+    print(f"rank {share.rank} of {share.world}: reads rows {lo}-{hi} of {total} of {path.parent.name}/{path.name} "
+          f"(row groups {span} of {metadata.num_row_groups})", file=sys.stderr, flush=True)
+    return dataclasses.replace(share, lo=lo, hi=hi, total=total), (lo, hi)
 
 
 class DataFolder:
@@ -237,16 +293,16 @@ class DataDir(DataFolder):
     def relation_names(self) -> list[str]:
         return list(self.manifest["relation_bits"])
 
-    def _pairs(self, path: Path) -> Pairs:
+    def _pairs(self, path: Path, rows: tuple[int, int] | None = None) -> Pairs:
         table = read_table(path, {"item_a": "integer", "item_b": "integer", "weight": "number",
-                                  "relations": "integer"})
+                                  "relations": "integer"}, rows=rows)
         try:
             a, b = _column(table, "item_a"), _column(table, "item_b")
             weight, relations = _column(table, "weight"), _column(table, "relations")
         except InputError as exc:
             raise InputError(f"{path}: {exc}") from None
-        check_ids(path, "item_a", a, self.n_items)
-        check_ids(path, "item_b", b, self.n_items)
+        check_ids(path, "item_a", a, self.n_items, first_row=rows[0] if rows else 0)
+        check_ids(path, "item_b", b, self.n_items, first_row=rows[0] if rows else 0)
         if len(weight) and not (np.isfinite(weight).all() and (weight > 0).all()):
             raise InputError(f"{path}: weights must be finite positive numbers")
         return Pairs(item_a=a.astype(np.int32, copy=False), item_b=b.astype(np.int32, copy=False),
@@ -291,10 +347,19 @@ class DataDir(DataFolder):
         return table
 
 
-    def training(self) -> TrainingData:
-        """What an item-item model's fit() receives (itemvec.data.types.TrainingData)."""
-        return TrainingData(n_items=self.n_items, train=self.pairs("train"), validation=self.eval_pairs("validation"),
-                            read_sessions=self._train_sessions, read_side_information=self.side_information)
+    def training(self, share: RankShare | None = None, *, validation: bool = True) -> TrainingData:
+        """What an item-item model's fit() receives (itemvec.data.types.TrainingData). ``share``: a
+        distributed rank's place; with ``share.held``, the train part is only the rank's own rows (``shard``).
+        ``validation``: False leaves the validation part out (a rank that never evaluates)."""
+        share = share or RankShare()
+        path = self.path / "split" / "train.parquet"
+        rows = None
+        if share.held:
+            share, rows = shard(path, share)
+        return TrainingData(n_items=self.n_items, train=self._pairs(path, rows),
+                            validation=self.eval_pairs("validation") if validation else None,
+                            read_sessions=self._train_sessions, read_side_information=self.side_information,
+                            share=share)
 
     def _train_sessions(self) -> Sequences | None:
         if not (self.path / SEQUENCE_FILES["train"]).exists():
@@ -409,18 +474,21 @@ class RatingsDir(DataFolder):
     def n_users(self) -> int:
         return int(self.manifest["n_users"])
 
-    def ratings(self, part: str) -> dict[str, np.ndarray]:
-        """``user`` (int32), ``item`` (int32), ``rating`` (float32), ``timestamp`` (int64) of one split part."""
+    def ratings(self, part: str, rows: tuple[int, int] | None = None) -> dict[str, np.ndarray]:
+        """``user`` (int32), ``item`` (int32), ``rating`` (float32), ``timestamp`` (int64) of one split part
+        (of its rows ``[lo, hi)`` only, with ``rows``)."""
         if part not in PARTS:
             raise ValueError(f"unknown split part {part!r}; expected one of {PARTS}")
         path = self.path / "ratings" / f"{part}.parquet"
-        table = read_table(path, {"user": "integer", "item": "integer", "rating": "number", "timestamp": "integer"})
+        table = read_table(path, {"user": "integer", "item": "integer", "rating": "number", "timestamp": "integer"},
+                           rows=rows)
         try:
             arrays = {name: _column(table, name) for name in ("user", "item", "rating", "timestamp")}
         except InputError as exc:
             raise InputError(f"{path}: {exc}") from None
-        check_ids(path, "user", arrays["user"], self.n_users)
-        check_ids(path, "item", arrays["item"], self.n_items)
+        first = rows[0] if rows else 0
+        check_ids(path, "user", arrays["user"], self.n_users, first_row=first)
+        check_ids(path, "item", arrays["item"], self.n_items, first_row=first)
         if not np.isfinite(arrays["rating"]).all():
             raise InputError(f"{path}: ratings must be finite numbers")
         return arrays
@@ -475,10 +543,10 @@ class RatingsDir(DataFolder):
                 for age, gender, job in zip(table["age_bucket"], table["gender"], table["occupation"])]
         return _one_hot(rows)
 
-    def interactions(self, part: str, features: bool = True) -> Interactions:
-        """One split part as :class:`itemvec.data.types.Interactions` (ids as int64), with the side
-        features when ``features``."""
-        arrays = self.ratings(part)
+    def interactions(self, part: str, features: bool = True, rows: tuple[int, int] | None = None) -> Interactions:
+        """One split part (or its rows ``[lo, hi)``) as :class:`itemvec.data.types.Interactions` (ids as
+        int64), with the side features when ``features``."""
+        arrays = self.ratings(part, rows)
         user_features, user_names = self.user_features if features else (None, None)
         item_features, item_names = self.item_features if features else (None, None)
         m = self.manifest
@@ -490,11 +558,20 @@ class RatingsDir(DataFolder):
             user_features=user_features, item_features=item_features,
             user_feature_names=user_names, item_feature_names=item_names)
 
-    def training(self, features: bool = True) -> Interactions:
-        """The train part, with ``validation`` set to the validation part (None when it is empty)."""
-        train = self.interactions("train", features)
-        validation = self.interactions("validation", features)
-        train.validation = validation if len(validation) else None
+    def training(self, share: RankShare | None = None, *, features: bool = True,
+                 validation: bool = True) -> Interactions:
+        """The train part, with ``validation`` set to the validation part (None when it is empty, or left out
+        with ``validation=False``). ``share``: a distributed rank's place; with ``share.held``, the train part
+        is only the rank's own rows (``shard``)."""
+        share = share or RankShare()
+        rows = None
+        if share.held:
+            share, rows = shard(self.path / "ratings" / "train.parquet", share)
+        train = self.interactions("train", features, rows=rows)
+        train.share = share
+        if validation:
+            held_out = self.interactions("validation", features)
+            train.validation = held_out if len(held_out) else None
         return train
 
     def seen(self) -> sp.csr_matrix:

@@ -18,6 +18,58 @@ if TYPE_CHECKING:
     from itemvec.data.store import DataDir
 
 
+def _alone(array: np.ndarray, op: str) -> None:
+    """The all-reduce of a single process: every figure is already the whole."""
+
+
+@dataclass
+class RankShare:
+    """What a rank of a distributed run holds of the train part (itemvec.distributed): ``rank`` of ``world``;
+    ``held``: only its own rows ``[lo, hi)`` of the part's ``total`` (a model then takes every figure over the
+    whole catalogue, a degree or a count, through ``all_reduce``: in place over the ranks, "sum" or "max").
+    The default is the single process, which holds every row."""
+
+    rank: int = 0
+    world: int = 1
+    held: bool = False
+    lo: int = 0
+    hi: int = 0
+    total: int = 0
+    all_reduce: Callable[[np.ndarray, str], None] = field(default=_alone, repr=False)
+
+    def count(self, ids: np.ndarray, n: int) -> np.ndarray:
+        """(n,) int64: how often each id occurs in ``ids``, this rank's own rows (or walks), summed over the
+        ranks."""
+        counts = np.bincount(ids, minlength=n).astype(np.int64)
+        if self.world > 1:
+            self.all_reduce(counts, "sum")
+        return counts
+
+    def summed(self, value: int) -> int:
+        """The sum of every rank's ``value`` (a count of its own rows)."""
+        box = np.array([value], dtype=np.int64)
+        if self.world > 1:
+            self.all_reduce(box, "sum")
+        return int(box[0])
+
+    def largest(self, value: float) -> float:
+        """The largest of every rank's ``value`` (of its own rows)."""
+        box = np.array([value], dtype=np.float64)
+        if self.world > 1:
+            self.all_reduce(box, "max")
+        return float(box[0])
+
+    def walk_rows(self, n: int) -> tuple[int, int]:
+        """The rows ``[lo, hi)`` of ``n`` generated sequences (walks) this rank trains: every row once over the
+        ranks (all of them in a single process)."""
+        return share_of(n, self.rank, self.world)
+
+
+def share_of(n: int, rank: int, world: int) -> tuple[int, int]:
+    """Rank ``rank``'s contiguous rows ``[lo, hi)`` of ``n`` split among ``world`` ranks: every row once."""
+    return n * rank // world, n * (rank + 1) // world
+
+
 @dataclass
 class Pairs:
     """Unique undirected pairs: ``item_a < item_b`` (int32), summed ``weight`` and a ``relations`` bitmask
@@ -75,6 +127,7 @@ class Interactions:
     user_feature_names: list[str] | None = None
     item_feature_names: list[str] | None = None
     validation: Interactions | None = None
+    share: RankShare = field(default_factory=RankShare, repr=False)  # a distributed rank's rows (RankShare)
 
     def __len__(self) -> int:
         return len(self.user)
@@ -141,6 +194,7 @@ class TrainingData:
     validation: EvalPairs | None = None
     read_sessions: Callable[[], Sequences | None] = field(default=_nothing, repr=False)
     read_side_information: Callable[[], SideInformation | None] = field(default=_nothing, repr=False)
+    share: RankShare = field(default_factory=RankShare, repr=False)  # a distributed rank's rows (RankShare)
 
     @classmethod
     def from_data_dir(cls, data: DataDir | str | Path) -> TrainingData:
@@ -158,5 +212,6 @@ class TrainingData:
         return self.read_side_information()
 
     def degree(self) -> np.ndarray:
-        """(n_items,) int64: number of train pairs each item is in."""
-        return np.bincount(np.concatenate([self.train.item_a, self.train.item_b]), minlength=self.n_items)
+        """(n_items,) int64: number of train pairs each item is in (over every rank's rows)."""
+        ids = np.concatenate([self.train.item_a, self.train.item_b])
+        return self.share.count(ids, self.n_items) if self.share.held else np.bincount(ids, minlength=self.n_items)

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from _typeshed import DataclassInstance
 
     from itemvec.data.store import DataDir, RatingsDir
-    from itemvec.data.types import Interactions, TrainingData
+    from itemvec.data.types import Interactions, RankShare, TrainingData
     from itemvec.models.base import ItemModel, Model
     from itemvec.models.useritem.base import UserItemModel
 
@@ -100,14 +100,18 @@ class Protocol(ABC):
         """The metric columns of the command line's table: the report's quality and error columns."""
         return [key for key, _, kind in self.report_columns if kind in ("quality", "error")]
 
-    def open(self, data_dir: str | Path) -> DataDir | RatingsDir:
-        """The DATA_DIR of this kind, every table checked on open (see itemvec.data.store)."""
-        return _load(self.data_class)(data_dir).validate()
+    def open(self, data_dir: str | Path, *, validate: bool = True) -> DataDir | RatingsDir:
+        """The DATA_DIR of this kind, every table checked on open (see itemvec.data.store); with
+        ``validate=False`` only its manifest and files, each table then checked as it is read."""
+        data = _load(self.data_class)(data_dir)
+        return data.validate() if validate else data
 
-    def training(self, data: DataDir | RatingsDir) -> TrainingData | Interactions:
+    def training(self, data: DataDir | RatingsDir, share: RankShare | None = None, *,
+                 validation: bool = True) -> TrainingData | Interactions:
         """What a model's ``fit`` receives: the train part of ``data``, its validation part with it (each
-        DATA_DIR class builds it: ``DataDir.training``, ``RatingsDir.training``)."""
-        return data.training()
+        DATA_DIR class builds it: ``DataDir.training``, ``RatingsDir.training``); ``share`` and
+        ``validation``: a distributed rank's own rows, and whether it reads the validation part."""
+        return data.training(share, validation=validation)
 
     @abstractmethod
     def training_size(self, training: Any) -> dict[str, int]:
@@ -204,7 +208,8 @@ class ItemItemProtocol(Protocol):
     policy_text = "itemvec.evaluate.protocols:POLICY"
 
     def training_size(self, training: TrainingData) -> dict[str, int]:
-        return {"train_pairs": len(training.train)}
+        share = training.share  # a distributed rank's own rows are a share of the whole part
+        return {"train_pairs": share.total if share.held else len(training.train)}
 
     def validation_function(self, model: ItemModel, training: TrainingData, config: DataclassInstance,
                             ) -> ValidationFunction | None:
@@ -311,7 +316,8 @@ class UserItemProtocol(Protocol):
     policy_text = "itemvec.evaluate.ranking:RANKING_POLICY"
 
     def training_size(self, training: Interactions) -> dict[str, int]:
-        return {"train_ratings": len(training)}
+        share = training.share  # a distributed rank's own rows are a share of the whole part
+        return {"train_ratings": share.total if share.held else len(training)}
 
     def validation_function(self, model: UserItemModel, training: Interactions, config: DataclassInstance,
                             ) -> ValidationFunction | None:

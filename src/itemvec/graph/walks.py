@@ -270,7 +270,8 @@ def _check(graph: CSRGraph, p: float, q: float) -> None:
 
 def random_walks(graph: CSRGraph, *, walks_per_node: int = 10, walk_length: int = 40, p: float = 1.0,
                  q: float = 1.0, weighted: bool = True, seed: int = 0, threads: int = 0,
-                 start_nodes: np.ndarray | None = None, progress: bool = False) -> np.ndarray:
+                 start_nodes: np.ndarray | None = None, progress: bool = False,
+                 rows: tuple[int, int] | None = None) -> np.ndarray:
     """Random walks on ``graph``: DeepWalk when p == q == 1, node2vec otherwise.
 
     Returns an (n_walks, walk_length) int32 matrix, one walk per row, starting with its start node; a walk
@@ -279,7 +280,8 @@ def random_walks(graph: CSRGraph, *, walks_per_node: int = 10, walk_length: int 
     first walk, then every start node's second walk, ...) with the nodes of each round in a seeded random
     order. ``weighted``: steps ∝ edge weight (else uniform over neighbours, node2vec's alpha still applies).
     ``threads``: numba threads (0: all). The same seed gives the same walks whatever ``threads`` is, and
-    with or without ``progress`` (a tqdm bar; the rows are then generated in chunks).
+    with or without ``progress`` (a tqdm bar; the rows are then generated in chunks). ``rows``: only the walks
+    ``[lo, hi)`` of that matrix, the same rows as in the whole one (a distributed rank's share).
 
     Memory: the output (4 · n_walks · walk_length bytes), 12 bytes per stored edge (weighted) and 8 per node.
     """
@@ -295,11 +297,17 @@ def random_walks(graph: CSRGraph, *, walks_per_node: int = 10, walk_length: int 
                                                             or start_nodes.max() >= graph.n_nodes)):
             raise ConfigError(f"start_nodes must be a 1-d array of node ids in [0, {graph.n_nodes})")
     n_starts = len(start_nodes)
-    walks = np.empty((walks_per_node * n_starts, walk_length), dtype=np.int32)
+    n_walks = walks_per_node * n_starts
+    lo, hi = (0, n_walks) if rows is None else (max(0, min(rows[0], n_walks)), max(0, min(rows[1], n_walks)))
+    hi = max(lo, hi)
+    walks = np.empty((hi - lo, walk_length), dtype=np.int32)
     # The start nodes live in column 0 of the output itself: no separate (n_walks,) array.
     rng = np.random.default_rng(seed)
     for r in range(walks_per_node):
-        walks[r * n_starts:(r + 1) * n_starts, 0] = start_nodes[rng.permutation(n_starts)]
+        order = rng.permutation(n_starts)  # drawn for every round, kept where the round meets [lo, hi)
+        begin, end = max(r * n_starts, lo), min((r + 1) * n_starts, hi)
+        if begin < end:
+            walks[begin - lo:end - lo, 0] = start_nodes[order[begin - r * n_starts:end - r * n_starts]]
     if len(walks) == 0 or walk_length == 1:
         return walks
 
@@ -309,11 +317,11 @@ def random_walks(graph: CSRGraph, *, walks_per_node: int = 10, walk_length: int 
         chunk = PROGRESS_CHUNK if progress else len(walks)
         bar = progress_bar(total=len(walks), unit="walk", desc="walks") if progress else None
         for begin in range(0, len(walks), chunk):
-            rows = walks[begin:begin + chunk]
-            _walk_kernel(graph.indptr, graph.indices, graph.weights, records, keep, row_sum, rows, begin,
+            part = walks[begin:begin + chunk]
+            _walk_kernel(graph.indptr, graph.indices, graph.weights, records, keep, row_sum, part, lo + begin,
                          np.uint64(seed % 2**64), 1.0 / p, 1.0 / q, second_order, weighted)
             if bar is not None:
-                bar.update(len(rows))
+                bar.update(len(part))
         if bar is not None:
             bar.close()
     return walks

@@ -309,17 +309,20 @@ class RankingSteps(RowSteps):
     Adagrad accumulators, in that order, under the names a checkpoint stores them by. ``config``: the model's
     settings (``l2``, ``optimizer``, ``negatives`` or WARP's ``max_sampled`` and ``margin``, and
     ``negative_power``: negatives drawn ∝ a candidate's count among the rows' positives ** power, uniform
-    without it)."""
+    without it). ``counts``: those counts per candidate when ``indices`` are not every positive (a distributed
+    rank's own rows: their counts over every rank's); else counted from ``indices``."""
 
     def __init__(self, tables: dict[str, np.ndarray], rows: np.ndarray, columns: np.ndarray, indptr: np.ndarray,
-                 indices: np.ndarray, candidates: np.ndarray, config: Any, warp: bool = False) -> None:
+                 indices: np.ndarray, candidates: np.ndarray, config: Any, warp: bool = False,
+                 counts: np.ndarray | None = None) -> None:
         super().__init__(len(rows), config.train.batch_size)
         self.tables, self.config, self.warp = tables, config, warp
         self.rows, self.columns = rows, columns
         self.indptr, self.indices, self.candidates = indptr, indices, candidates
         power = getattr(config, "negative_power", 0.0)
-        counts = np.bincount(indices, minlength=int(candidates.max(initial=-1)) + 1)[candidates] if power else candidates
-        self.prob, self.alias = negative_sampler(counts, power)
+        if power and counts is None:
+            counts = np.bincount(indices, minlength=int(candidates.max(initial=-1)) + 1)[candidates]
+        self.prob, self.alias = negative_sampler(candidates if counts is None else counts, power)
 
     def train_step(self, step: int, lr_start: float, lr_end: float, seed: int) -> tuple[float, int]:
         c = self.config

@@ -80,6 +80,7 @@ class PairBPR(_TwoRoleState, EmbeddingModel, ItemModel):
 
     name = "bpr"
     distributable = True  # the trainer's distributed=true (itemvec.distributed)
+    reads_share = True  # distributed: each rank reads only its own rows of the train pairs (RankShare)
     search_space: ClassVar[dict[str, Space]] = {"lr": LogUniform(0.01, 0.2), "epochs": IntRange(10, 100, log=True),
                                                "dim": OneOf((32, 64, 128)), "l2": LogUniform(1e-4, 0.1),
                                                "negatives": IntRange(1, 5), "negative_power": OneOf((0.0, 0.5, 0.75, 1.0))}
@@ -100,7 +101,10 @@ class PairBPR(_TwoRoleState, EmbeddingModel, ItemModel):
     def _fit(self, data: TrainingData, trainer: Trainer) -> None:
         c = self.config
         adjacency = pair_matrix(data, weighted=False)
-        self.known_items_ = np.diff(adjacency.indptr) > 0
+        # A distributed rank holds only its own pairs: which items are known, and how often each is drawn as
+        # a negative, come from every rank's (a pair's own positives, left out of its negatives, are the rank's).
+        degree = data.degree() if data.share.held else None
+        self.known_items_ = np.diff(adjacency.indptr) > 0 if degree is None else degree > 0
         rng = np.random.default_rng(c.train.seed)
         n = data.n_items
         # As the user-item bpr: the query side (a user's place) starts at zero, the candidates small and random.
@@ -111,12 +115,16 @@ class PairBPR(_TwoRoleState, EmbeddingModel, ItemModel):
         self._acc_c = np.zeros_like(self.context_vectors_)
         self._acc_b = np.zeros_like(self.item_bias_)
         candidates = np.flatnonzero(self.known_items_).astype(np.int64)
-        if adjacency.nnz and len(candidates) > 1:
+        if (adjacency.nnz if degree is None else degree.sum()) and len(candidates) > 1:  # every rank decides alike
             tables = {"query": self.item_vectors_, "candidate": self.context_vectors_, "bias": self.item_bias_,
                       "acc_q": self._acc_q, "acc_c": self._acc_c, "acc_b": self._acc_b}
             rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(adjacency.indptr))  # each pair, both orientations
             indptr, indices = adjacency.indptr.astype(np.int64), adjacency.indices.astype(np.int64)
-            self.history_ = trainer.train(self, RankingSteps(tables, rows, indices, indptr, indices, candidates, c))
+            trainable = RankingSteps(tables, rows, indices, indptr, indices, candidates, c,
+                                     counts=None if degree is None else degree[candidates])
+            if data.share.held:
+                trainable.own_rows = len(rows)
+            self.history_ = trainer.train(self, trainable)
 
 
 class PairALS(_TwoRoleState, EmbeddingModel, ItemModel):

@@ -158,7 +158,7 @@ class _MFTrainable(Shard):
         self.left, self.right = a, b
 
     def steps_per_epoch(self) -> int:
-        return max(1, -(-len(self.a) // self.batch))
+        return self.n_steps(len(self.a))
 
     def begin_epoch(self, epoch: int, seed: int) -> None:
         rng = np.random.default_rng(seed)
@@ -172,8 +172,8 @@ class _MFTrainable(Shard):
 
     def train_step(self, step: int, lr_start: float, lr_end: float, seed: int) -> tuple[float, int]:
         m, c = self.model, self.model.config
-        sl: slice | np.ndarray = slice(step * self.batch, (step + 1) * self.batch)
-        if self.shard[1] > 1:  # a distributed run: this rank's share of the step
+        sl: slice | np.ndarray = self.span(step, len(self.left))
+        if self.shard[1] > 1 and self.total_rows is None:  # a distributed run: this rank's share of the step
             sl = self.share(np.arange(len(self.left))[sl])
         loss = _mf_step(m.item_vectors_, m.context_vectors_, m.item_bias_, m.global_bias_, m._acc_q, m._acc_c, m._acc_b,
                         self.left[sl], self.right[sl], self.epoch_target[sl], self.prob, self.alias,
@@ -209,6 +209,7 @@ class MF(EmbeddingModel, ItemModel):
                                                "negatives": IntRange(1, 10)}
     use_bias = False
     distributable = True  # the trainer's distributed=true (itemvec.distributed)
+    reads_share = True  # distributed: each rank reads only its own rows of the train pairs (RankShare)
 
     @dataclass(frozen=True)
     class Config:
@@ -251,11 +252,14 @@ class MF(EmbeddingModel, ItemModel):
         train = data.train
         if c.labels == "binary":
             target = np.ones(len(train), dtype=np.float32)
-        else:
-            target = (train.weight / max(float(train.weight.max()), 1e-12)).astype(np.float32)
+        else:  # the largest weight of every rank's rows, in a distributed run
+            largest = data.share.largest(float(train.weight.max(initial=0.0)))
+            target = (train.weight / max(largest, 1e-12)).astype(np.float32)
         prob, alias = alias_table(np.power(degree.astype(np.float64), c.alpha))
         trainable = _MFTrainable(self, train.item_a.astype(np.int64), train.item_b.astype(np.int64), target,
                                  prob, alias)
+        if data.share.held:
+            trainable.own_rows = len(train)
         self.history_ = trainer.train(self, trainable)
 
     # ---------------------------------------------------------------- scoring
@@ -347,6 +351,7 @@ class MFSeq(MFBias):
     negatives, instead of on the pairs themselves: the reference study's implementation 7."""
 
     name = "mf-seq"
+    reads_share = False  # distributed: every rank reads the whole train graph and walks its share of it
     search_space: ClassVar[dict[str, Space]] = {"lr": LogUniform(0.02, 0.5), "epochs": IntRange(1, 5),
                                                "dim": OneOf((32, 64, 128)), "window": IntRange(1, 5),
                                                "walks_per_node": IntRange(2, 10), "negatives": IntRange(1, 10)}
@@ -368,9 +373,11 @@ class MFSeq(MFBias):
         c = self.config
         tokens, offsets, self.sequence_info_ = sequences_for(data, c, data.n_items, seed=c.train.seed,
                                                              threads=c.train.threads)
-        counts = np.bincount(tokens[tokens >= 0], minlength=data.n_items)
+        counts = data.share.count(tokens[tokens >= 0], data.n_items)  # over every rank's sequences
         self.known_items_ = counts > 0
         self._init_tables(data.n_items)
         prob, alias = alias_table(np.power(counts.astype(np.float64), c.alpha))
         trainable = _WindowTrainable(self, tokens.astype(np.int64), offsets, prob, alias)
+        if data.share.world > 1:  # a rank made only its own sequences (sequences_for)
+            trainable.own_rows = len(offsets) - 1
         self.history_ = trainer.train(self, trainable)

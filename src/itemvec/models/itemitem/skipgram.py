@@ -199,21 +199,28 @@ class _SequenceTrainable(SequenceSteps):
 def sequences_for(data: TrainingData, config, n_items: int, *, seed: int, threads: int
                   ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Flat int32 tokens and int64 offsets of the training sequences: random walks over the train graph, or
-    the data set's session sequences (cut at held-out pairs, so no test pair is ever a window neighbour)."""
+    the data set's session sequences (cut at held-out pairs, so no test pair is ever a window neighbour).
+    A rank of a distributed run holds the whole graph but only its own rows of the sequences
+    (``RankShare.walk_rows``): walk i is the single process's walk i, whichever rank makes it."""
+    share = data.share
     if config.source == "sessions":
         sessions = data.sessions
         if sessions is None:
             raise ConfigError("source=sessions needs a prepared session DATA_DIR")
-        return (sessions.tokens.astype(np.int32), sessions.offsets.astype(np.int64),
-                {"sequences": len(sessions)})
+        lo, hi = share.walk_rows(len(sessions))
+        offsets = sessions.offsets[lo:hi + 1].astype(np.int64)
+        tokens = sessions.tokens[offsets[0]:offsets[-1]].astype(np.int32)
+        return tokens, offsets - offsets[0], {"sequences": len(sessions)}
     from itemvec.graph.csr import CSRGraph
     from itemvec.graph.walks import random_walks
 
     graph = CSRGraph.from_pairs(data.train.item_a, data.train.item_b, data.train.weight, n_nodes=n_items)
+    total = config.walks_per_node * int((graph.degree > 0).sum())  # random_walks starts at every linked node
+    rows = share.walk_rows(total) if share.world > 1 else None
     walks = random_walks(graph, walks_per_node=config.walks_per_node, walk_length=config.walk_length,
-                         p=config.p, q=config.q, weighted=config.weighted, seed=seed, threads=threads)
+                         p=config.p, q=config.q, weighted=config.weighted, seed=seed, threads=threads, rows=rows)
     offsets = np.arange(0, walks.size + 1, walks.shape[1], dtype=np.int64)
-    return walks.ravel().astype(np.int32), offsets, {"walks": int(walks.shape[0])}
+    return walks.ravel().astype(np.int32), offsets, {"walks": total}
 
 
 class SkipGram(EmbeddingModel, ItemModel):
@@ -266,7 +273,7 @@ class SkipGram(EmbeddingModel, ItemModel):
         """Train on given sequences: ``tokens`` (flat int32, -1 ignored) split at ``offsets`` (int64)."""
         c = self.config
         n = data.n_items
-        counts = np.bincount(tokens[tokens >= 0], minlength=n).astype(np.float64)
+        counts = data.share.count(tokens[tokens >= 0], n).astype(np.float64)  # over every rank's sequences
         self.trained_items_ = counts > 0
         self.field_rows_, n_rows, self.field_names_ = self._fields(data, n)
         rng = np.random.default_rng(c.train.seed)
@@ -283,6 +290,8 @@ class SkipGram(EmbeddingModel, ItemModel):
             keep_prob = np.ones(n)
         prob, alias = alias_table(np.power(counts, c.alpha))
         trainable = _SequenceTrainable(self, tokens, offsets, keep_prob, prob, alias)
+        if data.share.world > 1:  # a rank made only its own sequences (sequences_for)
+            trainable.own_rows = len(offsets) - 1
         self.known_items_ = self._known(self.trained_items_)
         self._vectors = None
         self.history_ = (trainer or Trainer()).train(self, trainable)

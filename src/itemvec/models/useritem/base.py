@@ -57,7 +57,12 @@ class UserItemModel(Model):
         return len(self.known_users_)
 
     def _mark_known(self, data: Interactions) -> None:
-        """Users and items with at least one train rating: the ones the model has learned anything about."""
+        """Users and items with at least one train rating: the ones the model has learned anything about (over
+        every rank's ratings, when a distributed rank holds only its own)."""
+        if data.share.held:
+            self.known_users_ = data.share.count(data.user, data.n_users) > 0
+            self.known_items_ = data.share.count(data.item, data.n_items) > 0
+            return
         self.known_users_ = np.bincount(data.user, minlength=data.n_users) > 0
         self.known_items_ = np.bincount(data.item, minlength=data.n_items) > 0
 

@@ -146,6 +146,7 @@ class BPR(EmbeddingModel, UserItemModel):
     kind = "implicit"
     warp = False
     distributable = True  # the trainer's distributed=true (itemvec.distributed)
+    reads_share = True  # distributed: each rank reads only its own rows of the train ratings (RankShare)
 
     @dataclass(frozen=True)
     class Config:
@@ -173,11 +174,14 @@ class BPR(EmbeddingModel, UserItemModel):
         positive = data.positive
         indptr, indices = positive_rows(data)
         candidates = np.flatnonzero(self.known_items_).astype(np.int64)
-        if positive.any() and len(candidates) > 1:
+        any_positive = data.share.summed(int(positive.sum())) > 0 if data.share.held else positive.any()
+        if any_positive and len(candidates) > 1:  # every rank decides alike
             tables = {"user_factors": self.user_vectors_, "item_factors": self.item_vectors_,
                       "item_bias": self.item_bias_, "acc_u": self._acc_u, "acc_i": self._acc_i, "acc_b": self._acc_b}
             trainable = RankingSteps(tables, data.user[positive].astype(np.int64), data.item[positive].astype(np.int64),
                                      indptr, indices, candidates, c, warp=self.warp)
+            if data.share.held:  # a distributed rank's own ratings; its users' other positives are on other ranks
+                trainable.own_rows = int(positive.sum())
             self.history_ = trainer.train(self, trainable)
 
     def embedding(self) -> Embedding:

@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import itemvec
-from itemvec import distributed
+from itemvec import distributed, sync_kernels
 from itemvec.errors import InputError
 from itemvec.train import TrainSettings, refuse_foreign_checkpoint, run_identity
 
@@ -317,8 +317,8 @@ class _Loopback:
 def test_sync_adds_every_ranks_update_once(mode, reduce, monkeypatch):
     # Two threads call the sync at once: its kernels run as plain Python here (numba's default threading
     # layer is not safe for parallel kernels launched from two threads); the torchrun tests run them compiled.
-    monkeypatch.setattr(distributed, "_difference", distributed._difference.py_func)
-    monkeypatch.setattr(distributed, "_apply", distributed._apply.py_func)
+    monkeypatch.setattr(sync_kernels, "difference", sync_kernels.difference.py_func)
+    monkeypatch.setattr(sync_kernels, "apply", sync_kernels.apply.py_func)
     rng = np.random.default_rng(0)
     start = rng.standard_normal((6000, 4)).astype(np.float32)
     bias = rng.standard_normal(6000).astype(np.float32)

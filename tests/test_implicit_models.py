@@ -20,11 +20,11 @@ from itemvec.models.useritem.implicit import (
     BPR,
     WARP,
     ALSUsers,
-    PopularityUsers,
     sample_negatives,
     warp_rank_weight,
 )
 from itemvec.models.useritem.neighbours import EASE, ItemKNNUsers, RP3betaUsers
+from itemvec.models.useritem.popularity import PopularityUsers
 from itemvec.models.useritem.triplet import DeepTriplet, Triplet
 
 CLASSES = {c.name: c for c in (PopularityUsers, BPR, WARP, Triplet, DeepTriplet, FactorizationMachine, ALSUsers,

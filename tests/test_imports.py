@@ -10,7 +10,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "itemvec"
 
 # Lowest first; a module may import its own layer and those below.
 LAYERS = [
-    {"errors", "rng", "parallel", "progress", "costs", "distributed"},
+    {"errors", "rng", "parallel", "progress", "costs", "distributed", "sync_kernels"},
     {"graph", "config", "outputs", "registry", "tune"},
     {"train", "data", "guard"},
     {"evaluate", "models", "index"},
@@ -55,3 +55,47 @@ def test_no_import_runs_up_the_layers():
 def test_the_layers_cover_every_module():
     tops = {path.relative_to(SRC).parts[0].removesuffix(".py") for path in SRC.rglob("*.py")}
     assert tops == set().union(*LAYERS)
+
+
+LIGHT = """
+import sys
+from pathlib import Path
+import itemvec
+from itemvec import cli, runs
+from itemvec.evaluate.protocol import protocol
+from itemvec.train import Trainer
+
+itemvec.synth_amazon(sys.argv[1] + "/cat.json.gz", products=400, seed=1, progress=False)
+itemvec.prepare_amazon([sys.argv[1] + "/cat.json.gz"], sys.argv[1] + "/data", seed=1, progress=False,
+                       log=lambda line: None)
+kind = protocol("pairs")
+data = kind.open(sys.argv[1] + "/data")
+training = kind.training(data)
+for name in ("popularity", "adamic-adar"):
+    cls, config = runs.resolve_config(name)
+    model = cls(config)
+    model.fit(training, Trainer(evaluate=kind.validation_function(model, training, config), progress=False))
+sys.path.insert(0, sys.argv[2])
+from test_ratings_cli import prepare_planted_ratings
+
+kind = protocol("ratings")
+data = kind.open(prepare_planted_ratings(Path(sys.argv[1]) / "ratings"))
+training = kind.training(data)
+cls, config = runs.resolve_config("popularity", kind="ratings")
+model = cls(config)
+model.fit(training, Trainer(evaluate=kind.validation_function(model, training, config), progress=False))
+print(" ".join(sorted(m for m in ("numba", "llvmlite", "torch", "matplotlib", "sklearn") if m in sys.modules)))
+"""
+
+
+def test_a_heuristic_models_training_loads_no_heavy_runtime(tmp_path):
+    """Reading, checking and fitting popularity or adamic-adar (product pairs) and popularity (ratings), as
+    `itemvec train` does before the test evaluation, loads neither numba (llvmlite alone is about 100 MB resident) nor torch, matplotlib or
+    scikit-learn: they are imported where a kernel, a network or a plot first needs them."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", LIGHT, str(tmp_path), str(Path(__file__).parent)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "", f"loaded: {result.stdout.strip()}"

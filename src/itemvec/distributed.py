@@ -39,7 +39,6 @@ from datetime import timedelta
 from typing import Any, TypeVar, cast
 
 import numpy as np
-from numba import njit, prange
 
 from itemvec.errors import ConfigError, InputError, ItemvecError
 
@@ -47,33 +46,6 @@ T = TypeVar("T")
 
 SMALL = 4096  # tables of at most this many entries always go dense
 ACCUMULATOR = "acc_"  # the state names of Adagrad accumulators: averaged, not summed, with sync_reduce="sum"
-
-
-@njit(parallel=True, cache=True)
-def _difference(table, snap, delta, mask):
-    """delta = table − snap (2-d views of one shape) and mask[i] = 1 where row i changed, in one pass."""
-    for i in prange(table.shape[0]):
-        changed = 0
-        for j in range(table.shape[1]):
-            d = table[i, j] - snap[i, j]
-            delta[i, j] = d
-            if d != 0:
-                changed = 1
-        mask[i] = changed
-
-
-@njit(parallel=True, cache=True)
-def _apply(table, snap, delta, rows, scale):
-    """table = snap = snap + scale × delta on ``rows`` (delta's row k is table row rows[k]; all rows when
-    ``rows`` is empty)."""
-    every = len(rows) == 0
-    n = table.shape[0] if every else len(rows)
-    for k in prange(n):
-        i = np.int64(k) if every else np.int64(rows[k])
-        for j in range(table.shape[1]):
-            v = snap[i, j] + scale * delta[k, j]
-            table[i, j] = v
-            snap[i, j] = v
 
 
 class PeerLost(ItemvecError):
@@ -239,6 +211,8 @@ class Group:
 
     def sync(self, state: dict[str, np.ndarray]) -> None:
         """Add up every rank's updates since the last sync (module docstring); the tables end the same on all."""
+        from itemvec import sync_kernels  # numba, loaded by the first sync only
+
         self.stats["syncs"] += 1
         for name, table in self._named(state):
             # summed updates, except the accumulators a rank grew by world × its own squared gradients
@@ -248,18 +222,18 @@ class Group:
             rows_2d, snap_2d = table.reshape(len(table), -1), snap.reshape(len(snap), -1)
             delta = self._buffer(rows_2d.shape, table.dtype)
             mask = np.empty(len(table), dtype=np.uint8)
-            _difference(rows_2d, snap_2d, delta, mask)
+            sync_kernels.difference(rows_2d, snap_2d, delta, mask)
             rows = self._touched(mask) if self.mode != "dense" and table.size > SMALL else None
             if rows is None:
                 self.stats["dense"] += 1
                 self.all_reduce(delta)
-                _apply(rows_2d, snap_2d, delta, np.zeros(0, dtype=np.int64), scale)
+                sync_kernels.apply(rows_2d, snap_2d, delta, np.zeros(0, dtype=np.int64), scale)
             else:
                 # untouched rows: no rank changed them, so the table already equals the snapshot there
                 self.stats["rows"] += 1
                 part = np.ascontiguousarray(delta[rows])
                 self.all_reduce(part)
-                _apply(rows_2d, snap_2d, part, rows, scale)
+                sync_kernels.apply(rows_2d, snap_2d, part, rows, scale)
 
     def _buffer(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
         """One reusable (rows, width) array for a table's difference: one table's worth of memory at a time."""

@@ -40,7 +40,7 @@ _USER_MODELS = {
     "dense": "itemvec.models.useritem.dense:Dense",
     "lstm": "itemvec.models.useritem.lstm:LSTMRating",
     # implicit feedback
-    "popularity": "itemvec.models.useritem.implicit:PopularityUsers",
+    "popularity": "itemvec.models.useritem.popularity:PopularityUsers",
     "itemknn": "itemvec.models.useritem.neighbours:ItemKNNUsers",
     "rp3beta": "itemvec.models.useritem.neighbours:RP3betaUsers",
     "ease": "itemvec.models.useritem.neighbours:EASE",

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-from numba import njit, prange
 
 from itemvec.data.store import DataDir
 from itemvec.data.types import EvalPairs
@@ -169,75 +168,10 @@ def _target_ranks(model, known: sp.csr_matrix, query: np.ndarray, target: np.nda
     out = sp.csr_matrix((np.ones(len(rows), dtype=np.int8), (rows, columns)), shape=(n, scores.shape[1]))
     out.sum_duplicates()
     ranks = np.empty(n, dtype=np.int64)
-    _rank_rows(scores, target.astype(np.int64), out.indptr.astype(np.int64), out.indices.astype(np.int64), ranks)
+    from itemvec.evaluate.rank_kernels import rank_rows  # numba, loaded by the first ranking
+
+    rank_rows(scores, target.astype(np.int64), out.indptr.astype(np.int64), out.indices.astype(np.int64), ranks)
     return ranks
-
-
-@njit(parallel=True, cache=True)
-def _rank_rows(scores, targets, out_indptr, out_indices, ranks):
-    """Per row: how many competing items score at least the target's score, a NaN counting as the row's
-    median finite score. One pass over the row (the median's side of the target's score follows from the
-    count of finite scores at or above it); another only for a NaN target, whose score is that median, and
-    for the rare even count of finite scores whose middle pair straddles the target's score."""
-    n_rows, n_items = scores.shape
-    for r in prange(n_rows):
-        row = scores[r]
-        t = np.float64(row[targets[r]])
-        if np.isnan(t):
-            finite = np.empty(n_items, dtype=np.float64)
-            m = 0
-            for j in range(n_items):
-                if not np.isnan(row[j]):
-                    finite[m] = row[j]
-                    m += 1
-            t = np.median(finite[:m]) if m > 0 else 0.0
-        count = 0
-        n_nan = 0
-        t_row = row.dtype.type(t)
-        if np.float64(t_row) == t:  # the usual case: compare in the row's own precision, one cheap pass
-            for j in range(n_items):
-                v = row[j]
-                if v >= t_row:
-                    count += 1
-                elif v != v:
-                    n_nan += 1
-        else:  # a NaN target's median, between two of the row's values: compare exactly, in float64
-            for j in range(n_items):
-                v = np.float64(row[j])
-                if v >= t:
-                    count += 1
-                elif v != v:
-                    n_nan += 1
-        n_finite = n_items - n_nan
-        upper = np.inf  # the smallest finite score >= t and the largest below it: needed only for an even count
-        lower = -np.inf  # whose middle pair straddles t
-        if n_finite > 0 and n_finite % 2 == 0 and count == n_finite // 2:
-            for j in range(n_items):
-                v = np.float64(row[j])
-                if v >= t:
-                    if v < upper:
-                        upper = v
-                elif v > lower:
-                    lower = v
-        # Is the median of the finite scores >= t?  (numpy's median: the mean of the two middle values.)
-        if n_finite == 0:
-            nan_counts = 0.0 >= t
-        elif n_finite % 2 == 1:
-            nan_counts = count >= (n_finite + 1) // 2
-        elif count >= n_finite // 2 + 1:
-            nan_counts = True
-        elif count <= n_finite // 2 - 1:
-            nan_counts = False
-        else:
-            nan_counts = 0.5 * (lower + upper) >= t
-        rank = count + (n_nan if nan_counts else 0)
-        for k in range(out_indptr[r], out_indptr[r + 1]):
-            v = np.float64(row[out_indices[k]])
-            if np.isnan(v):
-                rank -= 1 if nan_counts else 0
-            elif v >= t:
-                rank -= 1
-        ranks[r] = rank
 
 
 def _auc_error(labels: np.ndarray, scores: np.ndarray) -> float | None:

@@ -2,7 +2,7 @@
 
 Two parts.
 
-* **Metrics** over a (users, n_items) score matrix, computed in one pass by a numba kernel:
+* **Metrics** over a (users, n_items) score matrix, computed in one pass by a numba kernel (``rank_kernels.user_ranking``):
   :func:`user_ranking_stats` (per-user values) and the means :func:`per_user_auc`, :func:`precision_at_k`,
   :func:`recall_at_k`, :func:`map_at_k`, :func:`ndcg_at_k`; plus :func:`rmse` and :func:`mae` (the ones in
   :mod:`itemvec.evaluate.metrics`, re-exported).
@@ -39,10 +39,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, TypeAlias
 
-import numba
 import numpy as np
 import scipy.sparse as sp
-from numba import njit
 
 from itemvec.evaluate.metrics import mae, rmse
 
@@ -83,93 +81,8 @@ RANKING_POLICY = (
     "RMSE scaled is the RMSE of ratings mapped to [0, 1] by (r - min) / (max - min).")
 
 
-# --------------------------------------------------------------------------------------------------
-# The kernel
-# --------------------------------------------------------------------------------------------------
-
-# Below this many scores (users x items) the kernel runs on the calling thread alone.
+# Below this many scores (users x items) the kernel (rank_kernels.user_ranking) runs on the calling thread alone.
 _PARALLEL_MIN_SCORES = 1 << 16
-
-
-@njit(nogil=True, cache=True)
-def _ranking_kernel(scores, relevant_indptr, relevant_indices, exclude_indptr, exclude_indices, k, first, stop,
-                    n_relevant, n_candidates, twice_wins, hits, ap_sum, dcg):  # pragma: no cover (numba)
-    """Per user in rows [first, stop): relevant and candidate counts, twice the AUC wins, and the top-k hits,
-    AP sum and DCG, written into the output arrays at the user's row.
-
-    Serial and ``nogil``: :func:`user_ranking_stats` runs disjoint row ranges on threads. (A ``prange`` kernel
-    compiled twice as slowly, and starting its thread pool cost 50 times the work of a small call on a busy
-    machine.) Each user's relevant scores are sorted (``relevant``, ascending); every
-    non-relevant candidate is placed among them by binary search: ``lo`` / ``hi`` = relevant scores below /
-    at-or-below it. That gives the AUC (it loses to ``m - hi`` relevant items and ties ``hi - lo``) and, by a
-    histogram of ``hi``, the number of non-relevant candidates scoring at least each relevant item, which with
-    pessimistic ties is exactly what stands in front of it.
-    """
-    n_items = scores.shape[1]
-    for u in range(first, stop):
-        # 0 = non-relevant candidate, 1 = relevant candidate, 2 = excluded (exclusion wins over relevance).
-        mark = np.zeros(n_items, dtype=np.uint8)
-        n_excluded = 0
-        for p in range(exclude_indptr[u], exclude_indptr[u + 1]):
-            j = exclude_indices[p]
-            if mark[j] == 0:
-                mark[j] = 2
-                n_excluded += 1
-        relevant = np.empty(relevant_indptr[u + 1] - relevant_indptr[u], dtype=np.float64)
-        m = 0
-        for p in range(relevant_indptr[u], relevant_indptr[u + 1]):
-            j = relevant_indices[p]
-            if mark[j] == 0:
-                mark[j] = 1
-                s = np.float64(scores[u, j])
-                relevant[m] = -np.inf if np.isnan(s) else s
-                m += 1
-        n_relevant[u] = m
-        n_candidates[u] = n_items - n_excluded
-        if m == 0:
-            continue
-        relevant = np.sort(relevant[:m])
-        lowest = relevant[0]
-        # at_or_below[h]: non-relevant candidates with exactly h relevant scores <= their score.
-        at_or_below = np.zeros(m + 1, dtype=np.int64)
-        wins = np.int64(0)
-        for j in range(n_items):
-            if mark[j] != 0:
-                continue
-            s = np.float64(scores[u, j])
-            if np.isnan(s):
-                s = -np.inf
-            if s < lowest:
-                # Below every relevant score (the common case for a good model): no search needed.
-                wins += 2 * m
-                at_or_below[0] += 1
-                continue
-            lo = np.searchsorted(relevant, s, side="left")
-            hi = lo
-            while hi < m and relevant[hi] == s:  # ties are rare: scan them rather than search again
-                hi += 1
-            # Relevant items above s win (m - hi), tied ones half-win (hi - lo): 2 * wins = 2m - lo - hi.
-            wins += 2 * m - lo - hi
-            at_or_below[hi] += 1
-        twice_wins[u] = wins
-        # Walk the relevant items from the best down. In front of relevant[i]: the non-relevant candidates
-        # scoring >= relevant[i] (those with hi > i) and the m - 1 - i relevant items after it in ascending
-        # order. Positions only grow along the walk, so stop at the first one outside the top k.
-        in_front = np.int64(0)
-        found = np.int64(0)
-        precision_sum = 0.0
-        gain = 0.0
-        for i in range(m - 1, -1, -1):
-            in_front += at_or_below[i + 1]
-            position = in_front + (m - 1 - i)
-            if position >= k:
-                break
-            found += 1
-            precision_sum += found / (position + 1.0)
-            gain += 1.0 / np.log2(position + 2.0)
-        hits[u] = found
-        ap_sum[u] = precision_sum
-        dcg[u] = gain
 
 
 # --------------------------------------------------------------------------------------------------
@@ -317,15 +230,19 @@ def user_ranking_stats(scores: np.ndarray, relevant: ItemSets, exclude: ItemSets
     dcg = np.zeros(n_users, dtype=np.float64)
     outputs = (n_relevant, n_candidates, twice_wins, hits, ap_sum, dcg)
     inputs = (scores, relevant_indptr, relevant_indices, exclude_indptr, exclude_indices, int(k))
+    import numba  # loaded by the first ranking, not by every process that imports this module
+
+    from itemvec.evaluate.rank_kernels import user_ranking
+
     threads = min(numba.get_num_threads(), n_users) if scores.size >= _PARALLEL_MIN_SCORES else 1
     if threads <= 1:
-        _ranking_kernel(*inputs, 0, n_users, *outputs)
+        user_ranking(*inputs, 0, n_users, *outputs)
     elif n_users:
         # Four row ranges per thread, so that one range of users with many relevant items does not hold the
         # others up. The kernel releases the GIL; the ranges write disjoint rows of the outputs.
         bounds = np.linspace(0, n_users, 4 * threads + 1).astype(np.int64)
         with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(lambda i: _ranking_kernel(*inputs, bounds[i], bounds[i + 1], *outputs),
+            list(pool.map(lambda i: user_ranking(*inputs, bounds[i], bounds[i + 1], *outputs),
                           range(len(bounds) - 1)))
 
     has_relevant = n_relevant > 0

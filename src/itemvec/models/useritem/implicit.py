@@ -1,10 +1,9 @@
-"""Implicit-feedback user-item models: the popularity baseline, BPR and WARP.
+"""Implicit-feedback user-item models: BPR, WARP and ALS (the popularity baseline is in popularity.py).
 
 The implicit view of a rating split: a user's positives are the items rated at or above the data's threshold
 (``Interactions.positive``). The models rank items for a user by a match score
 ``score(u, i) = p_u · q_i + b_i`` (higher = more likely to be a positive).
 
-- ``popularity``: the number of train positives of the item, the same ranking for every user.
 - ``bpr``: BPR-Opt (Rendle et al. 2009, "BPR: Bayesian Personalized Ranking from Implicit Feedback", eq. 4):
   maximise ln σ(score(u, i) − score(u, j)) over a train positive i and an item j drawn uniformly among the
   items with a train rating that are not among u's train positives, with L2 on the rows touched.
@@ -37,7 +36,6 @@ from itemvec.config import (
     Optimizer,
     Range,
     Regularisation,
-    Seed,
 )
 from itemvec.data.types import Interactions
 from itemvec.models.embedding import Embedding, EmbeddingModel
@@ -103,35 +101,6 @@ def warp_rank_weight(n_items: int, tries: int) -> float:
 
 
 # ---------------------------------------------------------------- models
-
-
-class PopularityUsers(UserItemModel):
-    """score(u, i) = the number of train positives of item i, the same for every user: the baseline every
-    personalised model has to beat."""
-
-    name = "popularity"
-    kind = "implicit"
-
-    @dataclass(frozen=True)
-    class Config:
-        seed: Seed = 0
-
-    def _fit(self, data: Interactions, trainer: Trainer) -> None:
-        self._mark_known(data)
-        positive = data.positive
-        self.counts_ = np.bincount(data.item[positive], minlength=data.n_items).astype(np.float32)
-
-    def _predict(self, users, items):
-        return self.counts_[items].astype(np.float64)
-
-    def _score_users(self, users):
-        return np.broadcast_to(self.counts_, (len(users), len(self.counts_))).copy()
-
-    def _state(self):
-        return {"counts_": self.counts_}
-
-    def _set_state(self, state):
-        self.counts_ = state["counts_"].astype(np.float32)
 
 
 class BPR(EmbeddingModel, UserItemModel):

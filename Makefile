@@ -6,7 +6,10 @@ STAMP := $(VENV)/.installed
 WHEELS := $(wildcard /opt/wheels)
 PIP_FLAGS := $(if $(WHEELS),--find-links $(WHEELS),)
 DEMO_DIR ?= demo-output
-DEMO_PRODUCTS ?= 100000
+DEMO_PRODUCTS ?= 40000
+# The baselines, an MF model and a walk model: under 2 minutes on 2 cores (BENCHMARKS.md, issue 17); `itemvec
+# compare` without --models trains every default model.
+DEMO_MODELS ?= popularity,adamic-adar,itemknn,rp3beta,mf-bias,mf-seq
 
 .PHONY: setup browser demo test bench lint clean
 
@@ -26,7 +29,7 @@ $(DEMO_DIR)/catalogue.json.gz: | setup
 
 demo: setup $(DEMO_DIR)/catalogue.json.gz
 	$(BIN)/itemvec prepare amazon $(DEMO_DIR)/catalogue.json.gz --out $(DEMO_DIR)/data --seed 7
-	$(BIN)/itemvec compare --data $(DEMO_DIR)/data --out $(DEMO_DIR)/report
+	$(BIN)/itemvec compare --data $(DEMO_DIR)/data --out $(DEMO_DIR)/report --models $(DEMO_MODELS)
 	$(BIN)/itemvec index $(DEMO_DIR)/report/runs/mf-bias
 	@echo "Report: $(DEMO_DIR)/report/report.html (and report.md, metrics.json)"
 	@echo "Serve it (API and a page that compares the models per product): $(BIN)/itemvec serve $(DEMO_DIR)/report"

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from itemvec.arrays import unique_sorted
 from itemvec.data.types import Pairs
 from itemvec.errors import ConfigError
 
@@ -136,7 +137,7 @@ def build_pairs(
         combo_unique = combo_sorted[first]
         combo_weight = mention_weight[order][first]
     else:
-        combo_unique = np.unique(combo)
+        combo_unique = unique_sorted(combo)
         type_weight = np.array([float(weights.get(name, 0.0)) for name in relation_names] or [0.0])
         combo_weight = type_weight[combo_unique % n_types]
     del combo, keys

@@ -30,7 +30,13 @@ from itemvec.data.pairs import (
     pair_keys,
     split_indices,
 )
-from itemvec.data.readers import DEFAULT_MAX_BAD_FRACTION, ReadReport, log_stderr, read_lines
+from itemvec.data.readers import (
+    DEFAULT_MAX_BAD_FRACTION,
+    ReadReport,
+    cyclic_gc_paused,
+    log_stderr,
+    read_lines,
+)
 from itemvec.data.sampling import degree_matched_negatives, uniform_negatives
 from itemvec.data.store import fingerprint_files, write_json, write_negatives, write_pairs
 from itemvec.errors import InputError
@@ -245,7 +251,8 @@ def prepare_amazon(paths: Sequence[str | Path], out: str | Path, *, weights: dic
     weights = dict(DEFAULT_WEIGHTS if weights is None else weights)
     paths = [Path(p) for p in paths]
     check_output(out, "data", inputs=paths)  # before the long read: never after it
-    ids, mentions, meta, report = read_amazon(paths, progress=progress, log=log)
+    with cyclic_gc_paused():
+        ids, mentions, meta, report = read_amazon(paths, progress=progress, log=log)
     report.check(max_bad_fraction)
     source, target, relation = mentions.arrays()
     pairs, stats = build_pairs(source, target, relation, mentions.relation_names, len(ids), weights)

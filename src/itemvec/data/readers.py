@@ -7,10 +7,12 @@ A prepare rejects bad records one by one and fails only when more than ``--max-b
 
 from __future__ import annotations
 
+import gc
 import math
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -116,6 +118,20 @@ class ReadReport:
             "ids_rejected": dict(self.ids_rejected),
             "ids_rejected_examples": self.ids_rejected_examples,
         }
+
+
+@contextmanager
+def cyclic_gc_paused() -> Iterator[None]:
+    """Python's cycle collector off for the block (and back as it was after): a streaming read makes millions
+    of small dicts, lists and strings without cycles (reference counting frees them), and the collector's
+    passes over them cost about 10% of `prepare amazon` (Electronics size: 11.6 s against 10.4 s)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def read_lines(paths: Sequence[str | Path], report: ReadReport, progress: bool, log: Callable[[str], None],

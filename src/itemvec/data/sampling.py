@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from itemvec.arrays import unique_sorted
 from itemvec.data.pairs import pair_keys
 
 MAX_ROUNDS = 200
@@ -77,7 +78,7 @@ def degree_matched_negatives(pos_a: np.ndarray, pos_b: np.ndarray, endpoints: np
     distinct endpoints) instead."""
     keep = np.where(rng.random(len(pos_a)) < 0.5, pos_a, pos_b).astype(np.int64)
     endpoints = np.asarray(endpoints, dtype=np.int64)
-    fallback = np.unique(endpoints) if nodes is None else np.asarray(nodes, dtype=np.int64)
+    fallback = unique_sorted(endpoints) if nodes is None else np.asarray(nodes, dtype=np.int64)
 
     def propose(idx, round_number):
         if round_number >= DEGREE_ROUNDS:

@@ -42,6 +42,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from itemvec.arrays import unique_sorted
 from itemvec.data.pairs import DEFAULT_SPLIT, IdMap, pair_keys
 from itemvec.data.prepare import write_data_dir
 from itemvec.data.readers import (
@@ -363,7 +364,7 @@ def cut_at_pairs(sessions: Sessions, held_out_sorted: np.ndarray, n_items: int, 
                 last = j
         cut = np.asarray(cuts, dtype=np.int64)
     else:
-        cut = np.unique(np.concatenate(ends)) if ends else np.empty(0, np.int64)
+        cut = unique_sorted(np.concatenate(ends)) if ends else np.empty(0, np.int64)
     bounds = np.union1d(sessions.offsets, cut)
     piece_start, piece_end = bounds[:-1], bounds[1:]
     keep = piece_end - piece_start >= min_length

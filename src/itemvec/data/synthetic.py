@@ -45,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
+from itemvec.arrays import unique_sorted
 from itemvec.outputs import check_output_file
 from itemvec.progress import progress_bar
 
@@ -256,7 +257,7 @@ def unique_pairs(catalogue: Catalogue) -> np.ndarray:
     a = catalogue.relation_source[keep].astype(np.int64)
     b = catalogue.relation_target[keep].astype(np.int64)
     n = np.int64(catalogue.products)
-    keys = np.unique(np.minimum(a, b) * n + np.maximum(a, b))
+    keys = unique_sorted(np.minimum(a, b) * n + np.maximum(a, b))
     return np.stack([keys // n, keys % n], axis=1).astype(np.int32)
 
 

@@ -42,6 +42,7 @@ from typing import Any, TypeAlias
 import numpy as np
 import scipy.sparse as sp
 
+from itemvec.arrays import unique_sorted
 from itemvec.evaluate.metrics import mae, rmse
 
 __all__ = [
@@ -410,7 +411,7 @@ def validation_user_auc_function(training, max_users: int = 2000):
     validation = training.validation
     if validation is None or len(validation) == 0:
         return None
-    users = np.unique(validation.user)
+    users = unique_sorted(validation.user)
     if len(users) > max_users:
         users = np.sort(np.random.default_rng(0).choice(users, max_users, replace=False))
         validation = validation.subset(np.isin(validation.user, users))

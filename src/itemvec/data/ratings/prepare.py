@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from itemvec.arrays import unique_sorted
 from itemvec.data.ratings.catalogue import Catalogue, id_order, latest_unique
 from itemvec.data.ratings.formats import (
     SCALES,
@@ -109,8 +110,8 @@ def prepare_ratings(path: str | Path, out: str | Path, *, fmt: str, split: str |
         "n_users": users_table.num_rows,
         "n_items": items_table.num_rows,
         "n_ratings": int(len(user)),
-        "n_users_rated": int(len(np.unique(user))),
-        "n_items_rated": int(len(np.unique(item))),
+        "n_users_rated": int(len(unique_sorted(user))),
+        "n_items_rated": int(len(unique_sorted(item))),
         "rating_min": rating_min,
         "rating_max": rating_max,
         "threshold": threshold,

@@ -80,6 +80,8 @@ def test_compare_tune_chooses_on_validation_and_trains_the_best(tmp_path):
     bad = cli("compare", "--data", data, "--out", tmp_path / "bad", "--models", "itemknn", "--tune", 2,
               "--tune-on", "nope", "--no-progress")
     assert bad.returncode == 2 and "--tune-on: 'nope' is not a validation figure" in bad.stderr
+    assert "known: ap, auc, auc_cold, auc_degree," in bad.stderr
+    assert not (tmp_path / "bad").exists() and "trial" not in bad.stderr  # refused before any trial
 
 
 def test_an_interrupted_search_says_which_trials_it_kept(tmp_path):

@@ -364,6 +364,7 @@ def compare(data_dir: str | Path, models: list[str], out: str | Path, *, config_
     """Train (or reuse) each model in its own process, evaluate all on the same test part, write the report.
     ``tune`` > 1: first try that many settings per model (its ``search_space``; the first is the configured
     one) on the validation part, scored by ``tune_on`` (``itemvec.tune``), and train the best as the run."""
+    from itemvec import tune as search
     from itemvec.evaluate import report
 
     if tune < 0:
@@ -385,6 +386,8 @@ def compare(data_dir: str | Path, models: list[str], out: str | Path, *, config_
                not any(key in setting_names(type(c)) for _, c in configs.values())]
     if unknown:
         raise InputError(f"--set: no model in {models} has the setting(s) {unknown}")
+    if tune > 1 and tune_on is not None:  # before any trial: not after the first one has trained
+        search.check_metric(tune_on, dict.fromkeys(kind_protocol.table_columns, 0.0))
     if any(getattr(getattr(c, "train", None), "distributed", False) for _, c in configs.values()):
         raise ConfigError("compare trains on one machine: drop distributed=true, or train a model on several "
                           "processes with torchrun ... -m itemvec train MODEL ... --set distributed=true")

@@ -175,13 +175,18 @@ def row_groups(metadata: pq.FileMetaData, lo: int, hi: int) -> tuple[list[int], 
     return groups, first
 
 
-def _row_count(path: Path) -> int:
+def _metadata(path: Path) -> pq.FileMetaData:
+    """A Parquet file's footer (row count, row groups), or one line naming the file."""
     try:
-        return pq.ParquetFile(path).metadata.num_rows
+        return pq.ParquetFile(path).metadata
     except FileNotFoundError:
         raise InputError(f"{path}: missing; the data folder is incomplete (run `itemvec prepare` again)") from None
     except (pa.ArrowException, OSError) as exc:
         raise InputError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0][:200]})") from None
+
+
+def _row_count(path: Path) -> int:
+    return _metadata(path).num_rows
 
 
 def check_ids(path: Path, name: str, values: np.ndarray, n: int, *, allow_negative: bool = False,
@@ -208,22 +213,17 @@ def _column(table: pa.Table, name: str) -> np.ndarray:
 
 
 def shard(path: Path, share: RankShare) -> tuple[RankShare, tuple[int, int]]:
-    """A distributed rank's own rows of the Parquet file ``path``: ``share`` with its rows ``[lo, hi)`` of the
-    file's ``total`` (``share_of``: contiguous, every row on one rank), and those rows. Only the row groups
+    """A distributed rank's own rows of the Parquet file ``path``: ``share`` with the file's ``total``, and the
+    rank's rows ``[lo, hi)`` of it (``share_of``: contiguous, every row on one rank). Only the row groups
     holding them are read (``read_table(rows=...)``); the rank says which on stderr."""
-    try:
-        metadata = pq.ParquetFile(path).metadata
-    except FileNotFoundError:
-        raise InputError(f"{path}: missing; the data folder is incomplete (run `itemvec prepare` again)") from None
-    except (pa.ArrowException, OSError) as exc:
-        raise InputError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0][:200]})") from None
+    metadata = _metadata(path)
     total = metadata.num_rows
     lo, hi = share_of(total, share.rank, share.world)
     groups, _ = row_groups(metadata, lo, hi)
     span = f"{groups[0]}-{groups[-1]}" if len(groups) > 1 else (str(groups[0]) if groups else "none")
     print(f"rank {share.rank} of {share.world}: reads rows {lo}-{hi} of {total} of {path.parent.name}/{path.name} "
           f"(row groups {span} of {metadata.num_row_groups})", file=sys.stderr, flush=True)
-    return dataclasses.replace(share, lo=lo, hi=hi, total=total), (lo, hi)
+    return dataclasses.replace(share, total=total), (lo, hi)
 
 
 class DataFolder:

@@ -25,15 +25,13 @@ def _alone(array: np.ndarray, op: str) -> None:
 @dataclass
 class RankShare:
     """What a rank of a distributed run holds of the train part (itemvec.distributed): ``rank`` of ``world``;
-    ``held``: only its own rows ``[lo, hi)`` of the part's ``total`` (a model then takes every figure over the
+    ``held``: only its own rows of the part's ``total`` rows (a model then takes every figure over the
     whole catalogue, a degree or a count, through ``all_reduce``: in place over the ranks, "sum" or "max").
     The default is the single process, which holds every row."""
 
     rank: int = 0
     world: int = 1
     held: bool = False
-    lo: int = 0
-    hi: int = 0
     total: int = 0
     all_reduce: Callable[[np.ndarray, str], None] = field(default=_alone, repr=False)
 

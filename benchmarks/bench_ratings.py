@@ -1,5 +1,5 @@
 """User-item models against their peers on the same ratings split, in one script: scikit-surprise's SVD
-(and SVD++, BaselineOnly) for explicit ratings, `implicit`'s BPR for implicit feedback. Every model, ours and
+(and SVD++, BaselineOnly) for explicit ratings, `implicit`'s BPR and LightFM's WARP for implicit feedback. Every model, ours and
 the peers', is scored by the same protocol (`itemvec.evaluate.ranking.evaluate_user_model`): RMSE on the
 test ratings, per-user AUC and P/R/MAP/NDCG@10 over the whole catalogue with known items excluded.
 
@@ -8,7 +8,7 @@ test ratings, per-user AUC and P/R/MAP/NDCG@10 over the whole catalogue with kno
 
 Our models run through `itemvec compare` (each in its own process: train seconds and peak memory per
 model); the peers run here, timed around their ``fit``. Prints JSON. Needs the `bench` extra
-(`pip install -e .[bench]`: scikit-surprise, implicit).
+(`pip install -e .[bench]`: scikit-surprise, implicit, lightfm-next).
 """
 
 from __future__ import annotations
@@ -95,6 +95,21 @@ def implicit_bpr_peer(train, n_users: int, n_items: int, threads: int, factors: 
     return scores.astype(np.float32), seconds
 
 
+def lightfm_warp_peer(train, n_users: int, n_items: int, threads: int, components: int, epochs: int):
+    """LightFM's WARP (no side features: an identity feature per user and per item, as LightFM sets by
+    default) on the train positives; LightFM's scores include its item biases."""
+    from lightfm import LightFM
+
+    matrix = train.matrix(positives_only=True).tocoo().astype(np.float32)
+    model = LightFM(loss="warp", no_components=components, random_state=0)
+    started = time.perf_counter()
+    model.fit(matrix, epochs=epochs, num_threads=threads)
+    seconds = time.perf_counter() - started
+    users, items = model.get_user_representations(), model.get_item_representations()
+    scores = users[1] @ items[1].T + users[0][:, None] + items[0][None, :]
+    return scores.astype(np.float32), seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", type=Path, required=True, help="a DATA_DIR written by `itemvec prepare ratings`")
@@ -103,6 +118,8 @@ def main() -> None:
     parser.add_argument("--surprise", default="baseline,svd", help="Surprise algorithms (baseline, svd, svdpp)")
     parser.add_argument("--bpr-factors", type=int, default=64)
     parser.add_argument("--bpr-iterations", type=int, default=200)
+    parser.add_argument("--lightfm-components", type=int, default=64)
+    parser.add_argument("--lightfm-epochs", type=int, default=30, help="0: leave LightFM out")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--retrain", action="store_true", help="retrain our models even if runs exist")
     args = parser.parse_args()
@@ -127,6 +144,10 @@ def main() -> None:
     bpr, seconds = implicit_bpr_peer(train, data.n_users, data.n_items, args.threads, args.bpr_factors,
                                      args.bpr_iterations)
     peers.append(("implicit-bpr", "implicit", bpr, seconds))
+    if args.lightfm_epochs > 0:
+        warp, seconds = lightfm_warp_peer(train, data.n_users, data.n_items, args.threads, args.lightfm_components,
+                                          args.lightfm_epochs)
+        peers.append(("lightfm-warp", "implicit", warp, seconds))
     for name, kind, scores, seconds in peers:
         metrics = evaluate_user_model(PeerModel(name, kind, scores), known, test, k=10)
         entry = {k: metrics.get(k) for k in keys}

@@ -219,13 +219,13 @@ def test_ranking_kernel_draws_negatives_by_degree_power(power):
 def test_triplet_hinge_against_hardest_or_summed():
     import torch
 
-    model = Triplet(margin=0.5)
+    model = DeepTriplet(margin=0.5, item_bias=False, product=True, user_dim=8, dim=8, l2=0.0)  # the base path
     model._pair_scores = lambda users, items, generator=None: items.to(torch.float32) / 10
     users, positives, negatives = torch.tensor([0, 1]), torch.tensor([5, 9]), torch.tensor([[1, 7], [2, 3]])
     # scores: positive 0.5 and 0.9; negatives (0.1, 0.7) and (0.2, 0.3); hinge max(0, 0.5 - pos + neg).
     hardest = model._triplet_loss(users, positives, negatives, None)
     np.testing.assert_allclose(hardest.numpy(), [0.7, 0.0], atol=1e-6)
-    summed = Triplet(margin=0.5, hardest=False)
+    summed = DeepTriplet(margin=0.5, hardest=False, item_bias=False, product=True, user_dim=8, dim=8, l2=0.0)
     summed._pair_scores = model._pair_scores
     np.testing.assert_allclose(summed._triplet_loss(users, positives, negatives, None).numpy(), [0.1 + 0.7, 0.0],
                                atol=1e-6)

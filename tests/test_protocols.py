@@ -5,7 +5,7 @@ read from them, and that evaluate writes metrics.json as it always has. Fakes st
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -141,6 +141,26 @@ def test_the_user_item_learning_curve_scores_validation_against_train_only():
     assert evaluate(Duck(TABLE)) == evaluate_user_model(Duck(TABLE), train_only, training.validation,
                                                         k=10)["auc_per_user"]
     assert validation_user_auc_function(interactions(TRAIN)) is None  # no validation part, no learning curve
+
+
+def test_the_learning_curve_is_evaluate_user_models_auc_over_several_batches():
+    # 1,500 users (two batches of the curve's 1,024), items no user rated in train, users whose validation
+    # items are all train items, ties: the curve built once must give evaluate_user_model's figure each time.
+    rng = np.random.default_rng(3)
+    n_users, n_items = 1500, 60
+
+    def part(n):
+        return Interactions(n_users=n_users, n_items=n_items, user=rng.integers(0, n_users, n).astype(np.int64),
+                            item=rng.integers(0, n_items - 5, n).astype(np.int64),
+                            rating=rng.choice([1.0, 4.0, 5.0], n).astype(np.float32), timestamp=np.zeros(n, np.int64))
+
+    train, validation = part(9000), part(3000)
+    evaluate = validation_user_auc_function(replace(train, validation=validation))
+    for seed in (0, 1):
+        model = Duck(np.round(np.random.default_rng(seed).random((n_users, n_items)), 1))
+        model.kind = "implicit"
+        assert evaluate(model) == pytest.approx(evaluate_user_model(model, train, validation, k=10)["auc_per_user"],
+                                                abs=1e-12)
 
 
 def test_a_run_of_another_size_is_refused():

@@ -1,0 +1,141 @@
+"""The ``triplet`` model's training step as one fused numba kernel (the model is in ``triplet.py``).
+
+score(u, i) = cos(p_u, q_i); per positive (u, i), ``negatives`` items j are drawn among the candidates and not
+among u's positives, and the margin loss max(0, margin − s_ui + s_uj) is taken against the highest-scoring
+of them (``hardest``) or summed over all. With a = p_u / |p_u| and b = q_i / |q_i|, the gradients of s = a · b
+are ∂s/∂p_u = (b − s a) / |p_u| and ∂s/∂q_i = (a − s b) / |q_i|: a step moves each vector only across its
+own direction, never along it. The updates are sparse, per-coordinate Adagrad (``_step_coord``), Hogwild
+across cores in ``N_BLOCKS`` fixed blocks with a per-block splitmix64 generator (as ``factor.ranking_step``),
+so that one thread gives the same numbers on any machine.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from itemvec.models.factor import N_BLOCKS, _draw_negative
+from itemvec.models.kernels import lane_rate
+
+EPS = 1e-8  # torch's cosine_similarity floor on a norm
+
+
+@njit(inline="always")
+def _norm(table, row, dim):
+    s = np.float32(0.0)  # float32 sums, as the tables: the loops vectorise
+    for d in range(dim):
+        s += table[row, d] * table[row, d]
+    return max(np.sqrt(np.float64(s)), EPS)
+
+
+@njit(inline="always")
+def _cosine(user_f, item_f, u, nu, j, dim):
+    """(cos(p_u, q_j), |q_j|) given |p_u| = ``nu``."""
+    dot = np.float32(0.0)
+    sq = np.float32(0.0)
+    for d in range(dim):
+        dot += user_f[u, d] * item_f[j, d]
+        sq += item_f[j, d] * item_f[j, d]
+    nj = max(np.sqrt(np.float64(sq)), EPS)
+    return np.float64(dot) / (nu * nj), nj
+
+
+@njit(inline="always")
+def _apply(table, acc, row, grad, lr, adagrad):
+    """table[row] -= lr · grad, per-coordinate Adagrad (``adagrad``: the squared gradient's weight) or SGD."""
+    dim = table.shape[1]
+    if adagrad:
+        for d in range(dim):
+            acc[row, d] += adagrad * grad[d] * grad[d]
+            table[row, d] -= lr * grad[d] / np.sqrt(acc[row, d] + np.float32(1e-8))
+    else:
+        for d in range(dim):
+            table[row, d] -= lr * grad[d]
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def triplet_step(user_f, item_f, acc_u, acc_i, users, items, indptr, indices, candidates, prob, alias,
+                 lr0, lr1, l2, negatives, hardest, margin, adagrad, seed, n_lanes):  # pragma: no cover (numba)
+    """One trainer step over the positives ``users/items``. Returns (summed loss, positives).
+
+    ``l2``: 2 · l2 · row added to the gradient of every row a violated triplet updates (the gradient of
+    l2 · |row|²). ``adagrad``: the squared gradient's weight in the accumulators (0: plain SGD)."""
+    n = len(users)
+    dim = user_f.shape[1]
+    block = (n + N_BLOCKS - 1) // N_BLOCKS
+    losses = np.zeros(N_BLOCKS)
+    clock = np.zeros((n_lanes, 8), dtype=np.int64)
+    decay = np.float32(2.0 * l2)
+    for lane in prange(n_lanes):
+        done = 0
+        others = 0
+        for blk in range(lane, N_BLOCKS, n_lanes):
+            state = np.uint64(seed) + np.uint64(blk) * np.uint64(0x632BE59BD9B4E019)
+            drawn = np.empty(negatives, dtype=np.int64)
+            s_neg = np.empty(negatives)
+            n_neg = np.empty(negatives)
+            grad_u = np.empty(dim, dtype=np.float32)
+            grad_v = np.empty(dim, dtype=np.float32)
+            loss = 0.0
+            for e in range(blk * block, min(n, (blk + 1) * block)):
+                rate, others = lane_rate(clock, lane, done, others, lr0, lr1, n)
+                lr = np.float32(rate)
+                done += 1
+                u = users[e]
+                i = items[e]
+                nu = _norm(user_f, u, dim)
+                s_pos, n_pos = _cosine(user_f, item_f, u, nu, i, dim)
+                worst = 0
+                for t in range(negatives):
+                    state, j = _draw_negative(state, candidates, prob, alias, indptr, indices, u)
+                    drawn[t] = j
+                    s_neg[t], n_neg[t] = _cosine(user_f, item_f, u, nu, j, dim)
+                    if s_neg[t] > s_neg[worst]:
+                        worst = t
+                # The violated negatives: the hardest alone, or every one inside the margin. Every gradient
+                # below is taken at the vectors before this positive's updates.
+                for d in range(dim):
+                    grad_u[d] = decay * user_f[u, d]
+                violated = 0.0  # how many hinge terms push the positive up
+                for t in range(negatives):
+                    if hardest and t != worst:
+                        continue
+                    hinge = margin - s_pos + s_neg[t]
+                    if hinge <= 0.0:
+                        continue
+                    loss += hinge
+                    violated += 1.0
+                    j = drawn[t]
+                    # d s_j / d p_u = q_j / (|q_j| |p_u|) − s_j p_u / |p_u|²;  d s_j / d q_j = p_u / (|p_u| |q_j|) − s_j q_j / |q_j|²
+                    cross = np.float32(1.0 / (nu * n_neg[t]))
+                    own_u = np.float32(s_neg[t] / (nu * nu))
+                    own_j = np.float32(s_neg[t] / (n_neg[t] * n_neg[t]))
+                    for d in range(dim):
+                        grad_u[d] += cross * item_f[j, d] - own_u * user_f[u, d]
+                        grad_v[d] = cross * user_f[u, d] - own_j * item_f[j, d] + decay * item_f[j, d]
+                    _apply(item_f, acc_i, j, grad_v, lr, adagrad)
+                if violated > 0.0:
+                    cross = np.float32(violated / (nu * n_pos))
+                    own_u = np.float32(violated * s_pos / (nu * nu))
+                    own_i = np.float32(violated * s_pos / (n_pos * n_pos))
+                    for d in range(dim):
+                        grad_u[d] -= cross * item_f[i, d] - own_u * user_f[u, d]
+                        grad_v[d] = -(cross * user_f[u, d] - own_i * item_f[i, d]) + decay * item_f[i, d]
+                    _apply(item_f, acc_i, i, grad_v, lr, adagrad)
+                    _apply(user_f, acc_u, u, grad_u, lr, adagrad)
+            losses[blk] = loss
+    return losses.sum(), n
+
+
+@njit(parallel=True, fastmath=True, cache=True)
+def one_layer_scores(user_part, item_part, weight, bias, out):  # pragma: no cover (numba)
+    """``deep-triplet``'s scores with one hidden layer, fused: out[r, i] = weight · relu(user_part[r] +
+    item_part[i]) + bias, without the (users, items, hidden) tensor torch would build (a pass over it per
+    operation). float32 throughout."""
+    hidden = user_part.shape[1]
+    for r in prange(user_part.shape[0]):
+        for i in range(item_part.shape[0]):
+            s = np.float32(0.0)
+            for h in range(hidden):
+                s += weight[h] * max(user_part[r, h] + item_part[i, h], np.float32(0.0))
+            out[r, i] = s + bias

@@ -1,7 +1,7 @@
 """`skipgram` against gensim skip-gram, one epoch over the same walks, same window, negatives, dimension and
 threads, in one script. Prints JSON (seconds, pairs/s, test AUC under the evaluation protocol).
 
-    python benchmarks/bench_skipgram.py --data bench-output/data-420000 --walks-per-node 10 --walk-length 40
+    python benchmarks/bench_skipgram.py --data bench-output/data-420000 --walks-per-node 5 --walk-length 40
 """
 
 from __future__ import annotations
@@ -34,8 +34,11 @@ def main() -> None:
     parser.add_argument("--negatives", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--ranking-queries", type=int, default=300)
-    parser.add_argument("--lrs", default="0.025,0.05",
+    parser.add_argument("--lrs", default="0.05",
                         help="learning rates of our skipgram runs (gensim runs once, at its default 0.025)")
+    parser.add_argument("--variants", default="shared,per-pair",
+                        help="our kernels: shared (negatives drawn once per window, the default) and per-pair "
+                             "(drawn per pair, as word2vec)")
     args = parser.parse_args()
     data = DataDir(args.data)
     training = TrainingData.from_data_dir(data)
@@ -54,9 +57,12 @@ def main() -> None:
               "walk_seconds": round(walk_seconds, 1), "settings": settings, "models": {}}
     # Warm the numba kernel (compilation is cached on disk, but not timed either way).
     tiny = TrainingData(n_items=data.n_items, train=train)
-    SkipGram(**{**settings, "dim": 8}).fit_sequences(tiny, tokens[:400], offsets[:11])
+    variants = {"shared": True, "per-pair": False}
+    for shared in variants.values():
+        SkipGram(**{**settings, "dim": 8}, shared_negatives=shared).fit_sequences(tiny, tokens[:400], offsets[:11])
     runs = [("gensim-skipgram", GensimWord2Vec(**settings))]
-    runs += [(f"skipgram-lr{lr}", SkipGram(**settings, lr=float(lr))) for lr in args.lrs.split(",")]
+    runs += [(f"skipgram-{variant}-lr{lr}", SkipGram(**settings, lr=float(lr), shared_negatives=variants[variant]))
+             for lr in args.lrs.split(",") for variant in args.variants.split(",")]
     for name, model in runs:
         begin = time.perf_counter()
         model.fit_sequences(training, tokens, offsets)

@@ -117,3 +117,69 @@ def test_eges_weights_are_a_softmax_and_cold_start_uses_side_information(tmp_pat
     assert to_a > to_b
     plain = SkipGram(**SMALL).fit(data, progress=False)
     assert np.isnan(plain.score_pairs([30], [0]))[0]
+
+
+def _one_window_update(emb_in, emb_out, seq, negative, lr):
+    """The shared-negatives update by hand, window 1, no subsampling, one negative item: at each position i
+    in turn, the neighbours are the inputs, seq[i] (label 1) and ``negative`` (label 0) the outputs; every
+    input meets every output with the tables as they were at the window's start; the sums are applied at its
+    end, the outputs first."""
+    emb_in, emb_out = emb_in.astype(np.float64), emb_out.astype(np.float64)
+    for i in range(len(seq)):
+        inputs = [seq[j] for j in (i - 1, i + 1) if 0 <= j < len(seq)]
+        outputs = [(seq[i], 1.0)] + ([(negative, 0.0)] if negative != seq[i] else [])
+        neu = np.zeros((len(inputs), emb_in.shape[1]))
+        for out, label in outputs:
+            grad = np.zeros(emb_in.shape[1])
+            for a, row in enumerate(inputs):
+                g = (label - 1.0 / (1.0 + np.exp(-emb_in[row] @ emb_out[out]))) * lr
+                neu[a] += g * emb_out[out]
+                grad += g * emb_in[row]
+            emb_out[out] += grad
+        for a, row in enumerate(inputs):
+            emb_in[row] += neu[a]
+    return emb_in, emb_out
+
+
+def test_the_shared_negatives_kernel_is_the_window_update_by_hand():
+    from itemvec.models.itemitem.skipgram import _sgns_window_step
+    from itemvec.rng import alias_table
+
+    rng = np.random.default_rng(0)
+    emb_in = rng.standard_normal((5, 4)).astype(np.float32) * 0.5
+    emb_out = rng.standard_normal((5, 4)).astype(np.float32) * 0.5
+    seq = [0, 1, 2, 1]
+    prob, alias = alias_table(np.array([0.0, 0.0, 0.0, 1.0, 0.0]))  # every negative is item 3
+    want_in, want_out = _one_window_update(emb_in, emb_out, seq, 3, 0.1)
+    loss, pairs = _sgns_window_step(emb_in, emb_out, np.array(seq, np.int32), np.array([0, 4], np.int64),
+                                    np.array([0], np.int64), np.ones(5), prob, alias, 1, 1, 0.1, 0.1, 7, 1)
+    assert pairs == 6  # 1 + 2 + 2 + 1 neighbours
+    np.testing.assert_allclose(emb_in, want_in, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(emb_out, want_out, rtol=1e-5, atol=1e-6)
+    assert np.isfinite(loss) and loss > 0
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_both_kernels_separate_communities(shared):
+    data = communities()
+    model = SkipGram(**{**SMALL, "epochs": 5}, shared_negatives=shared).fit(data, progress=False)
+    assert separation(model) > 0.9
+
+
+def test_both_kernels_train_the_same_pairs():
+    from itemvec.models.itemitem.skipgram import _sgns_step, _sgns_window_step
+    from itemvec.rng import alias_table
+
+    # Window 1 without subsampling: each sequence of length L gives 2 (L - 1) pairs, whichever kernel.
+    rng = np.random.default_rng(2)
+    lengths = rng.integers(1, 12, 50)
+    offsets = np.r_[0, np.cumsum(lengths)].astype(np.int64)
+    tokens = rng.integers(0, 20, offsets[-1]).astype(np.int32)
+    order = np.arange(50, dtype=np.int64)
+    prob, alias = alias_table(np.ones(20))
+    tables = lambda: (np.full((20, 4), 0.01, np.float32), np.zeros((20, 4), np.float32))  # noqa: E731
+    _, shared = _sgns_window_step(*tables(), tokens, offsets, order, np.ones(20), prob, alias, 1, 3, 0.05, 0.05,
+                                  1, 1)
+    _, per_pair = _sgns_step(*tables(), np.arange(20, dtype=np.int64)[:, None], np.zeros((20, 1), np.float32),
+                             tokens, offsets, order, np.ones(20), prob, alias, 1, 3, 0.05, 0.05, False, 1, 1)
+    assert shared == per_pair == int((2 * (lengths - 1)).sum())

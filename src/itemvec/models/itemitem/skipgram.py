@@ -170,6 +170,100 @@ def _sgns_step(emb_in, emb_out, field_rows, field_logits, tokens, offsets, order
     return losses.sum(), counts.sum()
 
 
+@njit(parallel=True, fastmath=True, cache=True)
+def _sgns_window_step(emb_in, emb_out, tokens, offsets, order, keep_prob, prob, alias, window, negatives,
+                      lr0, lr1, seed, n_lanes):  # pragma: no cover (numba)
+    """Plain skip-gram's step with the negatives shared by a window (Ji et al. 2016, "Parallelizing Word2Vec
+    in Shared and Distributed Memory"): for every kept position i, its window's items are the inputs (rows of
+    ``emb_in``, as word2vec.c's syn0 of the context words) and the item at i with ``negatives`` draws are the
+    outputs (rows of ``emb_out``), every input scored against every output: the same pairs and, per pair,
+    the same one positive and ``negatives`` negatives as ``_sgns_step``, but the draws are made once per
+    window and each output row is read and written once per window instead of once per pair (word2vec's
+    cost is those random rows of the output table, not the arithmetic). The window's updates are summed and
+    applied at its end. Returns (summed loss, pairs)."""
+    n_seq = len(order)
+    dim = emb_in.shape[1]
+    block = (n_seq + N_BLOCKS - 1) // N_BLOCKS
+    losses = np.zeros(N_BLOCKS)
+    counts = np.zeros(N_BLOCKS, dtype=np.int64)
+    max_len = 0
+    for s in range(len(offsets) - 1):
+        max_len = max(max_len, offsets[s + 1] - offsets[s])
+    clock = np.zeros((n_lanes, 8), dtype=np.int64)
+    for lane in prange(n_lanes):
+        done = 0
+        others = 0
+        for blk in range(lane, N_BLOCKS, n_lanes):
+            state = np.uint64(seed) + np.uint64(blk) * np.uint64(0x632BE59BD9B4E019)
+            kept = np.empty(max_len, dtype=np.int64)
+            inputs = np.empty(2 * window, dtype=np.int64)
+            neu = np.empty((2 * window, dim), dtype=np.float32)
+            grad = np.empty(dim, dtype=np.float32)
+            targets = np.empty(negatives + 1, dtype=np.int64)
+            loss = 0.0
+            count = 0
+            for si in range(blk * block, min(n_seq, (blk + 1) * block)):
+                lr, others = lane_rate(clock, lane, done, others, lr0, lr1, n_seq)  # kernels.lanes
+                done += 1
+                seq = order[si]
+                n_kept = 0
+                for pos in range(offsets[seq], offsets[seq + 1]):
+                    item = tokens[pos]
+                    if item < 0:
+                        continue
+                    state, z = splitmix_next(state)
+                    if to_uniform(z) < keep_prob[item]:
+                        kept[n_kept] = item
+                        n_kept += 1
+                for i in range(n_kept):
+                    state, z = splitmix_next(state)
+                    reduced = 1 + np.int64((z >> np.uint64(11)) % np.uint64(window))
+                    m = 0
+                    for j in range(max(0, i - reduced), min(n_kept, i + reduced + 1)):
+                        if j != i:
+                            inputs[m] = kept[j]
+                            m += 1
+                    if m == 0:
+                        continue
+                    target = kept[i]
+                    targets[0] = target
+                    n_targets = 1
+                    for _ in range(negatives):
+                        state, drawn = alias_draw(state, prob, alias)
+                        if drawn != target:
+                            targets[n_targets] = drawn
+                            n_targets += 1
+                    for a in range(m):
+                        for d in range(dim):
+                            neu[a, d] = 0.0
+                    for k in range(n_targets):
+                        out = targets[k]
+                        label = 1.0 if k == 0 else 0.0
+                        for d in range(dim):
+                            grad[d] = 0.0
+                        for a in range(m):
+                            row = inputs[a]
+                            score = np.float32(0.0)
+                            for d in range(dim):
+                                score += emb_in[row, d] * emb_out[out, d]
+                            p = sigmoid(np.float64(score))
+                            loss -= np.log(max(p, 1e-12)) if k == 0 else np.log(max(1.0 - p, 1e-12))
+                            g = np.float32((label - p) * lr)
+                            for d in range(dim):
+                                neu[a, d] += g * emb_out[out, d]
+                                grad[d] += g * emb_in[row, d]
+                        for d in range(dim):
+                            emb_out[out, d] += grad[d]
+                    for a in range(m):
+                        row = inputs[a]
+                        for d in range(dim):
+                            emb_in[row, d] += neu[a, d]
+                    count += m
+            losses[blk] = loss
+            counts[blk] = count
+    return losses.sum(), counts.sum()
+
+
 class _SequenceTrainable(SequenceSteps):
     """Skip-gram steps for the shared trainer: a shuffled pass over the sequences, ``batch`` per step."""
 
@@ -180,6 +274,11 @@ class _SequenceTrainable(SequenceSteps):
 
     def train_step(self, step, lr_start, lr_end, seed):
         m, c = self.model, self.model.config
+        if m.field_rows_.shape[1] == 1 and not m.learn_weights and c.shared_negatives:
+            loss, pairs = _sgns_window_step(m.field_vectors_, m.context_vectors_, self.tokens, self.offsets,
+                                            self.chunk(step), self.keep_prob, self.prob, self.alias, c.window,
+                                            c.negatives, lr_start, lr_end, seed, lanes(N_BLOCKS))
+            return float(loss), int(pairs)
         loss, pairs = _sgns_step(m.field_vectors_, m.context_vectors_, m.field_rows_, m.field_logits_, self.tokens,
                                  self.offsets, self.chunk(step), self.keep_prob, self.prob, self.alias, c.window,
                                  c.negatives, lr_start, lr_end, m.learn_weights, seed, lanes(N_BLOCKS))
@@ -251,6 +350,9 @@ class SkipGram(EmbeddingModel, ItemModel):
         # gensim's most_similar) throws away the norms, and with them the popularity every star-shaped real
         # catalogue is made of: 0.54 against 0.79 AUC on Magazine Subscriptions (BENCHMARKS.md).
         score: Score = "dot"
+        # Plain skip-gram's negatives drawn once per window and shared by its pairs (``_sgns_window_step``);
+        # false: drawn per pair, as word2vec and gensim do (``_sgns_step``). EGES always draws per pair.
+        shared_negatives: bool = True
         # lr: measured: 0.025 (word2vec's) learns too slowly in one epoch on short walk budgets
         # batch_size: sequences per trainer step
         train: TrainSettings = TrainSettings(lr=0.05, schedule="linear", min_lr_fraction=1e-3, epochs=1,

@@ -303,39 +303,29 @@ def negative_sampler(counts: np.ndarray, power: float) -> tuple[np.ndarray, np.n
     return alias_table(np.maximum(np.asarray(counts, dtype=np.float64), 1.0) ** power)
 
 
-class RankingSteps(RowSteps):
-    """BPR / WARP steps for the trainer: a shuffled pass over the (row, positive column) examples ``rows`` /
-    ``columns`` each epoch, on ``tables``: the row factors, the column factors, the column bias and their three
-    Adagrad accumulators, in that order, under the names a checkpoint stores them by. ``config``: the model's
-    settings (``l2``, ``optimizer``, ``negatives`` or WARP's ``max_sampled`` and ``margin``, and
-    ``negative_power``: negatives drawn ∝ a candidate's count among the rows' positives ** power, uniform
-    without it). ``counts``: those counts per candidate when ``indices`` are not every positive (a distributed
-    rank's own rows: their counts over every rank's); else counted from ``indices``."""
+class PositiveSteps(RowSteps):
+    """Steps of a fused kernel over (row, positive column) examples for the trainer: a shuffled pass over
+    ``rows`` / ``columns`` each epoch, ``config.train.batch_size`` per step, negatives drawn among
+    ``candidates`` and not among a row's positives (the sorted CSR rows ``indptr`` / ``indices``), on
+    ``tables`` (under the names a checkpoint stores them by, in the order the kernel takes them). Subclasses
+    run their kernel on one step's examples in ``_step``."""
 
     def __init__(self, tables: dict[str, np.ndarray], rows: np.ndarray, columns: np.ndarray, indptr: np.ndarray,
-                 indices: np.ndarray, candidates: np.ndarray, config: Any, warp: bool = False,
-                 counts: np.ndarray | None = None) -> None:
+                 indices: np.ndarray, candidates: np.ndarray, config: Any) -> None:
         super().__init__(len(rows), config.train.batch_size)
-        self.tables, self.config, self.warp = tables, config, warp
+        self.tables, self.config = tables, config
         self.rows, self.columns = rows, columns
         self.indptr, self.indices, self.candidates = indptr, indices, candidates
-        power = getattr(config, "negative_power", 0.0)
-        if power and counts is None:
-            counts = np.bincount(indices, minlength=int(candidates.max(initial=-1)) + 1)[candidates]
-        self.prob, self.alias = negative_sampler(candidates if counts is None else counts, power)
+
+    def _step(self, rows: np.ndarray, columns: np.ndarray, lr_start: float, lr_end: float, seed: int,
+              ) -> tuple[float, int]:
+        raise NotImplementedError
 
     def train_step(self, step: int, lr_start: float, lr_end: float, seed: int) -> tuple[float, int]:
-        c = self.config
         chunk = self.chunk(step)
         if len(chunk) == 0:
             return 0.0, 0
-        rows_f, columns_f, bias, acc_rows, acc_columns, acc_bias = self.tables.values()
-        loss, count = ranking_step(
-            rows_f, columns_f, bias, acc_rows, acc_columns, acc_bias, self.rows[chunk], self.columns[chunk],
-            self.indptr, self.indices,
-            self.candidates, self.prob, self.alias, lr_start, lr_end, c.l2, self.warp, getattr(c, "negatives", 1),
-            getattr(c, "max_sampled", 1), getattr(c, "margin", 1.0), self.accumulate(c.optimizer == "adagrad"), seed,
-            lanes(N_BLOCKS))
+        loss, count = self._step(self.rows[chunk], self.columns[chunk], lr_start, lr_end, seed)
         return float(loss), int(count)
 
     def state(self) -> dict[str, np.ndarray]:
@@ -344,3 +334,30 @@ class RankingSteps(RowSteps):
     def set_state(self, state: dict[str, np.ndarray]) -> None:
         for key, target in self.tables.items():
             target[:] = state[key]
+
+
+class RankingSteps(PositiveSteps):
+    """BPR / WARP steps for the trainer, on ``tables``: the row factors, the column factors, the column bias
+    and their three Adagrad accumulators, in that order. ``config``: the model's settings (``l2``,
+    ``optimizer``, ``negatives`` or WARP's ``max_sampled`` and ``margin``, and ``negative_power``: negatives
+    drawn ∝ a candidate's count among the rows' positives ** power, uniform without it). ``counts``: those
+    counts per candidate when ``indices`` are not every positive (a distributed rank's own rows: their counts
+    over every rank's); else counted from ``indices``."""
+
+    def __init__(self, tables: dict[str, np.ndarray], rows: np.ndarray, columns: np.ndarray, indptr: np.ndarray,
+                 indices: np.ndarray, candidates: np.ndarray, config: Any, warp: bool = False,
+                 counts: np.ndarray | None = None) -> None:
+        super().__init__(tables, rows, columns, indptr, indices, candidates, config)
+        self.warp = warp
+        power = getattr(config, "negative_power", 0.0)
+        if power and counts is None:
+            counts = np.bincount(indices, minlength=int(candidates.max(initial=-1)) + 1)[candidates]
+        self.prob, self.alias = negative_sampler(candidates if counts is None else counts, power)
+
+    def _step(self, rows, columns, lr_start, lr_end, seed):
+        c = self.config
+        rows_f, columns_f, bias, acc_rows, acc_columns, acc_bias = self.tables.values()
+        return ranking_step(
+            rows_f, columns_f, bias, acc_rows, acc_columns, acc_bias, rows, columns, self.indptr, self.indices, self.candidates, self.prob, self.alias,
+            lr_start, lr_end, c.l2, self.warp, getattr(c, "negatives", 1), getattr(c, "max_sampled", 1),
+            getattr(c, "margin", 1.0), self.accumulate(c.optimizer == "adagrad"), seed, lanes(N_BLOCKS))

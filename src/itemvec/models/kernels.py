@@ -54,3 +54,17 @@ def lane_rate(clock, lane, done, others, lr0, lr1, n):
     if done % CLOCK_EVERY == 0:
         others = lanes_done(clock, lane, done)
     return lr0 + (lr1 - lr0) * ((done + others) / n), others
+
+
+@njit(inline="always")
+def step_row(table, acc, row, grad, lr, adagrad):
+    """Per-coordinate Adagrad (``adagrad``: the squared gradient's weight in ``acc``) or SGD (0) on
+    ``table[row]`` with the gradient ``grad``, in float32 (the row-at-once kernels: ``fm``, ``triplet``)."""
+    if adagrad:
+        for d in range(len(grad)):
+            a = acc[row, d] + adagrad * grad[d] * grad[d]
+            acc[row, d] = a
+            table[row, d] -= lr * grad[d] / np.sqrt(a + np.float32(1e-8))
+    else:
+        for d in range(len(grad)):
+            table[row, d] -= lr * grad[d]

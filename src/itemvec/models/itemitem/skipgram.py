@@ -48,6 +48,22 @@ from itemvec.tune import IntRange, LogUniform, OneOf, Space
 N_BLOCKS = 64  # fixed work split per step (one random stream per block): one thread gives the same numbers
 
 
+@njit(inline="always")
+def _subsampled(tokens, start, end, keep_prob, state, kept):
+    """word2vec's subsampling of frequent items: ``tokens[start:end]`` (-1 skipped), each kept with its
+    ``keep_prob``, written into ``kept``; returns (state, how many were kept)."""
+    n_kept = 0
+    for pos in range(start, end):
+        item = tokens[pos]
+        if item < 0:
+            continue
+        state, z = splitmix_next(state)
+        if to_uniform(z) < keep_prob[item]:
+            kept[n_kept] = item
+            n_kept += 1
+    return state, n_kept
+
+
 @njit(parallel=True, fastmath=True, cache=True)
 def _sgns_step(emb_in, emb_out, field_rows, field_logits, tokens, offsets, order, keep_prob, prob, alias,
                window, negatives, lr0, lr1, learn_weights, seed, n_lanes):
@@ -81,15 +97,7 @@ def _sgns_step(emb_in, emb_out, field_rows, field_logits, tokens, offsets, order
                 done += 1
                 seq = order[si]
                 # Subsample frequent items (word2vec), then slide the window over what is kept.
-                n_kept = 0
-                for pos in range(offsets[seq], offsets[seq + 1]):
-                    item = tokens[pos]
-                    if item < 0:
-                        continue
-                    state, z = splitmix_next(state)
-                    if to_uniform(z) < keep_prob[item]:
-                        kept[n_kept] = item
-                        n_kept += 1
+                state, n_kept = _subsampled(tokens, offsets[seq], offsets[seq + 1], keep_prob, state, kept)
                 for i in range(n_kept):
                     centre = kept[i]
                     state, z = splitmix_next(state)
@@ -206,15 +214,7 @@ def _sgns_window_step(emb_in, emb_out, tokens, offsets, order, keep_prob, prob, 
                 lr, others = lane_rate(clock, lane, done, others, lr0, lr1, n_seq)  # kernels.lanes
                 done += 1
                 seq = order[si]
-                n_kept = 0
-                for pos in range(offsets[seq], offsets[seq + 1]):
-                    item = tokens[pos]
-                    if item < 0:
-                        continue
-                    state, z = splitmix_next(state)
-                    if to_uniform(z) < keep_prob[item]:
-                        kept[n_kept] = item
-                        n_kept += 1
+                state, n_kept = _subsampled(tokens, offsets[seq], offsets[seq + 1], keep_prob, state, kept)
                 for i in range(n_kept):
                     state, z = splitmix_next(state)
                     reduced = 1 + np.int64((z >> np.uint64(11)) % np.uint64(window))

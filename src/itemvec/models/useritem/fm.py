@@ -60,11 +60,11 @@ from itemvec.config import (
     Regularisation,
 )
 from itemvec.data.types import Interactions
-from itemvec.models.factor import N_BLOCKS, _draw_negative
-from itemvec.models.kernels import lane_rate, lanes, sigmoid
+from itemvec.models.factor import N_BLOCKS, PositiveSteps, _draw_negative
+from itemvec.models.kernels import lane_rate, lanes, sigmoid, step_row
 from itemvec.models.useritem.base import UserItemModel
 from itemvec.models.useritem.implicit import positive_rows
-from itemvec.train import RowSteps, Trainer, TrainSettings
+from itemvec.train import Trainer, TrainSettings
 from itemvec.tune import IntRange, LogUniform, OneOf, Space
 
 
@@ -140,20 +140,6 @@ def _dot(a, b):
 
 
 @njit(inline="always")
-def _step_row(table, acc, row, grad, lr, adagrad):
-    """Per-coordinate Adagrad (``adagrad``: the squared gradient's weight in ``acc``) or SGD (0) on
-    ``table[row]`` with the gradient ``grad``, in float32."""
-    if adagrad:
-        for d in range(len(grad)):
-            a = acc[row, d] + adagrad * grad[d] * grad[d]
-            acc[row, d] = a
-            table[row, d] -= lr * grad[d] / np.sqrt(a + np.float32(1e-8))
-    else:
-        for d in range(len(grad)):
-            table[row, d] -= lr * grad[d]
-
-
-@njit(inline="always")
 def _update_item(factors, weights, acc_f, acc_w, index, value, row, p, q, c, l2, lr, adagrad, grad):
     """Step the factors and weights of ``row``'s features for ∂loss/∂y(u, row) = ``c`` (P_u = ``p`` and
     Q_row = ``q`` as before the update), plus ``l2`` times each parameter (``grad``: a buffer)."""
@@ -166,7 +152,7 @@ def _update_item(factors, weights, acc_f, acc_w, index, value, row, p, q, c, l2,
         for d in range(len(p)):
             v = factors[g, d]
             grad[d] = cx * (p[d] + q[d] - x * v) + l2 * v
-        _step_row(factors, acc_f, g, grad, lr, adagrad)
+        step_row(factors, acc_f, g, grad, lr, adagrad)
         gw = cx + l2 * weights[g]
         if adagrad:
             acc_w[g] += adagrad * gw * gw
@@ -227,7 +213,7 @@ def fm_step(factors, weights, acc_f, acc_w, user_index, user_value, item_index, 
                         f = user_index[u, k]
                         for d in range(dim):
                             grad[d] = g32 * xf * (qj[d] - qi[d]) + l2_32 * factors[f, d]
-                        _step_row(factors, acc_f, f, grad, lr32, rate_w)
+                        step_row(factors, acc_f, f, grad, lr32, rate_w)
                     _update_item(factors, weights, acc_f, acc_w, item_index, item_value, i, p, qi, -g32, l2_32,
                                  lr32, rate_w, grad)
                     _update_item(factors, weights, acc_f, acc_w, item_index, item_value, j, p, qj, g32, l2_32,
@@ -253,38 +239,24 @@ def feature_sums(factors, weights, index, value):
     return out, own
 
 
-class FMSteps(RowSteps):
-    """The FM's steps for the trainer: a shuffled pass over the train positives ``users`` / ``items`` each
-    epoch, ``batch_size`` per step, on ``tables`` (the feature factors, the feature weights and their Adagrad
-    accumulators, under the names a checkpoint stores them by)."""
+class FMSteps(PositiveSteps):
+    """The FM's steps for the trainer over the train positives (users as rows, items as columns), on
+    ``tables``: the feature factors, the feature weights and their Adagrad accumulators; ``features``: the
+    padded (index, value) feature rows of the users, then of the items."""
 
-    def __init__(self, tables: dict[str, np.ndarray], rows: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray], users: np.ndarray,
-                 items: np.ndarray, indptr: np.ndarray, indices: np.ndarray, candidates: np.ndarray,
-                 config: Any) -> None:
-        super().__init__(len(users), config.train.batch_size)
-        self.tables, self.rows, self.config = tables, rows, config
-        self.users, self.items = users, items
-        self.indptr, self.indices, self.candidates = indptr, indices, candidates
+    def __init__(self, tables: dict[str, np.ndarray], features: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+                 users: np.ndarray, items: np.ndarray, indptr: np.ndarray, indices: np.ndarray,
+                 candidates: np.ndarray, config: Any) -> None:
+        super().__init__(tables, users, items, indptr, indices, candidates, config)
+        self.features = features
 
-    def train_step(self, step: int, lr_start: float, lr_end: float, seed: int) -> tuple[float, int]:
+    def _step(self, rows, columns, lr_start, lr_end, seed):
         c = self.config
-        chunk = self.chunk(step)
-        if len(chunk) == 0:
-            return 0.0, 0
         factors, weights, acc_f, acc_w = self.tables.values()
-        user_index, user_value, item_index, item_value = self.rows
-        loss, count = fm_step(factors, weights, acc_f, acc_w, user_index, user_value, item_index, item_value,
-                              self.users[chunk], self.items[chunk],
-                              self.indptr, self.indices, self.candidates, lr_start, lr_end, c.l2, c.negatives,
-                              self.accumulate(c.optimizer == "adagrad"), seed, lanes(N_BLOCKS))
-        return float(loss), int(count)
-
-    def state(self) -> dict[str, np.ndarray]:
-        return dict(self.tables)
-
-    def set_state(self, state: dict[str, np.ndarray]) -> None:
-        for key, target in self.tables.items():
-            target[:] = state[key]
+        user_index, user_value, item_index, item_value = self.features
+        return fm_step(factors, weights, acc_f, acc_w, user_index, user_value, item_index, item_value, rows, columns,
+                       self.indptr, self.indices, self.candidates, lr_start, lr_end, c.l2, c.negatives,
+                       self.accumulate(c.optimizer == "adagrad"), seed, lanes(N_BLOCKS))
 
 
 # ---------------------------------------------------------------- the model

@@ -46,6 +46,7 @@ from itemvec.config import (
 from itemvec.data.types import Interactions
 from itemvec.errors import ConfigError
 from itemvec.models.embedding import Embedding, EmbeddingModel
+from itemvec.models.factor import PositiveSteps
 from itemvec.models.useritem.base import TorchSteps, UserItemModel, set_torch_state, torch_state
 from itemvec.models.useritem.implicit import popularity_cdf, positive_rows, sample_negatives
 from itemvec.train import RowSteps, Trainer, TrainSettings
@@ -236,38 +237,20 @@ def _linear(n_in: int, n_out: int, generator):
     return layer
 
 
-class _TripletSteps(RowSteps):
-    """``triplet``'s steps for the trainer: a shuffled pass over the train positives each epoch, each step one
-    call of the fused kernel ``triplet_kernel.triplet_step`` on the model's tables and Adagrad accumulators."""
+class _TripletSteps(PositiveSteps):
+    """``triplet``'s steps for the trainer over the train positives, each step one call of the fused kernel
+    ``triplet_kernel.triplet_step`` on the model's tables and Adagrad accumulators; uniform negatives."""
 
-    def __init__(self, tables: dict[str, np.ndarray], users, items, indptr, indices, candidates, config) -> None:
-        super().__init__(len(users), config.train.batch_size)
-        self.tables, self.config = tables, config
-        self.users, self.items = users, items
-        self.indptr, self.indices, self.candidates = indptr, indices, candidates
-        self.prob, self.alias = np.zeros(0), np.zeros(0, dtype=np.int32)  # uniform negatives
+    prob, alias = np.zeros(0), np.zeros(0, dtype=np.int32)  # (an empty alias table: uniform draws)
 
-    def train_step(self, step: int, lr_start: float, lr_end: float, seed: int) -> tuple[float, int]:
+    def _step(self, rows, columns, lr_start, lr_end, seed):
         from itemvec.models.kernels import lanes
         from itemvec.models.useritem.triplet_kernel import N_BLOCKS, triplet_step
 
-        c = self.config
-        chunk = self.chunk(step)
-        if len(chunk) == 0:
-            return 0.0, 0
-        t = self.tables
-        loss, count = triplet_step(t["user_vectors"], t["item_vectors"], t["acc_u"], t["acc_i"], self.users[chunk],
-                                   self.items[chunk], self.indptr, self.indices, self.candidates, self.prob,
-                                   self.alias, lr_start, lr_end, c.l2, c.negatives, c.hardest, c.margin,
-                                   self.accumulate(c.optimizer == "adagrad"), seed, lanes(N_BLOCKS))
-        return float(loss), int(count)
-
-    def state(self) -> dict[str, np.ndarray]:
-        return dict(self.tables)
-
-    def set_state(self, state: dict[str, np.ndarray]) -> None:
-        for key, target in self.tables.items():
-            target[:] = state[key]
+        c, t = self.config, self.tables
+        return triplet_step(t["user_vectors"], t["item_vectors"], t["acc_u"], t["acc_i"], rows, columns, self.indptr,
+                            self.indices, self.candidates, self.prob, self.alias, lr_start, lr_end, c.l2, c.negatives,
+                            c.hardest, c.margin, self.accumulate(c.optimizer == "adagrad"), seed, lanes(N_BLOCKS))
 
 
 class Triplet(EmbeddingModel, UserItemModel):

@@ -4,8 +4,8 @@ score(u, i) = cos(p_u, q_i); per positive (u, i), ``negatives`` items j are draw
 among u's positives, and the margin loss max(0, margin − s_ui + s_uj) is taken against the highest-scoring
 of them (``hardest``) or summed over all. With a = p_u / |p_u| and b = q_i / |q_i|, the gradients of s = a · b
 are ∂s/∂p_u = (b − s a) / |p_u| and ∂s/∂q_i = (a − s b) / |q_i|: a step moves each vector only across its
-own direction, never along it. The updates are sparse, per-coordinate Adagrad (``_step_coord``), Hogwild
-across cores in ``N_BLOCKS`` fixed blocks with a per-block splitmix64 generator (as ``factor.ranking_step``),
+own direction, never along it. The updates are sparse, per-coordinate Adagrad or SGD (``kernels.step_row``),
+Hogwild across cores in ``N_BLOCKS`` fixed blocks with a per-block splitmix64 generator (as ``factor.ranking_step``),
 so that one thread gives the same numbers on any machine.
 """
 
@@ -15,7 +15,7 @@ import numpy as np
 from numba import njit, prange
 
 from itemvec.models.factor import N_BLOCKS, _draw_negative
-from itemvec.models.kernels import lane_rate
+from itemvec.models.kernels import lane_rate, step_row
 
 EPS = 1e-8  # torch's cosine_similarity floor on a norm
 
@@ -40,19 +40,6 @@ def _cosine(user_f, item_f, u, nu, j, dim):
     return np.float64(dot) / (nu * nj), nj
 
 
-@njit(inline="always")
-def _apply(table, acc, row, grad, lr, adagrad):
-    """table[row] -= lr · grad, per-coordinate Adagrad (``adagrad``: the squared gradient's weight) or SGD."""
-    dim = table.shape[1]
-    if adagrad:
-        for d in range(dim):
-            acc[row, d] += adagrad * grad[d] * grad[d]
-            table[row, d] -= lr * grad[d] / np.sqrt(acc[row, d] + np.float32(1e-8))
-    else:
-        for d in range(dim):
-            table[row, d] -= lr * grad[d]
-
-
 @njit(parallel=True, fastmath=True, cache=True)
 def triplet_step(user_f, item_f, acc_u, acc_i, users, items, indptr, indices, candidates, prob, alias,
                  lr0, lr1, l2, negatives, hardest, margin, adagrad, seed, n_lanes):  # pragma: no cover (numba)
@@ -66,6 +53,7 @@ def triplet_step(user_f, item_f, acc_u, acc_i, users, items, indptr, indices, ca
     losses = np.zeros(N_BLOCKS)
     clock = np.zeros((n_lanes, 8), dtype=np.int64)
     decay = np.float32(2.0 * l2)
+    weight = np.float32(adagrad)  # float32, as the accumulators
     for lane in prange(n_lanes):
         done = 0
         others = 0
@@ -113,7 +101,7 @@ def triplet_step(user_f, item_f, acc_u, acc_i, users, items, indptr, indices, ca
                     for d in range(dim):
                         grad_u[d] += cross * item_f[j, d] - own_u * user_f[u, d]
                         grad_v[d] = cross * user_f[u, d] - own_j * item_f[j, d] + decay * item_f[j, d]
-                    _apply(item_f, acc_i, j, grad_v, lr, adagrad)
+                    step_row(item_f, acc_i, j, grad_v, lr, weight)
                 if violated > 0.0:
                     cross = np.float32(violated / (nu * n_pos))
                     own_u = np.float32(violated * s_pos / (nu * nu))
@@ -121,8 +109,8 @@ def triplet_step(user_f, item_f, acc_u, acc_i, users, items, indptr, indices, ca
                     for d in range(dim):
                         grad_u[d] -= cross * item_f[i, d] - own_u * user_f[u, d]
                         grad_v[d] = -(cross * user_f[u, d] - own_i * item_f[i, d]) + decay * item_f[i, d]
-                    _apply(item_f, acc_i, i, grad_v, lr, adagrad)
-                    _apply(user_f, acc_u, u, grad_u, lr, adagrad)
+                    step_row(item_f, acc_i, i, grad_v, lr, weight)
+                    step_row(user_f, acc_u, u, grad_u, lr, weight)
             losses[blk] = loss
     return losses.sum(), n
 

@@ -179,10 +179,83 @@ def test_negatives_never_collide(n_items, seed, data):
     assert len(np.unique(keys)) == len(keys)
     endpoints = np.concatenate([a, b])
     da, db = degree_matched_negatives(a[:n_neg], b[:n_neg], endpoints, known, n_items,
-                                      np.random.default_rng(seed), exclude_sorted=np.sort(keys), nodes=nodes)
+                                      np.random.default_rng(seed), exclude=keys, nodes=nodes)
     dkeys = pair_keys(da, db, n_items)
     assert (da != db).all() and not np.isin(dkeys, known).any() and not np.isin(dkeys, keys).any()
     assert len(np.unique(dkeys)) == len(dkeys)
+
+
+def _reference_fill(n, propose, known_sorted, n_items, exclude):
+    """The negatives' draw as it was written before the hash set: sorted arrays and searchsorted (the oracle)."""
+    def in_sorted(keys, sorted_keys):
+        if len(sorted_keys) == 0:
+            return np.zeros(len(keys), dtype=bool)
+        pos = np.searchsorted(sorted_keys, keys)
+        pos[pos == len(sorted_keys)] = 0
+        return sorted_keys[pos] == keys
+
+    known_sorted = np.sort(known_sorted)
+    exclude = None if exclude is None else np.sort(exclude)
+    a, b = np.full(n, -1, dtype=np.int64), np.full(n, -1, dtype=np.int64)
+    todo, accepted = np.arange(n), np.empty(0, dtype=np.int64)
+    for round_number in range(200):
+        if len(todo) == 0:
+            break
+        ca, cb = propose(todo, round_number)
+        keys = pair_keys(ca, cb, n_items)
+        ok = (ca != cb) & ~in_sorted(keys, known_sorted) & ~in_sorted(keys, accepted)
+        if exclude is not None:
+            ok &= ~in_sorted(keys, exclude)
+        _, first = np.unique(keys, return_index=True)
+        unique_mask = np.zeros(len(keys), dtype=bool)
+        unique_mask[first] = True
+        ok &= unique_mask
+        a[todo[ok]], b[todo[ok]] = ca[ok], cb[ok]
+        accepted = np.sort(np.concatenate([accepted, keys[ok]]))
+        todo = todo[~ok]
+    assert len(todo) == 0
+    return np.minimum(a, b).astype(np.int32), np.maximum(a, b).astype(np.int32)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_negatives_are_the_draws_of_the_sorted_array_reference(seed, monkeypatch):
+    """The hash-set draw accepts exactly what the searchsorted one did, draw for draw: the same negatives from
+    the same generator (dense graphs, so that many rounds redraw; self pairs, repeats within a round, exclude)."""
+    import itemvec.data.sampling as sampling
+
+    rng = np.random.default_rng(seed)
+    n_items = int(rng.integers(12, 300))
+    n_pos = int(rng.integers(n_items, n_items * 3))
+    a = rng.integers(0, n_items, n_pos)
+    b = rng.integers(0, n_items, n_pos)
+    a, b = a[a != b], b[a != b]
+    known = np.unique(pair_keys(a, b, n_items))
+    nodes = np.unique(np.concatenate([a, b]))
+    endpoints = np.concatenate([a, b])
+    n_neg = min(len(known), n_items) // 2
+    got, want = [], []
+    for fill, out in ((sampling._fill, got), (_reference_fill, want)):
+        monkeypatch.setattr(sampling, "_fill", fill)
+        draws = np.random.default_rng(seed + 100)
+        ua, ub = uniform_negatives(n_neg, nodes, known, n_items, draws)
+        da, db = degree_matched_negatives(a[:n_neg], b[:n_neg], endpoints, known, n_items, draws,
+                                          exclude=pair_keys(ua, ub, n_items), nodes=None if seed % 2 else nodes)
+        out.extend([ua, ub, da, db])
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
+
+
+def test_keyset_is_a_set():
+    from itemvec.data.keyset import KeySet
+
+    rng = np.random.default_rng(0)
+    keys = rng.integers(0, 10**12, 5000)
+    s = KeySet(keys[:100])
+    s.add(keys[100:])  # grows past its first table
+    assert len(s) == len(np.unique(keys)) and len(s.table) > 256
+    probe = np.concatenate([keys[::7], rng.integers(0, 10**12, 3000)])
+    np.testing.assert_array_equal(s.contains(probe), np.isin(probe, keys))
+    assert int(keys[3]) in s and -5 not in s
 
 
 def test_degree_matched_negatives_follow_the_degree_distribution():

@@ -176,7 +176,9 @@ def _split_and_negatives(pairs: Pairs, n_items: int, fractions, seed: int) -> di
     if empty:
         raise InputError(f"{len(pairs)} pairs are too few to split by {[round(f, 3) for f in fractions]}: the "
                          f"{' and '.join(empty)} part would be empty")
-    known = np.sort(pair_keys(pairs.item_a, pairs.item_b, n_items))
+    from itemvec.data.keyset import KeySet
+
+    known = KeySet(pair_keys(pairs.item_a, pairs.item_b, n_items))  # every part's pairs: never a negative
     degree = np.bincount(np.concatenate([pairs.item_a, pairs.item_b]), minlength=n_items)
     nodes = np.flatnonzero(degree > 0)
     endpoints = np.concatenate([pairs.item_a, pairs.item_b])
@@ -186,11 +188,12 @@ def _split_and_negatives(pairs: Pairs, n_items: int, fractions, seed: int) -> di
     negatives["validation_negatives"] = (uniform_a[:len(val_idx)], uniform_b[:len(val_idx)])
     negatives["test_negatives"] = (uniform_a[len(val_idx):], uniform_b[len(val_idx):])
     val = parts["validation"]
-    da, db = degree_matched_negatives(val.item_a, val.item_b, endpoints, known, n_items, rng)
+    # nodes: the distinct endpoints, each degree-matched draw's uniform fallback
+    da, db = degree_matched_negatives(val.item_a, val.item_b, endpoints, known, n_items, rng, nodes=nodes)
     negatives["validation_negatives_degree"] = (da, db)
     test = parts["test"]
     ta, tb = degree_matched_negatives(test.item_a, test.item_b, endpoints, known, n_items, rng,
-                                      exclude_sorted=np.sort(pair_keys(da, db, n_items)))
+                                      exclude=pair_keys(da, db, n_items), nodes=nodes)
     negatives["test_negatives_degree"] = (ta, tb)
     return {"parts": parts, "negatives": negatives, "nodes": len(nodes)}
 

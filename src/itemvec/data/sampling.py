@@ -10,43 +10,39 @@ from __future__ import annotations
 import numpy as np
 
 from itemvec.arrays import unique_sorted
-from itemvec.data.pairs import pair_keys
 
 MAX_ROUNDS = 200
 DEGREE_ROUNDS = 50  # after this many rounds, degree-matched slots fall back to a uniform partner
 
 
-def _in_sorted(keys: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
-    if len(sorted_keys) == 0:
-        return np.zeros(len(keys), dtype=bool)
-    pos = np.searchsorted(sorted_keys, keys)
-    pos[pos == len(sorted_keys)] = 0
-    return sorted_keys[pos] == keys
+def _known_set(known):
+    """``known`` as a :class:`KeySet` (a sorted key array is converted; a KeySet is used as it is)."""
+    from itemvec.data.keyset import KeySet
+
+    return known if isinstance(known, KeySet) else KeySet(np.asarray(known, dtype=np.int64))
 
 
-def _fill(n: int, propose, known_sorted: np.ndarray, n_items: int, exclude_sorted: np.ndarray | None):
-    """Draw until ``n`` acceptable pairs; ``propose(idx, round)`` returns candidate (a, b) for slots ``idx``."""
+def _fill(n: int, propose, known, n_items: int, exclude: np.ndarray | None):
+    """Draw until ``n`` acceptable pairs; ``propose(idx, round)`` returns candidate (a, b) for slots ``idx``.
+
+    A draw is accepted where it is not a self pair, not ``known``, not in ``exclude``, not accepted in
+    an earlier round and not drawn earlier in this round. The keys seen so far (accepted, refused and excluded)
+    are one hash set: a key seen before is either accepted already or refused for good."""
+    from itemvec.data.keyset import KeySet
+
+    known = _known_set(known)
+    excluded = np.zeros(0, np.int64) if exclude is None else np.asarray(exclude, dtype=np.int64)
+    seen = KeySet(excluded, capacity=len(excluded) + 2 * n)
     a = np.full(n, -1, dtype=np.int64)
     b = np.full(n, -1, dtype=np.int64)
     todo = np.arange(n)
-    accepted = np.empty(0, dtype=np.int64)
     for round_number in range(MAX_ROUNDS):
         if len(todo) == 0:
             break
         ca, cb = propose(todo, round_number)
-        keys = pair_keys(ca, cb, n_items)
-        ok = (ca != cb) & ~_in_sorted(keys, known_sorted)
-        if exclude_sorted is not None:
-            ok &= ~_in_sorted(keys, exclude_sorted)
-        ok &= ~_in_sorted(keys, accepted)
-        # Within this batch, keep the first of repeated keys.
-        _, first = np.unique(keys, return_index=True)
-        unique_mask = np.zeros(len(keys), dtype=bool)
-        unique_mask[first] = True
-        ok &= unique_mask
+        ok = seen.accept(ca, cb, n_items, known)
         a[todo[ok]] = ca[ok]
         b[todo[ok]] = cb[ok]
-        accepted = np.sort(np.concatenate([accepted, keys[ok]]))
         todo = todo[~ok]
     if len(todo):
         raise ValueError(
@@ -56,20 +52,20 @@ def _fill(n: int, propose, known_sorted: np.ndarray, n_items: int, exclude_sorte
     return lo.astype(np.int32), hi.astype(np.int32)
 
 
-def uniform_negatives(n: int, nodes: np.ndarray, known_sorted: np.ndarray, n_items: int,
-                      rng: np.random.Generator, exclude_sorted: np.ndarray | None = None):
+def uniform_negatives(n: int, nodes: np.ndarray, known, n_items: int,
+                      rng: np.random.Generator, exclude: np.ndarray | None = None):
     """``n`` pairs with both items drawn uniformly from ``nodes``. Returns ``(item_a, item_b)``, a < b."""
     nodes = np.asarray(nodes, dtype=np.int64)
 
     def propose(idx, _round):
         return nodes[rng.integers(0, len(nodes), len(idx))], nodes[rng.integers(0, len(nodes), len(idx))]
 
-    return _fill(n, propose, known_sorted, n_items, exclude_sorted)
+    return _fill(n, propose, known, n_items, exclude)
 
 
 def degree_matched_negatives(pos_a: np.ndarray, pos_b: np.ndarray, endpoints: np.ndarray,
-                             known_sorted: np.ndarray, n_items: int, rng: np.random.Generator,
-                             exclude_sorted: np.ndarray | None = None, nodes: np.ndarray | None = None):
+                             known, n_items: int, rng: np.random.Generator,
+                             exclude: np.ndarray | None = None, nodes: np.ndarray | None = None):
     """One negative per positive pair: keep one of its items (chosen by a fair coin) and replace the other by
     an item drawn with probability proportional to its degree (a uniform draw from ``endpoints``, the list of
     both ends of every pair). Both sides of the negatives then follow the positives' degree distribution, so
@@ -85,4 +81,4 @@ def degree_matched_negatives(pos_a: np.ndarray, pos_b: np.ndarray, endpoints: np
             return keep[idx], fallback[rng.integers(0, len(fallback), len(idx))]
         return keep[idx], endpoints[rng.integers(0, len(endpoints), len(idx))]
 
-    return _fill(len(pos_a), propose, known_sorted, n_items, exclude_sorted)
+    return _fill(len(pos_a), propose, known, n_items, exclude)

@@ -79,13 +79,13 @@ def amazon(path: Path):
 
 
 def field_of(ids, meta, asin: str, name: str):
-    return meta.columns[name][meta.row_of[ids.index[asin]]]
+    return meta.columns[name][meta.row(ids.id_of(asin))]
 
 
 def partners(ids, mentions, asin: str) -> set[str]:
     keys = ids.keys()
     source, target, _ = mentions.arrays()
-    code = ids.index[asin]
+    code = ids.id_of(asin)
     return {keys[t] for s, t in zip(source.tolist(), target.tolist()) if s == code}
 
 
@@ -183,7 +183,7 @@ def test_invalid_utf8_in_a_2014_line_is_bad_encoding_not_mis_decoded(tmp_path):
     only_rejects(report, {"bad_encoding": [2]}, path)
     assert "not UTF-8" in report.rejected_examples["bad_encoding"][0]
     assert field_of(ids, meta, "A1", "title") == "Café ok" and field_of(ids, meta, "A3", "title") == "naïve"
-    assert ids.index["A2"] not in meta.row_of
+    assert ids.id_of("A2") not in meta.item
     assert partners(ids, mentions, "A1") == {"A2"}  # A2 stays a referenced product, without metadata
 
 
@@ -193,7 +193,7 @@ def test_invalid_utf8_in_a_2018_line_is_bad_encoding(tmp_path):
                                              j(asin="B3")])
     ids, _, meta, report = amazon(path)
     only_rejects(report, {"bad_encoding": [2]}, path)
-    assert ids.index["B2"] not in meta.row_of and report.records_parsed == 2
+    assert ids.id_of("B2") not in meta.item and report.records_parsed == 2
 
 
 @pytest.mark.parametrize("as_2018", [False, True])
@@ -206,7 +206,7 @@ def test_empty_and_whitespace_ids_in_relation_lists_are_stripped_and_counted(tmp
     assert dict(report.ids_rejected) == {"empty_id": 2}
     assert report.ids_rejected_examples["empty_id"][0].startswith(f"{path}:1: 2 empty")
     assert partners(ids, mentions, "A1") == {"A2", "SP ACE", "A3"}
-    assert "" not in ids.index and " SP ACE" not in ids.index and "A3 " not in ids.index
+    assert "" not in ids and " SP ACE" not in ids and "A3 " not in ids
 
 
 @pytest.mark.parametrize("asin", [["A9"], 42, {"x": 1}, 1.5, True])

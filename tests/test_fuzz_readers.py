@@ -180,16 +180,16 @@ def _amazon_check(got, expected) -> None:
     ids, meta, source, target = got
     keys = ids.keys()
     for asin, title, price, rank, partners in expected:
-        row = meta.row_of[ids.index[asin]]
+        row = meta.row(ids.id_of(asin))
         assert (meta.columns["title"][row], meta.columns["price"][row], meta.columns["sales_rank"][row]) == \
             (title, price, rank)
-        code = ids.index[asin]
+        code = ids.id_of(asin)
         assert {keys[t] for t in target[source == code]} >= set(partners)
     for rank in meta.columns["sales_rank"]:
         assert rank is None or 0 <= rank < 2**63
     for price in meta.columns["price"]:
         assert price is None or (np.isfinite(price) and price >= 0)
-    assert "" not in ids.index
+    assert "" not in ids
 
 
 def _product(draw, k: int):

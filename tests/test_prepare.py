@@ -522,3 +522,23 @@ def test_unique_sorted_is_numpys_unique(values, dtype):
     result = unique_sorted(array)
     np.testing.assert_array_equal(result, np.unique(array))
     assert result.dtype == array.dtype
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.text(min_size=1, max_size=6).filter(lambda t: t.encode("utf-8", "surrogatepass")
+                                                                  .decode("utf-8", "ignore") == t),
+                         max_size=40), max_size=8))
+def test_interner_numbers_ids_as_the_id_map(batches):
+    """The bulk map gives every id the dense id a dict in order of first appearance gives it, across batches
+    (growing its table and store), and finds (or not) any id afterwards."""
+    from itemvec.data.intern import Interner
+    from itemvec.data.pairs import IdMap
+
+    bulk, plain = Interner(), IdMap()
+    long = [f"long-id-number-{k:08d}" for k in range(500)]  # over 16 bytes, the same first 16: the store decides
+    for batch in batches + [[f"id{k}" for k in range(3000)] + long, long[::-1]]:
+        np.testing.assert_array_equal(bulk.add_many(batch), plain.add_many(batch))
+    assert len(bulk) == len(plain) and bulk.keys() == plain.keys()
+    probe = plain.keys()[::3] + ["absent", "id3000"]
+    np.testing.assert_array_equal(bulk.lookup(probe), plain.lookup(probe))
+    assert "id7" in bulk and "nope" not in bulk and bulk.id_of("id0") == plain.index["id0"]

@@ -6,7 +6,6 @@ mention; building the pairs sorts one int64 key per mention. Nothing here grows 
 
 from __future__ import annotations
 
-from array import array
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,44 +48,6 @@ class IdMap:
         """Dense ids of ``keys``; -1 for a key not in the map."""
         get = self.index.get
         return np.fromiter((get(k, -1) for k in keys), dtype=np.int64, count=len(keys))
-
-
-class MentionLog:
-    """Directed relation mentions ``(source, target, relation)`` appended while streaming."""
-
-    def __init__(self) -> None:
-        self.source = array("i")
-        self.target = array("i")
-        self.relation = array("B")
-        self.relation_names: list[str] = []
-        self._relation_code: dict[str, int] = {}
-
-    def code(self, name: str) -> int:
-        code = self._relation_code.get(name)
-        if code is None:
-            if len(self.relation_names) >= 16:
-                raise ConfigError(f"too many relation types (over 16): {self.relation_names + [name]}")
-            code = self._relation_code[name] = len(self.relation_names)
-            self.relation_names.append(name)
-        return code
-
-    def add(self, source: int, targets: list[int], relation: str) -> None:
-        n = len(targets)
-        if n == 0:
-            return
-        self.target.extend(targets)
-        self.source.extend(array("i", [source]) * n)
-        self.relation.extend(array("B", [self.code(relation)]) * n)
-
-    def __len__(self) -> int:
-        return len(self.source)
-
-    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return (
-            np.frombuffer(self.source, dtype=np.int32),
-            np.frombuffer(self.target, dtype=np.int32),
-            np.frombuffer(self.relation, dtype=np.uint8),
-        )
 
 
 @dataclass

@@ -11,6 +11,7 @@ itemvec.data.readers.
 from __future__ import annotations
 
 import time
+from array import array
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -24,7 +25,6 @@ from itemvec.data.pairs import (
     DEFAULT_SPLIT,
     DEFAULT_WEIGHTS,
     IdMap,
-    MentionLog,
     Pairs,
     build_pairs,
     pair_keys,
@@ -39,41 +39,64 @@ from itemvec.data.readers import (
 )
 from itemvec.data.sampling import degree_matched_negatives, uniform_negatives
 from itemvec.data.store import fingerprint_files, write_json, write_negatives, write_pairs
-from itemvec.errors import InputError
+from itemvec.errors import ConfigError, InputError
 from itemvec.outputs import OutputFolder, check_output
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)  # weights and ratings are stored as float32
-MAX_RELATION_TYPES = 16  # bits of the pairs' relations bitmask (MentionLog.code)
+MAX_RELATION_TYPES = 16  # bits of the pairs' relations bitmask (_Mentions.code)
 
 
 class _MetadataColumns:
-    """Columns of the products that have a metadata line, merged across duplicate lines."""
+    """Columns of the products that have a metadata line, merged across duplicate lines (first wins per field).
+
+    A row per kept line is appended as it is read (``rows``), with the line's dense item id once its batch of
+    ids is mapped (``row_item``); duplicate lines are merged at the end."""
 
     NAMES = ("title", "brand", "categories", "price", "sales_rank", "sales_rank_category", "description")
 
     def __init__(self) -> None:
-        self.item: list[int] = []
-        self.row_of: dict[int, int] = {}
-        self.columns: dict[str, list] = {name: [] for name in self.NAMES}
+        self.rows: list[tuple] = []
+        self.row_item: list[np.ndarray] = []
+        self.item: np.ndarray = np.zeros(0, np.int64)  # the items with a line, in order of their first line
+        self.columns: dict[str, list] = {}
 
-    def add(self, item: int, product) -> bool:
-        """Store a product's fields; returns True when the item already had a line (fields merge: first wins)."""
-        row = self.row_of.get(item)
-        if row is None:
-            self.row_of[item] = len(self.item)
-            self.item.append(item)
-            for name in self.NAMES:
-                self.columns[name].append(getattr(product, name))
-            return False
-        for name in self.NAMES:
-            if self.columns[name][row] is None:
-                self.columns[name][row] = getattr(product, name)
-        return True
+    def append(self, product) -> None:
+        self.rows.append((product.title, product.brand, product.categories, product.price, product.sales_rank,
+                          product.sales_rank_category, product.description))
+
+    def merge(self) -> int:
+        """One row per item (its first line's, None fields filled from its later lines in order); returns the
+        number of duplicate lines merged."""
+        row_item = np.concatenate(self.row_item) if self.row_item else np.zeros(0, np.int32)
+        items, first = np.unique(row_item, return_index=True)
+        order = np.sort(first)  # rows of first lines, in line order
+        rows = self.rows
+        if len(order) < len(rows):
+            repeated = np.ones(len(rows), dtype=bool)
+            repeated[order] = False
+            first_of = dict(zip(items.tolist(), first.tolist()))
+            for r in np.flatnonzero(repeated).tolist():  # later lines of an item, in line order
+                k = first_of[int(row_item[r])]
+                kept, later = rows[k], rows[r]
+                rows[k] = tuple(later[f] if kept[f] is None else kept[f] for f in range(len(kept)))
+        kept_rows = [rows[r] for r in order.tolist()] if len(order) < len(rows) else rows
+        columns = list(zip(*kept_rows)) if kept_rows else [() for _ in self.NAMES]
+        self.columns = {name: list(col) for name, col in zip(self.NAMES, columns)}
+        self.item = row_item[order].astype(np.int64)
+        self.rows, self.row_item = [], []
+        return len(rows) - len(order)
+
+    def row(self, item: int) -> int:
+        """The row of ``item`` in ``columns`` (after ``merge``); KeyError for an item without a line."""
+        rows = np.flatnonzero(self.item == item)
+        if len(rows) == 0:
+            raise KeyError(item)
+        return int(rows[0])
 
     def table(self, asins: list[str]) -> pa.Table:
         n = len(asins)
         rows = np.full(n, -1, dtype=np.int64)
-        rows[np.asarray(self.item, dtype=np.int64)] = np.arange(len(self.item))
+        rows[self.item] = np.arange(len(self.item))
         take = pa.array(rows, mask=rows < 0)
         types = {"title": pa.string(), "brand": pa.string(), "categories": pa.list_(pa.list_(pa.string())),
                  "price": pa.float64(), "sales_rank": pa.int64(), "sales_rank_category": pa.string(),
@@ -88,13 +111,84 @@ class _MetadataColumns:
         return pa.table(data)
 
 
+ID_BATCH = 1 << 20  # ids mapped per kernel call (the Python strings of one batch are held at a time)
+
+
+class _Mentions:
+    """Each kept line's asin and relation lists, as ids in line order: mapped in batches (``Interner``) into
+    the directed mentions (line's item → partner, relation) that ``build_pairs`` merges. Relation names get
+    codes (bits of a pair's relations) in order of first use, the standard types first."""
+
+    def __init__(self, ids, meta: _MetadataColumns) -> None:
+        self.ids, self.meta = ids, meta
+        self.relation_names: list[str] = []
+        self._code: dict[str, int] = {}
+        for name in RELATION_TYPES:  # fixed bit order for the standard types
+            self.code(name)
+        self.tokens: list[str] = []  # per line: its asin, then its partners relation by relation
+        self.partners = array("i")  # per line: how many partners it names
+        self.relation = array("B")  # per (line, relation with partners): its code
+        self.count = array("i")  # ... and how many partners
+        self.sources: list[np.ndarray] = []
+        self.targets: list[np.ndarray] = []
+
+    def code(self, name: str) -> int:
+        code = self._code.get(name)
+        if code is None:
+            if len(self.relation_names) >= MAX_RELATION_TYPES:
+                raise ConfigError(f"too many relation types (over {MAX_RELATION_TYPES}): "
+                                  f"{self.relation_names + [name]}")
+            code = self._code[name] = len(self.relation_names)
+            self.relation_names.append(name)
+        return code
+
+    def add(self, product) -> None:
+        tokens = self.tokens
+        tokens.append(product.asin)
+        total = 0
+        for relation, partners in product.related.items():
+            if partners:
+                self.relation.append(self.code(relation))
+                self.count.append(len(partners))
+                tokens.extend(partners)
+                total += len(partners)
+        self.partners.append(total)
+        if len(tokens) >= ID_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.tokens:
+            return
+        dense = self.ids.add_many(self.tokens)
+        partners = np.frombuffer(self.partners, dtype=np.int32)
+        starts = np.zeros(len(partners), dtype=np.int64)
+        np.cumsum(partners[:-1] + 1, out=starts[1:])
+        item = dense[starts]
+        is_partner = np.ones(len(dense), dtype=bool)
+        is_partner[starts] = False
+        self.sources.append(np.repeat(item, partners))
+        self.targets.append(dense[is_partner])
+        self.meta.row_item.append(item)
+        self.tokens, self.partners = [], array("i")
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        self.flush()
+        empty = np.zeros(0, np.int32)
+        source = np.concatenate(self.sources).astype(np.int32, copy=False) if self.sources else empty
+        target = np.concatenate(self.targets).astype(np.int32, copy=False) if self.targets else empty
+        relation = np.repeat(np.frombuffer(self.relation, dtype=np.uint8), np.frombuffer(self.count, dtype=np.int32))
+        self.sources, self.targets = [], []
+        return source, target, relation
+
+
 def read_amazon(paths: Sequence[str | Path], *, progress: bool = True, log: Callable[[str], None] = log_stderr):
-    """Stream Amazon metadata files into (IdMap, MentionLog, metadata columns, ReadReport)."""
-    ids = IdMap()
-    mentions = MentionLog()
-    for name in RELATION_TYPES:  # fixed bit order for the standard types
-        mentions.code(name)
+    """Stream Amazon metadata files into (ids, mentions, metadata columns, ReadReport); ids is an ``Interner``
+    (``len``, ``keys`` and ``lookup`` as ``IdMap``'s), mentions gives ``arrays()`` and ``relation_names``."""
+    from itemvec.data.intern import Interner
+
+    ids = Interner()
     meta = _MetadataColumns()
+    mentions = _Mentions(ids, meta)
     report = ReadReport()
     formats: dict[str, str] = {}  # per file, from its first record
     known = mentions.relation_names
@@ -115,11 +209,10 @@ def read_amazon(paths: Sequence[str | Path], *, progress: bool = True, log: Call
         report.records_parsed += 1
         if product.nulled or product.dropped_ids:
             report.note_product(product, where)
-        item = ids.add(product.asin)
-        if meta.add(item, product):
-            report.duplicate_records += 1
-        for relation, partners in product.related.items():
-            mentions.add(item, ids.add_many(partners), relation)
+        meta.append(product)
+        mentions.add(product)
+    mentions.flush()
+    report.duplicate_records += meta.merge()
     for info in report.files:
         info["format"] = formats.get(info["path"])
     return ids, mentions, meta, report
@@ -257,26 +350,32 @@ def prepare_amazon(paths: Sequence[str | Path], out: str | Path, *, weights: dic
     with cyclic_gc_paused():
         ids, mentions, meta, report = read_amazon(paths, progress=progress, log=log)
     report.check(max_bad_fraction)
+    asins = ids.keys()
+    n_ids, with_metadata = len(ids), len(meta.item)
+    products = meta.table(asins)  # Arrow's columns take a fraction of the Python objects' memory
+    del meta
     source, target, relation = mentions.arrays()
-    pairs, stats = build_pairs(source, target, relation, mentions.relation_names, len(ids), weights)
+    relation_names = mentions.relation_names
+    del ids, mentions  # the id table (about 130 MB at Books size) is not needed for the split
+    pairs, stats = build_pairs(source, target, relation, relation_names, n_ids, weights)
+    del source, target, relation
     if len(pairs) == 0:
         raise InputError(f"{', '.join(map(str, paths))}: no weighted product pairs found "
                          f"(relation mentions: {stats.mentions_per_relation}; weights: {weights})")
-    asins = ids.keys()
     manifest = {
         "source": "amazon",
         **report.as_dict(),
-        "products_with_metadata": len(meta.item),
-        "products_referenced": len(ids),
-        "products_referenced_only": len(ids) - len(meta.item),
+        "products_with_metadata": with_metadata,
+        "products_referenced": n_ids,
+        "products_referenced_only": n_ids - with_metadata,
         "weights": weights,
         "relation_mentions": stats.mentions_per_relation,
         "relation_unique_pairs": stats.unique_pairs_per_relation,
         "pairs_per_relation": stats.pairs_per_relation,
         "self_pairs_dropped": stats.self_pairs_dropped,
-        "unweighted_relations": sorted(n for n in mentions.relation_names if weights.get(n, 0) <= 0),
+        "unweighted_relations": sorted(n for n in relation_names if weights.get(n, 0) <= 0),
     }
-    return write_data_dir(Path(out), products=meta.table(asins), asins=asins, pairs=pairs, fractions=split,
+    return write_data_dir(Path(out), products=products, asins=asins, pairs=pairs, fractions=split,
                           seed=seed, manifest=manifest, started=started, progress=progress, inputs=paths)
 
 

@@ -1,9 +1,11 @@
 """`prepare` at Amazon Electronics size (420k products) and Books size (2M products): seconds and peak memory.
 
 Each size runs `itemvec synth amazon` then `itemvec prepare amazon` in its own process, so the peak memory
-(from the manifest, ru_maxrss) is that stage's alone. Prints JSON.
+(from the manifest, ru_maxrss) is that stage's alone. With ``--literal-eval`` the same file is also read by a
+bare pass in a process of its own: gunzip, split lines, ``ast.literal_eval`` each (no ids, no pairs, nothing
+written), the floor a pure-Python reader of the 2014 format starts from. Prints JSON.
 
-    python benchmarks/bench_prepare.py [--sizes 420000,2000000] [--workdir bench-output]
+    python benchmarks/bench_prepare.py [--sizes 420000,2000000] [--workdir bench-output] [--literal-eval]
 """
 
 from __future__ import annotations
@@ -27,11 +29,22 @@ def run(args: list[str]) -> tuple[float, float]:
     return seconds, max(after, before) / 1024.0
 
 
+BARE = """
+import ast, gzip, sys
+with gzip.open(sys.argv[1], "rb") as f:
+    for line in f:
+        if line.strip():
+            ast.literal_eval(line.decode("utf-8"))
+"""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="420000,2000000")
     parser.add_argument("--workdir", type=Path, default=Path("bench-output"))
     parser.add_argument("--keep", action="store_true", help="keep the generated files")
+    parser.add_argument("--literal-eval", action="store_true", help="also time a bare ast.literal_eval pass")
+    parser.add_argument("--existing", action="store_true", help="reuse WORKDIR/synthetic-N.json.gz if present")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     cli = [sys.executable, "-m", "itemvec.cli"]
@@ -39,9 +52,12 @@ def main() -> None:
     for size in [int(s) for s in args.sizes.split(",")]:
         raw = args.workdir / f"synthetic-{size}.json.gz"
         data = args.workdir / f"data-{size}"
-        synth_s, synth_mb = run(cli + ["synth", "amazon", "--products", str(size), "--seed", "1", "--out", str(raw),
-                                       "--no-progress"])
+        synth_s = None
+        if not (args.existing and raw.exists()):
+            synth_s, _ = run(cli + ["synth", "amazon", "--products", str(size), "--seed", "1", "--out", str(raw),
+                                    "--no-progress"])
         prep_s, _ = run(cli + ["prepare", "amazon", str(raw), "--out", str(data), "--seed", "1", "--no-progress"])
+        bare_s = run([sys.executable, "-c", BARE, str(raw)])[0] if args.literal_eval else None
         manifest = json.loads((data / "manifest.json").read_text())
         results.append({
             "products": size,
@@ -49,12 +65,15 @@ def main() -> None:
             "metadata_lines": manifest["records_read"],
             "unique_pairs": manifest["unique_pairs"],
             "train_pairs": manifest["pairs_per_part"]["train"],
-            "synth_seconds": round(synth_s, 1),
+            "synth_seconds": None if synth_s is None else round(synth_s, 1),
             "prepare_seconds_wall": round(prep_s, 1),
             "prepare_seconds_manifest": manifest["seconds"],
             "prepare_peak_rss_mb": manifest["peak_rss_mb"],
         })
-        if not args.keep:
+        if bare_s is not None:
+            results[-1]["bare_literal_eval_seconds"] = round(bare_s, 1)
+            results[-1]["prepare_vs_bare_literal_eval"] = round(bare_s / prep_s, 2)
+        if not args.keep and synth_s is not None:  # only what this run generated
             raw.unlink()
         print(json.dumps(results[-1]), file=sys.stderr)
     print(json.dumps({"benchmark": "prepare", "results": results}, indent=2))

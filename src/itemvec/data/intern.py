@@ -172,8 +172,12 @@ class Interner:
 
     def add_many(self, keys: list[str]) -> np.ndarray:
         """The dense ids (int32) of ``keys``, new keys numbered in their order. Keys must be valid Unicode."""
-        data, offsets = self._bytes(keys)
-        new = self.n + len(keys)
+        return self.add_bytes(*self._bytes(keys))
+
+    def add_bytes(self, data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+        """``add_many`` of the strings ``data[offsets[j]:offsets[j + 1]]`` (UTF-8 bytes, int64 offsets)."""
+        count = len(offsets) - 1
+        new = self.n + count
         if new > MAX_LOAD * len(self.table):
             size = len(self.table)
             while new > MAX_LOAD * size:
@@ -182,7 +186,7 @@ class Interner:
             _rehash(old, self.table)
         self.store_offsets = _grown(self.store_offsets, new + 1)
         self.store = _grown(self.store, int(self.store_offsets[self.n]) + int(offsets[-1] - offsets[0]))
-        out = np.empty(len(keys), dtype=np.int32)
+        out = np.empty(count, dtype=np.int32)
         self.n = int(_intern(data, offsets, self.table, self.store, self.store_offsets, np.int64(self.n), out))
         return out
 

@@ -59,10 +59,11 @@ class PairStats:
 
 
 def pair_keys(a: np.ndarray, b: np.ndarray, n_items: int) -> np.ndarray:
-    """One int64 key per unordered pair: ``min * n_items + max``."""
-    lo = np.minimum(a, b).astype(np.int64)
-    hi = np.maximum(a, b).astype(np.int64)
-    return lo * np.int64(n_items) + hi
+    """One int64 key per unordered pair: ``min * n_items + max`` (made in place: one int64 array at a time)."""
+    key = np.minimum(a, b).astype(np.int64)
+    key *= np.int64(n_items)
+    key += np.maximum(a, b)
+    return key
 
 
 def build_pairs(
@@ -84,11 +85,14 @@ def build_pairs(
     """
     n_types = max(len(relation_names), 1)
     is_self = source == target
-    keep = ~is_self
+    n_self = int(is_self.sum())
+    keep = ~is_self if n_self else slice(None)  # no copies of 38 M mentions (Books size) when none is a self pair
+    del is_self
     source, target, relation = source[keep], target[keep], relation[keep]
     mentions = {name: int(c) for name, c in zip(relation_names, np.bincount(relation, minlength=n_types))}
-    keys = pair_keys(source, target, n_items)
-    combo = keys * np.int64(n_types) + relation.astype(np.int64)
+    combo = pair_keys(source, target, n_items)  # then (pair key, relation): in place, one int64 array
+    combo *= np.int64(n_types)
+    combo += relation
     if pair_weight is not None:
         mention_weight = pair_weight[keep].astype(np.float64)
         order = np.lexsort((-mention_weight, combo))
@@ -98,15 +102,17 @@ def build_pairs(
         combo_unique = combo_sorted[first]
         combo_weight = mention_weight[order][first]
     else:
-        combo_unique = unique_sorted(combo)
+        combo_unique = unique_sorted(combo, overwrite=True)
         type_weight = np.array([float(weights.get(name, 0.0)) for name in relation_names] or [0.0])
         combo_weight = type_weight[combo_unique % n_types]
-    del combo, keys
+    del combo
     rel_unique = (combo_unique % n_types).astype(np.int64)
     unique_per_relation = {name: int(c) for name, c in
                            zip(relation_names, np.bincount(rel_unique, minlength=n_types))}
     weighted = combo_weight > 0
-    combo_unique, rel_unique, combo_weight = combo_unique[weighted], rel_unique[weighted], combo_weight[weighted]
+    if not weighted.all():
+        combo_unique, rel_unique, combo_weight = combo_unique[weighted], rel_unique[weighted], combo_weight[weighted]
+    del weighted
     key_unique = combo_unique // n_types
     starts = np.flatnonzero(np.r_[True, key_unique[1:] != key_unique[:-1]]) if len(key_unique) else np.array([], int)
     pair_key = key_unique[starts]
@@ -122,7 +128,7 @@ def build_pairs(
     )
     per_relation = {name: int(np.count_nonzero(pairs.relations & (1 << k)))
                     for k, name in enumerate(relation_names)}
-    stats = PairStats(int(is_self.sum()), mentions, unique_per_relation, per_relation)
+    stats = PairStats(n_self, mentions, unique_per_relation, per_relation)
     return pairs, stats
 
 

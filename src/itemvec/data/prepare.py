@@ -111,26 +111,73 @@ class _MetadataColumns:
         return pa.table(data)
 
 
-ID_BATCH = 1 << 20  # ids mapped per kernel call (the Python strings of one batch are held at a time)
+LINE_BATCH_BYTES = 4 << 20  # lines scanned (itemvec.data.related) and their ids mapped per batch
+
+
+class _Batch:
+    """A batch of lines (``where``, bytes, format) and, once ``scan`` has run, what itemvec.data.related read
+    of their relation lists (empty arrays before)."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, bytes, str]] = []
+        self.size = 0
+        self.buf = np.zeros(0, np.uint8)
+        self.starts = np.zeros(0, np.int64)
+        self.cut = np.zeros((0, 2), np.int64)
+        self.spans = np.zeros((0, 2), np.int64)
+        self.line_spans = np.zeros(1, np.int64)
+        self.groups = np.zeros((0, 2), np.int64)
+        self.line_groups = np.zeros(1, np.int64)
+
+    def add(self, where: str, line: bytes, fmt: str) -> None:
+        self.lines.append((where, line, fmt))
+        self.size += len(line)
+
+    def scan(self) -> None:
+        from itemvec.data.related import scan
+
+        lines = [line for _, line, _ in self.lines]
+        joined = b"".join(lines)
+        self.buf = np.frombuffer(joined, dtype=np.uint8)
+        lengths = np.fromiter(map(len, lines), dtype=np.int64, count=len(lines))
+        ends = np.cumsum(lengths)
+        self.starts = ends - lengths
+        n = len(lines)
+        self.cut = np.empty((n, 2), np.int64)
+        self.spans = np.empty((len(joined) // 4 + 1, 2), np.int64)
+        self.line_spans = np.empty(n + 1, np.int64)
+        self.groups = np.empty((len(joined) // 8 + 1, 2), np.int64)
+        self.line_groups = np.empty(n + 1, np.int64)
+        scan(self.buf, self.starts, ends, self.cut, self.spans, self.line_spans, self.groups, self.line_groups)
 
 
 class _Mentions:
-    """Each kept line's asin and relation lists, as ids in line order: mapped in batches (``Interner``) into
-    the directed mentions (line's item → partner, relation) that ``build_pairs`` merges. Relation names get
-    codes (bits of a pair's relations) in order of first use, the standard types first."""
+    """Each kept line's asin and relation lists, as ids in line order: mapped a batch of lines at a time
+    (``Interner``) into the directed mentions (line's item → partner, relation) that ``build_pairs`` merges. A
+    line's lists come either from its parsed record (``add``) or from the batch's scan of its bytes
+    (``add_scanned``; itemvec.data.related). Relation names get codes (bits of a pair's relations) in order of
+    first use, the standard types first."""
 
     def __init__(self, ids, meta: _MetadataColumns) -> None:
         self.ids, self.meta = ids, meta
         self.relation_names: list[str] = []
         self._code: dict[str, int] = {}
-        for name in RELATION_TYPES:  # fixed bit order for the standard types
+        for name in RELATION_TYPES:  # fixed bit order for the standard types (related.NAMES' codes)
             self.code(name)
-        self.tokens: list[str] = []  # per line: its asin, then its partners relation by relation
-        self.partners = array("i")  # per line: how many partners it names
-        self.relation = array("B")  # per (line, relation with partners): its code
-        self.count = array("i")  # ... and how many partners
         self.sources: list[np.ndarray] = []
         self.targets: list[np.ndarray] = []
+        self.relations: list[np.ndarray] = []
+        self.counts: list[np.ndarray] = []
+        self._clear()
+
+    def _clear(self) -> None:
+        self.asins: list[str] = []  # per kept line of the batch
+        self.fast = array("q")  # ... its index in the batch if its lists were scanned, else -1
+        self.slow_tokens: list[str] = []  # the partners of the parsed lines, relation by relation
+        self.slow_ends = array("q", [0])  # per kept line: the end of its partners in slow_tokens
+        self.slow_codes = array("q")  # per (parsed line, relation with partners): its code
+        self.slow_counts = array("q")  # ... and how many partners
+        self.slow_group_ends = array("q", [0])
 
     def code(self, name: str) -> int:
         code = self._code.get(name)
@@ -143,47 +190,79 @@ class _Mentions:
         return code
 
     def add(self, product) -> None:
-        tokens = self.tokens
-        tokens.append(product.asin)
-        total = 0
+        self.asins.append(product.asin)
+        self.fast.append(-1)
         for relation, partners in product.related.items():
             if partners:
-                self.relation.append(self.code(relation))
-                self.count.append(len(partners))
-                tokens.extend(partners)
-                total += len(partners)
-        self.partners.append(total)
-        if len(tokens) >= ID_BATCH:
-            self.flush()
+                self.slow_codes.append(self.code(relation))
+                self.slow_counts.append(len(partners))
+                self.slow_tokens.extend(partners)
+        self.slow_ends.append(len(self.slow_tokens))
+        self.slow_group_ends.append(len(self.slow_codes))
 
-    def flush(self) -> None:
-        if not self.tokens:
+    def add_scanned(self, asin: str, line: int) -> None:
+        self.asins.append(asin)
+        self.fast.append(line)
+        self.slow_ends.append(self.slow_ends[-1])
+        self.slow_group_ends.append(self.slow_group_ends[-1])
+
+    def flush(self, batch: _Batch) -> None:
+        """Map the batch's kept lines' ids; ``batch`` is the one their scanned lines index."""
+        from itemvec.data.intern import Interner
+        from itemvec.data.related import assemble
+
+        n = len(self.asins)
+        if n == 0:
+            self._clear()
             return
-        dense = self.ids.add_many(self.tokens)
-        partners = np.frombuffer(self.partners, dtype=np.int32)
-        starts = np.zeros(len(partners), dtype=np.int64)
+        py_data, py_offsets = Interner._bytes(self.asins + self.slow_tokens)
+        fast = np.frombuffer(self.fast, dtype=np.int64)
+        scanned = fast[fast >= 0]
+        line_spans = batch.line_spans
+        n_scanned_ids = int((line_spans[scanned + 1] - line_spans[scanned]).sum())
+        scanned_bytes = int((batch.spans[:line_spans[-1], 1] - batch.spans[:line_spans[-1], 0]).sum())
+        n_tokens = n + len(self.slow_tokens) + n_scanned_ids
+        data = np.empty(len(py_data) + scanned_bytes, np.uint8)
+        offsets = np.empty(n_tokens + 1, np.int64)
+        n_groups = len(self.slow_codes) + int(batch.line_groups[-1])
+        codes = np.empty(n_groups, np.int64)
+        counts = np.empty(n_groups, np.int64)
+        partners = np.empty(n, np.int64)
+        _, g = assemble(py_data, py_offsets, fast, batch.buf, batch.spans, line_spans, batch.groups,
+                        batch.line_groups, np.frombuffer(self.slow_ends, dtype=np.int64),
+                        np.frombuffer(self.slow_group_ends, dtype=np.int64),
+                        np.frombuffer(self.slow_codes, dtype=np.int64), np.frombuffer(self.slow_counts, dtype=np.int64),
+                        data, offsets, codes, counts, partners)
+        dense = self.ids.add_bytes(data, offsets)
+        starts = np.zeros(n, dtype=np.int64)
         np.cumsum(partners[:-1] + 1, out=starts[1:])
         item = dense[starts]
         is_partner = np.ones(len(dense), dtype=bool)
         is_partner[starts] = False
         self.sources.append(np.repeat(item, partners))
         self.targets.append(dense[is_partner])
+        self.relations.append(codes[:g].astype(np.uint8))
+        self.counts.append(counts[:g])
         self.meta.row_item.append(item)
-        self.tokens, self.partners = [], array("i")
+        self._clear()
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        self.flush()
         empty = np.zeros(0, np.int32)
         source = np.concatenate(self.sources).astype(np.int32, copy=False) if self.sources else empty
         target = np.concatenate(self.targets).astype(np.int32, copy=False) if self.targets else empty
-        relation = np.repeat(np.frombuffer(self.relation, dtype=np.uint8), np.frombuffer(self.count, dtype=np.int32))
-        self.sources, self.targets = [], []
+        relation = (np.repeat(np.concatenate(self.relations), np.concatenate(self.counts)) if self.relations
+                    else np.zeros(0, np.uint8))
+        self.sources, self.targets, self.relations, self.counts = [], [], [], []
         return source, target, relation
 
 
 def read_amazon(paths: Sequence[str | Path], *, progress: bool = True, log: Callable[[str], None] = log_stderr):
     """Stream Amazon metadata files into (ids, mentions, metadata columns, ReadReport); ids is an ``Interner``
-    (``len``, ``keys`` and ``lookup`` as ``IdMap``'s), mentions gives ``arrays()`` and ``relation_names``."""
+    (``len``, ``keys`` and ``lookup`` as ``IdMap``'s), mentions gives ``arrays()`` and ``relation_names``.
+
+    Lines go in batches of about 4 MB: one kernel call reads the relation lists of every 2014-format line
+    whose lists are in the plain form (itemvec.data.related), and only the rest of such a line is parsed; a
+    line outside that form, or whose rest does not parse alone, is parsed whole, as every line once was."""
     from itemvec.data.intern import Interner
 
     ids = Interner()
@@ -191,31 +270,60 @@ def read_amazon(paths: Sequence[str | Path], *, progress: bool = True, log: Call
     mentions = _Mentions(ids, meta)
     report = ReadReport()
     formats: dict[str, str] = {}  # per file, from its first record
-    known = mentions.relation_names
+    batch = _Batch()
     for reader, where, line in read_lines(paths, report, progress, log):
         fmt = formats.get(str(reader.path))
         if fmt is None:
             fmt = formats[str(reader.path)] = detect_format(line)
-        try:
-            product = parse_line(line, fmt)
-        except RecordError as exc:
-            report.reject(exc.reason, where, str(exc))
-            continue
-        new = [r for r, partners in product.related.items() if partners and r not in known]
-        if new and len(set(new)) + len(known) > MAX_RELATION_TYPES:
-            report.reject("bad_related", where, f"relation type(s) {sorted(set(new))[:3]} beyond the "
-                                                f"{MAX_RELATION_TYPES} a pair's bitmask holds ({known})")
-            continue
-        report.records_parsed += 1
-        if product.nulled or product.dropped_ids:
-            report.note_product(product, where)
-        meta.append(product)
-        mentions.add(product)
-    mentions.flush()
+        batch.add(where, line, fmt)
+        if batch.size >= LINE_BATCH_BYTES:
+            _read_batch(batch, mentions, meta, report)
+            batch = _Batch()
+    _read_batch(batch, mentions, meta, report)
     report.duplicate_records += meta.merge()
     for info in report.files:
         info["format"] = formats.get(info["path"])
     return ids, mentions, meta, report
+
+
+def _read_batch(batch: _Batch, mentions: _Mentions, meta: _MetadataColumns, report: ReadReport) -> None:
+    if any(fmt == "2014" for _, _, fmt in batch.lines):
+        batch.scan()
+    cuts = batch.cut.tolist()
+    starts = batch.starts.tolist()
+    known = mentions.relation_names
+    for i, (where, line, fmt) in enumerate(batch.lines):
+        product = None
+        if fmt == "2014" and cuts and cuts[i][0] >= 0:
+            # The lists were read from the bytes: parse the rest, the value replaced by an empty dict.
+            start, end = cuts[i][0] - starts[i], cuts[i][1] - starts[i]
+            try:
+                product = parse_line(line[:start] + b"{}" + line[end:], fmt)
+            except RecordError:
+                product = None  # parsed whole below, for the reject's own detail
+            if product is not None and product.related:  # top-level lists too: the full parser merges them
+                product = None
+        scanned = product is not None
+        if product is None:
+            try:
+                product = parse_line(line, fmt)
+            except RecordError as exc:
+                report.reject(exc.reason, where, str(exc))
+                continue
+            new = [r for r, partners in product.related.items() if partners and r not in known]
+            if new and len(set(new)) + len(known) > MAX_RELATION_TYPES:
+                report.reject("bad_related", where, f"relation type(s) {sorted(set(new))[:3]} beyond the "
+                                                    f"{MAX_RELATION_TYPES} a pair's bitmask holds ({known})")
+                continue
+        report.records_parsed += 1
+        if product.nulled or product.dropped_ids:
+            report.note_product(product, where)
+        meta.append(product)
+        if scanned:
+            mentions.add_scanned(product.asin, i)
+        else:
+            mentions.add(product)
+    mentions.flush(batch)
 
 
 def read_edges(paths: Sequence[str | Path], *, progress: bool = True, log: Callable[[str], None] = log_stderr):
@@ -272,9 +380,8 @@ def _split_and_negatives(pairs: Pairs, n_items: int, fractions, seed: int) -> di
     from itemvec.data.keyset import KeySet
 
     known = KeySet(pair_keys(pairs.item_a, pairs.item_b, n_items))  # every part's pairs: never a negative
-    degree = np.bincount(np.concatenate([pairs.item_a, pairs.item_b]), minlength=n_items)
-    nodes = np.flatnonzero(degree > 0)
     endpoints = np.concatenate([pairs.item_a, pairs.item_b])
+    nodes = np.flatnonzero(np.bincount(endpoints, minlength=n_items) > 0)
     parts = {"train": pairs.take(train_idx), "validation": pairs.take(val_idx), "test": pairs.take(test_idx)}
     negatives = {}
     uniform_a, uniform_b = uniform_negatives(len(val_idx) + len(test_idx), nodes, known, n_items, rng)

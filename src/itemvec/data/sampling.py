@@ -73,12 +73,12 @@ def degree_matched_negatives(pos_a: np.ndarray, pos_b: np.ndarray, endpoints: np
     (a kept item linked to nearly every popular item) takes a uniform partner from ``nodes`` (default: the
     distinct endpoints) instead."""
     keep = np.where(rng.random(len(pos_a)) < 0.5, pos_a, pos_b).astype(np.int64)
-    endpoints = np.asarray(endpoints, dtype=np.int64)
-    fallback = unique_sorted(endpoints) if nodes is None else np.asarray(nodes, dtype=np.int64)
+    endpoints = np.asarray(endpoints)  # as it comes (int32 at Books size: 38 M, no int64 copy); draws as int64
+    fallback = unique_sorted(endpoints).astype(np.int64) if nodes is None else np.asarray(nodes, dtype=np.int64)
 
     def propose(idx, round_number):
         if round_number >= DEGREE_ROUNDS:
             return keep[idx], fallback[rng.integers(0, len(fallback), len(idx))]
-        return keep[idx], endpoints[rng.integers(0, len(endpoints), len(idx))]
+        return keep[idx], endpoints[rng.integers(0, len(endpoints), len(idx))].astype(np.int64)
 
     return _fill(len(pos_a), propose, known, n_items, exclude)

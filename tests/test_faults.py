@@ -645,8 +645,10 @@ def test_a_signal_at_any_line_of_a_write_leaves_the_old_whole_and_no_temporary(t
 
 
 def test_a_signal_during_prepare_leaves_nothing(world, tmp_path):
-    big = tmp_path / "big.json.gz"
-    write_amazon_2014(big, 200_000, seed=1, progress=False)  # about 5 s to read
+    one = tmp_path / "one.json.gz"
+    write_amazon_2014(one, 200_000, seed=1, progress=False)
+    big = tmp_path / "big.json.gz"  # three gzip members of it: about 5 s to read (the repeats are duplicates)
+    big.write_bytes(one.read_bytes() * 3)
     for out in (tmp_path / "new", copy(world / "data", tmp_path / "existing")):
         before = snapshot(out) if out.exists() else None
         process = start_cli("prepare", "amazon", big, "--out", out, "--no-progress")

@@ -542,3 +542,46 @@ def test_interner_numbers_ids_as_the_id_map(batches):
     probe = plain.keys()[::3] + ["absent", "id3000"]
     np.testing.assert_array_equal(bulk.lookup(probe), plain.lookup(probe))
     assert "id7" in bulk and "nope" not in bulk and bulk.id_of("id0") == plain.index["id0"]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(1, 16), st.integers(2, 40), st.lists(st.tuples(st.integers(0, 39), st.integers(0, 39),
+                                                                  st.integers(0, 15)), max_size=400),
+       st.lists(st.sampled_from([0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.2, 1e-9, 3.3, 1e6, 0.123456789]),
+                min_size=16, max_size=16))
+def test_build_pairs_merge_kernel_is_the_numpy_merge(n_types, n_items, mentions, weights):
+    """The one-pass kernel (itemvec.data.merge) gives the numpy path's pairs bit for bit: float32 weights summed
+    as add.reduceat sums (up to 16 relations on one pair, where numpy's pairwise sum starts), bits, counts."""
+    from itemvec.arrays import unique_sorted
+    from itemvec.data.pairs import merge_unique
+
+    names = [f"r{k}" for k in range(n_types)]
+    source = np.array([m[0] % n_items for m in mentions], np.int32)
+    target = np.array([m[1] % n_items for m in mentions], np.int32)
+    relation = np.array([m[2] % n_types for m in mentions], np.uint8)
+    rich = [(a, b, r) for a in range(2) for b in range(2, 4) for r in range(n_types)]  # every relation on 4 pairs
+    source = np.concatenate([source, np.array([a for a, _, _ in rich], np.int32)])
+    target = np.concatenate([target, np.array([b for _, b, _ in rich], np.int32)])
+    relation = np.concatenate([relation, np.array([r for _, _, r in rich], np.uint8)])
+    type_weights = dict(zip(names, weights))
+    pairs, stats = build_pairs(source, target, relation, names, n_items, type_weights)
+    keep = source != target
+    combo = pair_keys(source[keep], target[keep], n_items) * n_types + relation[keep]
+    unique = unique_sorted(combo)
+    expected, unique_per_relation = merge_unique(unique, np.array(weights[:n_types])[unique % n_types], n_types,
+                                                 n_items, names)
+    for field in ("item_a", "item_b", "relations"):
+        np.testing.assert_array_equal(getattr(pairs, field), getattr(expected, field))
+    assert pairs.weight.tobytes() == expected.weight.tobytes()
+    assert pairs.item_a.dtype == np.int32 and pairs.weight.dtype == np.float32 and pairs.relations.dtype == np.uint16
+    assert stats.unique_pairs_per_relation == unique_per_relation
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(1e-12, 1e6), min_size=1, max_size=64))
+def test_the_merge_kernels_sum_is_add_reduceat(values):
+    """A pair's weight, before the float32 cast, is the float64 that np.add.reduceat gives its segment."""
+    from itemvec.data.merge import _reduceat_sum
+
+    array = np.array(values, np.float64)
+    assert _reduceat_sum(array, len(array)) == np.add.reduceat(array, [0])[0]

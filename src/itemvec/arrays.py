@@ -11,15 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def unique_sorted(values: np.ndarray, overwrite: bool = False) -> np.ndarray:
-    """The distinct values of the integer array ``values``, ascending: ``np.unique(values)``, by a sort.
-    ``overwrite``: sort a 1-d ``values`` in place (its order is lost) instead of a copy."""
-    values = np.asarray(values)
-    if overwrite and values.ndim == 1:
-        values.sort()
-        ordered = values
-    else:
-        ordered = np.sort(values.ravel())
+def unique_sorted(values: np.ndarray) -> np.ndarray:
+    """The distinct values of the integer array ``values``, ascending: ``np.unique(values)``, by a sort."""
+    ordered = np.sort(np.asarray(values).ravel())
     if len(ordered) < 2:
         return ordered
     keep = np.empty(len(ordered), dtype=bool)

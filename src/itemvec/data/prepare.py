@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import time
 from array import array
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -43,6 +45,7 @@ from itemvec.data.store import fingerprint_files, write_json, write_negatives, w
 from itemvec.errors import ConfigError, InputError
 from itemvec.outputs import OutputFolder, check_output
 
+T = TypeVar("T")
 FLOAT32_MAX = float(np.finfo(np.float32).max)  # weights and ratings are stored as float32
 MAX_RELATION_TYPES = 16  # bits of the pairs' relations bitmask (_Mentions.code)
 
@@ -411,6 +414,18 @@ def finish_data_dir(tmp: Path, manifest: dict, kind: str) -> None:
     write_json(tmp / "manifest.json", manifest)
 
 
+@contextmanager
+def _beside(job: Callable[..., T], *args) -> Iterator[Future[T]]:
+    """Run ``job(*args)`` in a thread while the block runs (for work that releases the GIL, or beside work
+    that does); yields its future. Leaving the block, by an error or an interrupt too, waits for the thread,
+    so nothing writes into a folder that is being removed."""
+    pool = ThreadPoolExecutor(1, thread_name_prefix="itemvec-prepare")
+    try:
+        yield pool.submit(job, *args)
+    finally:
+        pool.shutdown(wait=True)
+
+
 def _write_tables(tmp: Path, products: pa.Table, asins: list[str], pairs: Pairs) -> None:
     pq.write_table(products, tmp / "products.parquet")
     pq.write_table(pa.table({"id": pa.array(np.arange(len(asins), dtype=np.int32)),
@@ -433,13 +448,9 @@ def write_data_dir(out: Path, *, products: pa.Table, asins: list[str], pairs: Pa
         # The tables made before the split are written by a thread while the split runs (Arrow's writer
         # releases the GIL): about 3 s of 47 at Books size. A failed or interrupted split waits for the thread,
         # then leaves as before (the temporary folder removed).
-        pool = ThreadPoolExecutor(1, thread_name_prefix="itemvec-write")
-        try:
-            written = pool.submit(_write_tables, tmp, products, asins, pairs)
+        with _beside(_write_tables, tmp, products, asins, pairs) as written:
             split = _split_and_negatives(pairs, len(asins), fractions, seed)
             written.result()
-        finally:
-            pool.shutdown(wait=True)
         for name, part in split["parts"].items():
             write_pairs(tmp / "split" / f"{name}.parquet", part)
         for name, (a, b) in split["negatives"].items():
@@ -478,17 +489,13 @@ def prepare_amazon(paths: Sequence[str | Path], out: str | Path, *, weights: dic
     n_ids, with_metadata = len(ids), len(meta.item)
     # The products table (Python objects to Arrow, which holds the GIL) is made by a thread while the pairs are
     # built (numpy's sort and numba kernels, which do not): about 3.5 s at Books size.
-    pool = ThreadPoolExecutor(1, thread_name_prefix="itemvec-products")
-    try:
-        table = pool.submit(meta.table, asins)
+    with _beside(meta.table, asins) as table:
         source, target, relation = mentions.arrays()
         relation_names = mentions.relation_names
         del ids, mentions  # the id table (about 130 MB at Books size) is not needed for the split
         pairs, stats = build_pairs(source, target, relation, relation_names, n_ids, weights)
         del source, target, relation
         products = table.result()  # Arrow's columns take a fraction of the Python objects' memory
-    finally:
-        pool.shutdown(wait=True)
     del meta
     if len(pairs) == 0:
         raise InputError(f"{', '.join(map(str, paths))}: no weighted product pairs found "

@@ -43,6 +43,17 @@ def _skip(buf, k, end):
     return k
 
 
+@njit(cache=True, inline="always")
+def _is(buf, at, end, word, length):
+    """Whether ``buf[at:at + length]`` (within ``end``) are the bytes ``word[:length]``."""
+    if at + length > end:
+        return False
+    for b in range(length):
+        if buf[at + b] != word[b]:
+            return False
+    return True
+
+
 @njit(cache=True)
 def _related_value(buf, k, end, spans, n_spans, groups, n_groups):
     """Read a plain ``{'name': ['id', ...], ...}`` starting at ``buf[k] == '{'``: appends the ids' spans and
@@ -62,15 +73,9 @@ def _related_value(buf, k, end, spans, n_spans, groups, n_groups):
             return -1, n_spans, n_groups
         code = -1
         for c in range(len(_NAME_LENGTHS)):
-            if _NAME_LENGTHS[c] == j - k - 1:
-                same = True
-                for b in range(j - k - 1):
-                    if buf[k + 1 + b] != _NAME_BYTES[c, b]:
-                        same = False
-                        break
-                if same:
-                    code = c
-                    break
+            if _NAME_LENGTHS[c] == j - k - 1 and _is(buf, k + 1, j, _NAME_BYTES[c], j - k - 1):
+                code = c
+                break
         if code < 0 or seen & (1 << code):  # another name (or one escaped), or a name twice
             return -1, n_spans, n_groups
         seen |= 1 << code
@@ -175,13 +180,7 @@ def scan(buf, starts, ends, cut, spans, line_spans, groups, line_groups):
                 if (before != 123 and before != 44) or escaped:
                     ok = False
                     break
-                is_related = j - start - 1 == len(_RELATED)
-                if is_related:
-                    for b in range(len(_RELATED)):
-                        if buf[start + 1 + b] != _RELATED[b]:
-                            is_related = False
-                            break
-                if not is_related:
+                if j - start - 1 != len(_RELATED) or not _is(buf, start + 1, j, _RELATED, len(_RELATED)):
                     continue
                 value = _skip(buf, colon + 1, end)
                 if c == DQUOTE or found_start >= 0 or value >= end or buf[value] != 123:  # "related", twice,
@@ -203,7 +202,7 @@ def scan(buf, starts, ends, cut, spans, line_spans, groups, line_groups):
             elif c == 125 or c == 93:
                 depth -= 1
                 if depth == 0:  # the record ends: only white space may follow
-                    k = _skip(buf, k + 1, end)
+                    k += 1
                     while k < end and (buf[k] == 10 or buf[k] == 13 or buf[k] == SPACE or buf[k] == TAB):
                         k += 1
                     if k < end:
@@ -212,15 +211,9 @@ def scan(buf, starts, ends, cut, spans, line_spans, groups, line_groups):
             elif c == 40 or c == 41 or c == 35 or c == 47 or c == BACKSLASH:  # ( ) parenthesised keys, # and /
                 ok = False  # comments, a line continuation or an escaped identifier
                 break
-            elif depth == 1 and c == _RELATED[0] and k + len(_RELATED) <= end:  # an unquoted key (JSON5)
-                same = True
-                for b in range(len(_RELATED)):
-                    if buf[k + b] != _RELATED[b]:
-                        same = False
-                        break
-                if same:
-                    ok = False
-                    break
+            elif depth == 1 and _is(buf, k, end, _RELATED, len(_RELATED)):  # an unquoted key (JSON5)
+                ok = False
+                break
             last = c
             k += 1
         if depth != 0:

@@ -79,7 +79,7 @@ def amazon(path: Path):
 
 
 def field_of(ids, meta, asin: str, name: str):
-    return meta.columns[name][meta.row(ids.id_of(asin))]
+    return meta.columns[name][meta.row(ids.id_of(asin))].as_py()
 
 
 def partners(ids, mentions, asin: str) -> set[str]:

@@ -644,22 +644,44 @@ def test_a_signal_at_any_line_of_a_write_leaves_the_old_whole_and_no_temporary(t
     assert version() == 1.0
 
 
-def test_a_signal_during_prepare_leaves_nothing(world, tmp_path):
+def processes_naming(text: str) -> list[int]:
+    """The pids of live processes whose command line holds ``text`` (a forked worker keeps its parent's)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and text.encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
+        except OSError:  # ended meanwhile
+            pass
+    return found
+
+
+@pytest.mark.parametrize("whom", ["process", "group"])
+def test_a_signal_during_prepare_leaves_nothing(world, tmp_path, whom):
+    """Sent to the process (`kill -INT`) or to its whole process group (Ctrl-C in a terminal), which holds the
+    read's worker processes too: the input (64 MB) is read by workers."""
     one = tmp_path / "one.json.gz"
     write_amazon_2014(one, 200_000, seed=1, progress=False)
     big = tmp_path / "big.json.gz"  # three gzip members of it: about 5 s to read (the repeats are duplicates)
     big.write_bytes(one.read_bytes() * 3)
     for out in (tmp_path / "new", copy(world / "data", tmp_path / "existing")):
         before = snapshot(out) if out.exists() else None
-        process = start_cli("prepare", "amazon", big, "--out", out, "--no-progress")
+        process = subprocess.Popen([sys.executable, "-m", "itemvec.cli", "prepare", "amazon", str(big), "--out",
+                                    str(out), "--no-progress", "--workers", "2"], stdout=subprocess.PIPE,
+                                   stderr=subprocess.PIPE, text=True, start_new_session=whom == "group")
         wait_for(lambda pid=process.pid: handles_signals(pid))
+        wait_for(lambda out=out: len(processes_naming(str(out))) == 3)  # itself and its two workers
         time.sleep(0.5)  # into the read (about 5 s)
-        process.send_signal(signal.SIGINT)
+        if whom == "group":
+            os.killpg(process.pid, signal.SIGINT)
+        else:
+            process.send_signal(signal.SIGINT)
         _, err = process.communicate(timeout=60)
         assert process.returncode == 130, err
         assert len(err.strip().splitlines()) == 1 and "interrupted" in err
         assert (snapshot(out) if out.exists() else None) == before
         assert not leftovers(out)
+        wait_for(lambda out=out: not processes_naming(str(out)), timeout=10)
 
 
 def test_a_signal_to_compare_stops_its_child(world, tmp_path):

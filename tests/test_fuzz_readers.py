@@ -181,13 +181,13 @@ def _amazon_check(got, expected) -> None:
     keys = ids.keys()
     for asin, title, price, rank, partners in expected:
         row = meta.row(ids.id_of(asin))
-        assert (meta.columns["title"][row], meta.columns["price"][row], meta.columns["sales_rank"][row]) == \
+        assert tuple(meta.columns[name][row].as_py() for name in ("title", "price", "sales_rank")) == \
             (title, price, rank)
         code = ids.id_of(asin)
         assert {keys[t] for t in target[source == code]} >= set(partners)
-    for rank in meta.columns["sales_rank"]:
+    for rank in meta.columns["sales_rank"].to_pylist():
         assert rank is None or 0 <= rank < 2**63
-    for price in meta.columns["price"]:
+    for price in meta.columns["price"].to_pylist():
         assert price is None or (np.isfinite(price) and price >= 0)
     assert "" not in ids
 

@@ -10,13 +10,20 @@ itemvec.data.readers.
 
 from __future__ import annotations
 
+import gc
+import multiprocessing
+import os
+import signal
 import time
+import traceback
 from array import array
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -42,53 +49,63 @@ from itemvec.data.readers import (
 )
 from itemvec.data.sampling import degree_matched_negatives, uniform_negatives
 from itemvec.data.store import fingerprint_files, write_json, write_negatives, write_pairs
-from itemvec.errors import ConfigError, InputError
+from itemvec.errors import ConfigError, InputError, ItemvecError
 from itemvec.outputs import OutputFolder, check_output
 
 T = TypeVar("T")
 FLOAT32_MAX = float(np.finfo(np.float32).max)  # weights and ratings are stored as float32
-MAX_RELATION_TYPES = 16  # bits of the pairs' relations bitmask (_Mentions.code)
+MAX_RELATION_TYPES = 16  # bits of the pairs' relations bitmask (_Codes.code)
+
+
+META_TYPES = {"title": pa.string(), "brand": pa.string(), "categories": pa.list_(pa.list_(pa.string())),
+              "price": pa.float64(), "sales_rank": pa.int64(), "sales_rank_category": pa.string(),
+              "description": pa.string()}
+META_SCHEMA = pa.schema(list(META_TYPES.items()))
 
 
 class _MetadataColumns:
     """Columns of the products that have a metadata line, merged across duplicate lines (first wins per field).
 
-    A row per kept line is appended as it is read (``rows``), with the line's dense item id once its batch of
-    ids is mapped (``row_item``); duplicate lines are merged at the end."""
+    Each batch of lines adds an Arrow batch with a row per kept line (``batches``) and the lines' dense item
+    ids (``row_item``); duplicate lines are merged at the end (``merge``), which leaves one Arrow array per
+    field in ``columns``, a row per item in ``item``."""
 
-    NAMES = ("title", "brand", "categories", "price", "sales_rank", "sales_rank_category", "description")
+    NAMES = tuple(META_TYPES)
 
     def __init__(self) -> None:
-        self.rows: list[tuple] = []
+        self.batches: list[pa.RecordBatch] = []
         self.row_item: list[np.ndarray] = []
         self.item: np.ndarray = np.zeros(0, np.int64)  # the items with a line, in order of their first line
-        self.columns: dict[str, list] = {}
-
-    def append(self, product) -> None:
-        self.rows.append((product.title, product.brand, product.categories, product.price, product.sales_rank,
-                          product.sales_rank_category, product.description))
+        self.columns: dict[str, pa.Array] = {}
 
     def merge(self) -> int:
-        """One row per item (its first line's, None fields filled from its later lines in order); returns the
-        number of duplicate lines merged."""
+        """One row per item (its first line's, null fields filled from its later lines in order); returns the
+        number of duplicate lines merged. Only the rows of items with several lines go through Python."""
         row_item = np.concatenate(self.row_item) if self.row_item else np.zeros(0, np.int32)
+        table = pa.Table.from_batches(self.batches, META_SCHEMA)
+        self.batches, self.row_item = [], []
         items, first = np.unique(row_item, return_index=True)
         order = np.sort(first)  # rows of first lines, in line order
-        rows = self.rows
-        if len(order) < len(rows):
-            repeated = np.ones(len(rows), dtype=bool)
+        if len(order) < len(row_item):
+            repeated = np.ones(len(row_item), dtype=bool)
             repeated[order] = False
+            shared = np.isin(row_item, np.unique(row_item[repeated]))  # every line of an item with several
+            lines = np.flatnonzero(shared)
+            values = dict(zip(lines.tolist(), table.take(pa.array(lines)).to_pylist()))
             first_of = dict(zip(items.tolist(), first.tolist()))
             for r in np.flatnonzero(repeated).tolist():  # later lines of an item, in line order
-                k = first_of[int(row_item[r])]
-                kept, later = rows[k], rows[r]
-                rows[k] = tuple(later[f] if kept[f] is None else kept[f] for f in range(len(kept)))
-        kept_rows = [rows[r] for r in order.tolist()] if len(order) < len(rows) else rows
-        columns = list(zip(*kept_rows)) if kept_rows else [() for _ in self.NAMES]
-        self.columns = {name: list(col) for name, col in zip(self.NAMES, columns)}
+                kept, later = values[first_of[int(row_item[r])]], values[r]
+                for name, value in kept.items():
+                    if value is None:
+                        kept[name] = later[name]
+            merged = np.flatnonzero(shared & ~repeated)  # first lines whose row changed
+            take = np.arange(len(row_item), dtype=np.int64)
+            take[merged] = len(row_item) + np.arange(len(merged))
+            extra = pa.Table.from_pylist([values[r] for r in merged.tolist()], META_SCHEMA)
+            table = pa.concat_tables([table, extra]).take(pa.array(take[order]))
+        self.columns = {name: table.column(name).combine_chunks() for name in self.NAMES}
         self.item = row_item[order].astype(np.int64)
-        self.rows, self.row_item = [], []
-        return len(rows) - len(order)
+        return len(row_item) - len(order)
 
     def row(self, item: int) -> int:
         """The row of ``item`` in ``columns`` (after ``merge``); KeyError for an item without a line."""
@@ -102,29 +119,27 @@ class _MetadataColumns:
         rows = np.full(n, -1, dtype=np.int64)
         rows[self.item] = np.arange(len(self.item))
         take = pa.array(rows, mask=rows < 0)
-        types = {"title": pa.string(), "brand": pa.string(), "categories": pa.list_(pa.list_(pa.string())),
-                 "price": pa.float64(), "sales_rank": pa.int64(), "sales_rank_category": pa.string(),
-                 "description": pa.string()}
         data = {
             "id": pa.array(np.arange(n, dtype=np.int32)),
             "asin": pa.array(asins, pa.string()),
             "has_metadata": pa.array(rows >= 0),
         }
-        for name in self.NAMES:
-            data[name] = pa.array(self.columns[name], types[name]).take(take) if n else pa.array([], types[name])
+        for name, kind in META_TYPES.items():
+            data[name] = self.columns[name].take(take) if n else pa.array([], kind)
         return pa.table(data)
 
 
-LINE_BATCH_BYTES = 4 << 20  # lines scanned (itemvec.data.related) and their ids mapped per batch
+LINE_BATCH_BYTES = 4 << 20  # lines scanned (itemvec.data.related) and parsed per batch, one task of a worker
+PARALLEL_MIN_BYTES = 24 << 20  # inputs smaller than this are read in this process alone
+MAX_READ_WORKERS = 4
 
 
 class _Batch:
-    """A batch of lines (``where``, bytes, format) and, once ``scan`` has run, what itemvec.data.related read
-    of their relation lists (empty arrays before)."""
+    """A batch of lines (``where``, bytes, format) and what itemvec.data.related read of their relation lists
+    (``scan``; empty arrays before)."""
 
-    def __init__(self) -> None:
-        self.lines: list[tuple[str, bytes, str]] = []
-        self.size = 0
+    def __init__(self, lines: list[tuple[str, bytes, str]]) -> None:
+        self.lines = lines
         self.buf = np.zeros(0, np.uint8)
         self.starts = np.zeros(0, np.int64)
         self.cut = np.zeros((0, 2), np.int64)
@@ -132,10 +147,6 @@ class _Batch:
         self.line_spans = np.zeros(1, np.int64)
         self.groups = np.zeros((0, 2), np.int64)
         self.line_groups = np.zeros(1, np.int64)
-
-    def add(self, where: str, line: bytes, fmt: str) -> None:
-        self.lines.append((where, line, fmt))
-        self.size += len(line)
 
     def scan(self) -> None:
         from itemvec.data.related import scan
@@ -155,148 +166,78 @@ class _Batch:
         scan(self.buf, self.starts, ends, self.cut, self.spans, self.line_spans, self.groups, self.line_groups)
 
 
-class _Mentions:
-    """Each kept line's asin and relation lists, as ids in line order: mapped a batch of lines at a time
-    (``Interner``) into the directed mentions (line's item → partner, relation) that ``build_pairs`` merges. A
-    line's lists come either from its parsed record (``add``) or from the batch's scan of its bytes
-    (``add_scanned``; itemvec.data.related). Relation names get codes (bits of a pair's relations) in order of
-    first use, the standard types first."""
+class _NewRelation(Exception):
+    """A worker met a relation name outside the standard ones: its batch is read again in the main process,
+    whose table gives the name its code (codes follow first use across the whole input)."""
 
-    def __init__(self, ids, meta: _MetadataColumns) -> None:
-        self.ids, self.meta = ids, meta
-        self.relation_names: list[str] = []
+
+class _Codes:
+    """Relation names → codes (bits of a pair's relations), in order of first use, the standard types first
+    (related.NAMES' codes). ``frozen``: a worker's table, the standard types only (a new name raises
+    ``_NewRelation``)."""
+
+    def __init__(self, frozen: bool = False) -> None:
+        self.names: list[str] = []
         self._code: dict[str, int] = {}
-        for name in RELATION_TYPES:  # fixed bit order for the standard types (related.NAMES' codes)
+        self.frozen = False
+        for name in RELATION_TYPES:
             self.code(name)
-        self.sources: list[np.ndarray] = []
-        self.targets: list[np.ndarray] = []
-        self.relations: list[np.ndarray] = []
-        self.counts: list[np.ndarray] = []
-        self._clear()
-
-    def _clear(self) -> None:
-        self.asins: list[str] = []  # per kept line of the batch
-        self.fast = array("q")  # ... its index in the batch if its lists were scanned, else -1
-        self.slow_tokens: list[str] = []  # the partners of the parsed lines, relation by relation
-        self.slow_ends = array("q", [0])  # per kept line: the end of its partners in slow_tokens
-        self.slow_codes = array("q")  # per (parsed line, relation with partners): its code
-        self.slow_counts = array("q")  # ... and how many partners
-        self.slow_group_ends = array("q", [0])
+        self.frozen = frozen
 
     def code(self, name: str) -> int:
         code = self._code.get(name)
         if code is None:
-            if len(self.relation_names) >= MAX_RELATION_TYPES:
-                raise ConfigError(f"too many relation types (over {MAX_RELATION_TYPES}): "
-                                  f"{self.relation_names + [name]}")
-            code = self._code[name] = len(self.relation_names)
-            self.relation_names.append(name)
+            if self.frozen:
+                raise _NewRelation(name)
+            if len(self.names) >= MAX_RELATION_TYPES:
+                raise ConfigError(f"too many relation types (over {MAX_RELATION_TYPES}): {self.names + [name]}")
+            code = self._code[name] = len(self.names)
+            self.names.append(name)
         return code
 
-    def add(self, product) -> None:
-        self.asins.append(product.asin)
-        self.fast.append(-1)
-        for relation, partners in product.related.items():
-            if partners:
-                self.slow_codes.append(self.code(relation))
-                self.slow_counts.append(len(partners))
-                self.slow_tokens.extend(partners)
-        self.slow_ends.append(len(self.slow_tokens))
-        self.slow_group_ends.append(len(self.slow_codes))
 
-    def add_scanned(self, asin: str, line: int) -> None:
-        self.asins.append(asin)
-        self.fast.append(line)
-        self.slow_ends.append(self.slow_ends[-1])
-        self.slow_group_ends.append(self.slow_group_ends[-1])
+@dataclass
+class _Parsed:
+    """A batch of lines read, before its ids are mapped: what ``_parse_batch`` gives (in this process or in a
+    worker) and ``_Reader.apply`` adds to the whole, in line order.
 
-    def flush(self, batch: _Batch) -> None:
-        """Map the batch's kept lines' ids; ``batch`` is the one their scanned lines index."""
-        from itemvec.data.intern import Interner
-        from itemvec.data.related import assemble
+    ``events``: the ReadReport calls its lines make, in order (rejects; what a kept record nulled or left
+    out). Per kept line: a row of ``meta`` and, back to back in ``data``/``offsets``, its asin then its
+    partners (``partners`` of them), whose relations are the (``codes``, ``counts``) groups in order."""
 
-        n = len(self.asins)
-        if n == 0:
-            self._clear()
-            return
-        py_data, py_offsets = Interner._bytes(self.asins + self.slow_tokens)
-        fast = np.frombuffer(self.fast, dtype=np.int64)
-        scanned = fast[fast >= 0]
-        line_spans = batch.line_spans
-        n_scanned_ids = int((line_spans[scanned + 1] - line_spans[scanned]).sum())
-        scanned_bytes = int((batch.spans[:line_spans[-1], 1] - batch.spans[:line_spans[-1], 0]).sum())
-        n_tokens = n + len(self.slow_tokens) + n_scanned_ids
-        data = np.empty(len(py_data) + scanned_bytes, np.uint8)
-        offsets = np.empty(n_tokens + 1, np.int64)
-        n_groups = len(self.slow_codes) + int(batch.line_groups[-1])
-        codes = np.empty(n_groups, np.int64)
-        counts = np.empty(n_groups, np.int64)
-        partners = np.empty(n, np.int64)
-        _, g = assemble(py_data, py_offsets, fast, batch.buf, batch.spans, line_spans, batch.groups,
-                        batch.line_groups, np.frombuffer(self.slow_ends, dtype=np.int64),
-                        np.frombuffer(self.slow_group_ends, dtype=np.int64),
-                        np.frombuffer(self.slow_codes, dtype=np.int64), np.frombuffer(self.slow_counts, dtype=np.int64),
-                        data, offsets, codes, counts, partners)
-        dense = self.ids.add_bytes(data, offsets)
-        starts = np.zeros(n, dtype=np.int64)
-        np.cumsum(partners[:-1] + 1, out=starts[1:])
-        item = dense[starts]
-        is_partner = np.ones(len(dense), dtype=bool)
-        is_partner[starts] = False
-        self.sources.append(np.repeat(item, partners))
-        self.targets.append(dense[is_partner])
-        self.relations.append(codes[:g].astype(np.uint8))
-        self.counts.append(counts[:g])
-        self.meta.row_item.append(item)
-        self._clear()
-
-    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        empty = np.zeros(0, np.int32)
-        source = np.concatenate(self.sources).astype(np.int32, copy=False) if self.sources else empty
-        target = np.concatenate(self.targets).astype(np.int32, copy=False) if self.targets else empty
-        relation = (np.repeat(np.concatenate(self.relations), np.concatenate(self.counts)) if self.relations
-                    else np.zeros(0, np.uint8))
-        self.sources, self.targets, self.relations, self.counts = [], [], [], []
-        return source, target, relation
+    events: list[tuple]
+    parsed: int
+    meta: pa.RecordBatch
+    data: np.ndarray
+    offsets: np.ndarray
+    codes: np.ndarray
+    counts: np.ndarray
+    partners: np.ndarray
 
 
-def read_amazon(paths: Sequence[str | Path], *, progress: bool = True, log: Callable[[str], None] = log_stderr):
-    """Stream Amazon metadata files into (ids, mentions, metadata columns, ReadReport); ids is an ``Interner``
-    (``len``, ``keys`` and ``lookup`` as ``IdMap``'s), mentions gives ``arrays()`` and ``relation_names``.
-
-    Lines go in batches of about 4 MB: one kernel call reads the relation lists of every 2014-format line
-    whose lists are in the plain form (itemvec.data.related), and only the rest of such a line is parsed; a
-    line outside that form, or whose rest does not parse alone, is parsed whole, as every line once was."""
+def _parse_batch(lines: list[tuple[str, bytes, str]], codes: _Codes) -> _Parsed:
+    """Parse a batch of lines (``where``, bytes, format): a 2014 line whose relation lists are in the plain
+    form has them read from its bytes (itemvec.data.related) and only its rest parsed; any other line is
+    parsed whole. Rejects and notes become events, replayed into the report in order."""
     from itemvec.data.intern import Interner
+    from itemvec.data.related import assemble
 
-    ids = Interner()
-    meta = _MetadataColumns()
-    mentions = _Mentions(ids, meta)
-    report = ReadReport()
-    formats: dict[str, str] = {}  # per file, from its first record
-    batch = _Batch()
-    for reader, where, line in read_lines(paths, report, progress, log):
-        fmt = formats.get(str(reader.path))
-        if fmt is None:
-            fmt = formats[str(reader.path)] = detect_format(line)
-        batch.add(where, line, fmt)
-        if batch.size >= LINE_BATCH_BYTES:
-            _read_batch(batch, mentions, meta, report)
-            batch = _Batch()
-    _read_batch(batch, mentions, meta, report)
-    report.duplicate_records += meta.merge()
-    for info in report.files:
-        info["format"] = formats.get(info["path"])
-    return ids, mentions, meta, report
-
-
-def _read_batch(batch: _Batch, mentions: _Mentions, meta: _MetadataColumns, report: ReadReport) -> None:
-    if any(fmt == "2014" for _, _, fmt in batch.lines):
+    batch = _Batch(lines)
+    if any(fmt == "2014" for _, _, fmt in lines):
         batch.scan()
     cuts = batch.cut.tolist()
     starts = batch.starts.tolist()
-    known = mentions.relation_names
-    for i, (where, line, fmt) in enumerate(batch.lines):
+    known = codes.names
+    events: list[tuple] = []
+    rows: list[tuple] = []
+    asins: list[str] = []
+    fast = array("q")  # per kept line: its index in the batch if its lists were scanned, else -1
+    slow_tokens: list[str] = []  # the partners of the parsed lines, relation by relation
+    slow_ends = array("q", [0])  # per kept line: the end of its partners in slow_tokens
+    slow_codes = array("q")  # per (parsed line, relation with partners): its code
+    slow_counts = array("q")  # ... and how many partners
+    slow_group_ends = array("q", [0])
+    for i, (where, line, fmt) in enumerate(lines):
         product = None
         if fmt == "2014" and cuts and cuts[i][0] >= 0:
             # The lists were read from the bytes: parse the rest, the value replaced by an empty dict.
@@ -312,22 +253,297 @@ def _read_batch(batch: _Batch, mentions: _Mentions, meta: _MetadataColumns, repo
             try:
                 product = parse_line(line, fmt)
             except RecordError as exc:
-                report.reject(exc.reason, where, str(exc))
+                events.append(("reject", exc.reason, where, str(exc)))
                 continue
             new = [r for r, partners in product.related.items() if partners and r not in known]
+            if new and codes.frozen:
+                raise _NewRelation(new[0])
             if new and len(set(new)) + len(known) > MAX_RELATION_TYPES:
-                report.reject("bad_related", where, f"relation type(s) {sorted(set(new))[:3]} beyond the "
-                                                    f"{MAX_RELATION_TYPES} a pair's bitmask holds ({known})")
+                events.append(("reject", "bad_related", where, f"relation type(s) {sorted(set(new))[:3]} beyond "
+                                                               f"the {MAX_RELATION_TYPES} a pair's bitmask holds "
+                                                               f"({known})"))
                 continue
-        report.records_parsed += 1
         if product.nulled or product.dropped_ids:
-            report.note_product(product, where)
-        meta.append(product)
+            events.append(("note_product", product, where))
+        rows.append((product.title, product.brand, product.categories, product.price, product.sales_rank,
+                     product.sales_rank_category, product.description))
+        asins.append(product.asin)
         if scanned:
-            mentions.add_scanned(product.asin, i)
+            fast.append(i)
         else:
-            mentions.add(product)
-    mentions.flush(batch)
+            fast.append(-1)
+            for relation, partners in product.related.items():
+                if partners:
+                    slow_codes.append(codes.code(relation))
+                    slow_counts.append(len(partners))
+                    slow_tokens.extend(partners)
+        slow_ends.append(len(slow_tokens))
+        slow_group_ends.append(len(slow_codes))
+    n = len(asins)
+    py_data, py_offsets = Interner._bytes(asins + slow_tokens)
+    fast_lines = np.frombuffer(fast, dtype=np.int64)
+    scanned_lines = fast_lines[fast_lines >= 0]
+    line_spans = batch.line_spans
+    n_scanned_ids = int((line_spans[scanned_lines + 1] - line_spans[scanned_lines]).sum())
+    scanned_bytes = int((batch.spans[:line_spans[-1], 1] - batch.spans[:line_spans[-1], 0]).sum())
+    data = np.empty(len(py_data) + scanned_bytes, np.uint8)
+    offsets = np.empty(n + len(slow_tokens) + n_scanned_ids + 1, np.int64)
+    n_groups = len(slow_codes) + int(batch.line_groups[-1])
+    out_codes = np.empty(n_groups, np.int64)
+    counts = np.empty(n_groups, np.int64)
+    line_partners = np.empty(n, np.int64)
+    _, g = assemble(py_data, py_offsets, fast_lines, batch.buf, batch.spans, line_spans, batch.groups,
+                    batch.line_groups, np.frombuffer(slow_ends, dtype=np.int64),
+                    np.frombuffer(slow_group_ends, dtype=np.int64), np.frombuffer(slow_codes, dtype=np.int64),
+                    np.frombuffer(slow_counts, dtype=np.int64), data, offsets, out_codes, counts, line_partners)
+    columns = list(zip(*rows)) if rows else [() for _ in META_TYPES]
+    meta = pa.RecordBatch.from_arrays([pa.array(column, kind) for column, kind in zip(columns, META_TYPES.values())],
+                                      schema=META_SCHEMA)
+    return _Parsed(events, n, meta, data, offsets, out_codes[:g].astype(np.uint8), counts[:g], line_partners)
+
+
+def _parse_in_worker(lines: list[tuple[str, bytes, str]]) -> _Parsed | None:
+    """``_parse_batch`` in a worker process, with the standard relation types only; None: a line names
+    another, and the main process reads the batch again."""
+    try:
+        return _parse_batch(lines, _Codes(frozen=True))
+    except _NewRelation:
+        return None
+
+
+def read_workers(paths: Sequence[Path]) -> int:
+    """Worker processes for reading ``paths``: none (read here) for inputs under PARALLEL_MIN_BYTES or on a
+    single core; else one per core, at most MAX_READ_WORKERS."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    size = sum(p.stat().st_size for p in paths if p.is_file())
+    if cores < 2 or size < PARALLEL_MIN_BYTES:
+        return 0
+    return min(cores, MAX_READ_WORKERS)
+
+
+def _serve(conn: Any, others: list[Any]) -> None:
+    """A read worker's life: parse each batch ``conn`` brings and send back ``("ok", _parse_in_worker(...))``
+    (or ``("error", traceback)``) until the main process closes its end or is gone. SIGINT and SIGTERM are
+    the main process's to act on (it unwinds and ends the workers); the kernel ends a worker whose main
+    process dies (PR_SET_PDEATHSIG). Its objects form no cycles: no cycle collector."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})  # blocked for the fork
+    parent = os.getppid()
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the closed connection ends it instead
+        pass
+    if os.getppid() != parent:  # the main process died before prctl
+        return
+    for other in others:  # the main process's ends of its own and the earlier workers' connections
+        other.close()
+    gc.disable()
+    try:
+        while True:
+            lines = conn.recv()
+            try:
+                answer: tuple[str, Any] = ("ok", _parse_in_worker(lines))
+            except Exception:  # noqa: BLE001 - a bug: its traceback goes to the main process, which raises it
+                answer = ("error", traceback.format_exc())
+            conn.send(answer)
+    except (EOFError, OSError):  # the main process is done with the workers, or gone
+        return
+
+
+class _Workers:
+    """Forked processes that parse batches of lines (``_serve``), each with its own connection and one batch
+    at a time; the answers are taken in the order the batches went out (round robin). Forked before anything
+    is read, while this process is small, with SIGINT and SIGTERM blocked, so that a signal in between is
+    neither lost here nor met by a worker before it ignores it. ``close`` ends them (an interrupted read too:
+    they write nothing, so nothing is left half done)."""
+
+    def __init__(self, n: int) -> None:
+        context = multiprocessing.get_context("fork")
+        self.connections: list[Any] = []
+        self.processes: list[Any] = []
+        self.out: deque[int] = deque()  # the workers with a batch, oldest first
+        self.turn = 0
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            for _ in range(n):
+                here, there = context.Pipe()
+                process = context.Process(target=_serve, args=(there, [*self.connections, here]), daemon=True,
+                                          name="itemvec-read")
+                process.start()
+                there.close()
+                self.connections.append(here)
+                self.processes.append(process)
+        except BaseException:
+            self.close()
+            raise
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)  # a signal that came meanwhile is raised here
+
+    @property
+    def idle(self) -> bool:
+        return len(self.out) < len(self.connections)
+
+    def send(self, lines: list[tuple[str, bytes, str]]) -> None:
+        """Give the next worker a batch (one must be idle)."""
+        k = self.turn
+        self.connections[k].send(lines)
+        self.out.append(k)
+        self.turn = (k + 1) % len(self.connections)
+
+    def answer(self) -> _Parsed | None:
+        """The oldest batch's answer, waiting for it."""
+        k = self.out.popleft()
+        try:
+            kind, value = self.connections[k].recv()
+        except (EOFError, OSError):
+            self.processes[k].join(1.0)
+            code = self.processes[k].exitcode
+            how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit status {code}"
+            raise ItemvecError(f"a read worker process ended unexpectedly ({how}; out of memory?); run again, "
+                               "or with --workers 0 to read in one process") from None
+        if kind == "error":
+            raise RuntimeError(f"a read worker failed:\n{value}")
+        return value
+
+    def close(self) -> None:
+        for connection in self.connections:
+            connection.close()  # an idle worker's recv ends; a busy one's send fails, and it returns
+        for process in self.processes:
+            process.join(2.0)
+            if process.exitcode is None:
+                process.kill()
+                process.join()
+
+
+@contextmanager
+def _read_pool(workers: int) -> Iterator[_Workers | None]:
+    """``workers`` read workers for the block (None for none), ended when it is left, by an error or an
+    interrupt too."""
+    if workers <= 0:
+        yield None
+        return
+    pool = _Workers(workers)
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
+class _Reader:
+    """The whole read: the id table, relation codes, directed mentions and metadata rows, and the report;
+    batches of lines are parsed here or by a pool and added in line order (``apply``)."""
+
+    def __init__(self) -> None:
+        from itemvec.data.intern import Interner
+
+        self.ids = Interner()
+        self.codes = _Codes()
+        self.meta = _MetadataColumns()
+        self.report = ReadReport()
+        self.workers = 0  # worker processes that parsed the batches
+        self.sources: list[np.ndarray] = []
+        self.targets: list[np.ndarray] = []
+        self.relations: list[np.ndarray] = []
+        self.counts: list[np.ndarray] = []
+
+    @property
+    def relation_names(self) -> list[str]:
+        return self.codes.names
+
+    def apply(self, parsed: _Parsed) -> None:
+        """Add a parsed batch: its events to the report, its rows to the metadata, its ids to the id table."""
+        report = self.report
+        for event in parsed.events:
+            if event[0] == "reject":
+                report.reject(*event[1:])
+            else:
+                report.note_product(*event[1:])
+        report.records_parsed += parsed.parsed
+        n = len(parsed.partners)
+        if n == 0:
+            return
+        dense = self.ids.add_bytes(parsed.data, parsed.offsets)
+        starts = np.zeros(n, dtype=np.int64)
+        np.cumsum(parsed.partners[:-1] + 1, out=starts[1:])
+        item = dense[starts]
+        is_partner = np.ones(len(dense), dtype=bool)
+        is_partner[starts] = False
+        self.sources.append(np.repeat(item, parsed.partners))
+        self.targets.append(dense[is_partner])
+        self.relations.append(parsed.codes)
+        self.counts.append(parsed.counts)
+        self.meta.batches.append(parsed.meta)
+        self.meta.row_item.append(item)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The directed mentions (line's item → partner, relation code), in line order."""
+        empty = np.zeros(0, np.int32)
+        source = np.concatenate(self.sources).astype(np.int32, copy=False) if self.sources else empty
+        target = np.concatenate(self.targets).astype(np.int32, copy=False) if self.targets else empty
+        relation = (np.repeat(np.concatenate(self.relations), np.concatenate(self.counts)) if self.relations
+                    else np.zeros(0, np.uint8))
+        self.sources, self.targets, self.relations, self.counts = [], [], [], []
+        return source, target, relation
+
+
+def read_amazon(paths: Sequence[str | Path], *, progress: bool = True, log: Callable[[str], None] = log_stderr,
+                workers: int | None = None, batch_bytes: int | None = None):
+    """Stream Amazon metadata files into (ids, mentions, metadata columns, ReadReport); ids is an ``Interner``
+    (``len``, ``keys`` and ``lookup`` as ``IdMap``'s), mentions gives ``arrays()`` and ``relation_names``.
+
+    Lines go in batches of about ``batch_bytes`` (default LINE_BATCH_BYTES; ``_parse_batch``). With
+    ``workers`` (None: ``read_workers``; 0 where there is no ``fork``) the batches are parsed by that many
+    forked processes while this one reads the lines, maps the ids and keeps the rows, in line order: the same
+    outputs as reading here alone, byte for byte. A batch with a relation name outside the standard ones is
+    parsed here again (its code depends on the lines before). ``mentions.workers`` says how many ran."""
+    batch_bytes = batch_bytes or LINE_BATCH_BYTES
+    files = [Path(p) for p in paths]
+    reader = _Reader()
+    report = reader.report
+    formats: dict[str, str] = {}  # per file, from its first record
+    n_workers = read_workers(files) if workers is None else workers
+    if n_workers > 0 and "fork" not in multiprocessing.get_all_start_methods():
+        n_workers = 0
+    reader.workers = n_workers
+    with _read_pool(n_workers) as pool:
+        pending: deque[list] = deque()  # the batches out with the workers, oldest first
+
+        def add(lines: list[tuple[str, bytes, str]]) -> None:
+            if pool is None:
+                reader.apply(_parse_batch(lines, reader.codes))
+                return
+            if not pool.idle:
+                collect()
+            pool.send(lines)
+            pending.append(lines)
+
+        def collect() -> None:
+            assert pool is not None
+            lines, parsed = pending.popleft(), pool.answer()
+            reader.apply(parsed if parsed is not None else _parse_batch(lines, reader.codes))
+
+        lines: list[tuple[str, bytes, str]] = []
+        size = 0
+        for file, where, line in read_lines(files, report, progress, log):
+            fmt = formats.get(str(file.path))
+            if fmt is None:
+                fmt = formats[str(file.path)] = detect_format(line)
+            lines.append((where, line, fmt))
+            size += len(line)
+            if size >= batch_bytes:
+                add(lines)
+                lines, size = [], 0
+        if lines:
+            add(lines)
+        while pending:
+            collect()
+    report.duplicate_records += reader.meta.merge()
+    for info in report.files:
+        info["format"] = formats.get(info["path"])
+    return reader.ids, reader, reader.meta, report
 
 
 def read_edges(paths: Sequence[str | Path], *, progress: bool = True, log: Callable[[str], None] = log_stderr):
@@ -476,14 +692,16 @@ def write_data_dir(out: Path, *, products: pa.Table, asins: list[str], pairs: Pa
 def prepare_amazon(paths: Sequence[str | Path], out: str | Path, *, weights: dict[str, float] | None = None,
                    split: tuple[float, float, float] = DEFAULT_SPLIT, seed: int = 0,
                    max_bad_fraction: float = DEFAULT_MAX_BAD_FRACTION, progress: bool = True,
-                   log: Callable[[str], None] = log_stderr) -> dict:
-    """Prepare Amazon 2014/2018 metadata files into ``out``; returns the manifest."""
+                   log: Callable[[str], None] = log_stderr, workers: int | None = None) -> dict:
+    """Prepare Amazon 2014/2018 metadata files into ``out``; returns the manifest. ``workers``: processes that
+    parse the lines beside this one (None: one per core for inputs of PARALLEL_MIN_BYTES or more; see
+    ``read_amazon``); the outputs are the same either way."""
     started = time.perf_counter()
     weights = dict(DEFAULT_WEIGHTS if weights is None else weights)
     paths = [Path(p) for p in paths]
     check_output(out, "data", inputs=paths)  # before the long read: never after it
     with cyclic_gc_paused():
-        ids, mentions, meta, report = read_amazon(paths, progress=progress, log=log)
+        ids, mentions, meta, report = read_amazon(paths, progress=progress, log=log, workers=workers)
     report.check(max_bad_fraction)
     asins = ids.keys()
     n_ids, with_metadata = len(ids), len(meta.item)
@@ -491,7 +709,7 @@ def prepare_amazon(paths: Sequence[str | Path], out: str | Path, *, weights: dic
     # built (numpy's sort and numba kernels, which do not): about 3.5 s at Books size.
     with _beside(meta.table, asins) as table:
         source, target, relation = mentions.arrays()
-        relation_names = mentions.relation_names
+        relation_names, read_workers_used = mentions.relation_names, mentions.workers
         del ids, mentions  # the id table (about 130 MB at Books size) is not needed for the split
         pairs, stats = build_pairs(source, target, relation, relation_names, n_ids, weights)
         del source, target, relation
@@ -512,6 +730,7 @@ def prepare_amazon(paths: Sequence[str | Path], out: str | Path, *, weights: dic
         "pairs_per_relation": stats.pairs_per_relation,
         "self_pairs_dropped": stats.self_pairs_dropped,
         "unweighted_relations": sorted(n for n in relation_names if weights.get(n, 0) <= 0),
+        "read_workers": read_workers_used,
     }
     return write_data_dir(Path(out), products=products, asins=asins, pairs=pairs, fractions=split,
                           seed=seed, manifest=manifest, started=started, progress=progress, inputs=paths)

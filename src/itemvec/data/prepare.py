@@ -588,8 +588,12 @@ def read_edges(paths: Sequence[str | Path], *, progress: bool = True, log: Calla
     return ids, np.asarray(source, np.int32), np.asarray(target, np.int32), np.asarray(weight), report
 
 
-def _split_and_negatives(pairs: Pairs, n_items: int, fractions, seed: int) -> dict:
-    """Split the pairs and draw validation/test negatives; returns the parts as arrays."""
+def _split_and_negatives(pairs: Pairs, n_items: int, fractions, seed: int,
+                         emit: Callable[[str, Any], object] | None = None) -> dict:
+    """Split the pairs and draw validation/test negatives; returns the parts as arrays. ``emit(name, value)``
+    is called with each part (``Pairs``) and each set of negatives (``(item_a, item_b)``) as soon as it is
+    made, so that it can be written while the rest is drawn."""
+    emit = emit or (lambda name, value: None)
     rng = np.random.default_rng(seed + 1)  # the split uses `seed`; negatives a stream of their own
     train_idx, val_idx, test_idx = split_indices(len(pairs), fractions, seed)
     empty = [name for name, part in zip(("train", "validation", "test"), (train_idx, val_idx, test_idx))
@@ -607,18 +611,25 @@ def _split_and_negatives(pairs: Pairs, n_items: int, fractions, seed: int) -> di
     nodes = np.flatnonzero(linked)  # the items with a pair (no bincount: its int64 copy of the endpoints)
     del linked
     parts = {"train": pairs.take(train_idx), "validation": pairs.take(val_idx), "test": pairs.take(test_idx)}
+    for name, part in parts.items():
+        emit(name, part)
     negatives = {}
+
+    def made(name: str, a: np.ndarray, b: np.ndarray) -> None:
+        negatives[name] = (a, b)
+        emit(name, (a, b))
+
     uniform_a, uniform_b = uniform_negatives(len(val_idx) + len(test_idx), nodes, known, n_items, rng)
-    negatives["validation_negatives"] = (uniform_a[:len(val_idx)], uniform_b[:len(val_idx)])
-    negatives["test_negatives"] = (uniform_a[len(val_idx):], uniform_b[len(val_idx):])
+    made("validation_negatives", uniform_a[:len(val_idx)], uniform_b[:len(val_idx)])
+    made("test_negatives", uniform_a[len(val_idx):], uniform_b[len(val_idx):])
     val = parts["validation"]
     # nodes: the distinct endpoints, each degree-matched draw's uniform fallback
     da, db = degree_matched_negatives(val.item_a, val.item_b, endpoints, known, n_items, rng, nodes=nodes)
-    negatives["validation_negatives_degree"] = (da, db)
+    made("validation_negatives_degree", da, db)
     test = parts["test"]
     ta, tb = degree_matched_negatives(test.item_a, test.item_b, endpoints, known, n_items, rng,
                                       exclude=pair_keys(da, db, n_items), nodes=nodes)
-    negatives["test_negatives_degree"] = (ta, tb)
+    made("test_negatives_degree", ta, tb)
     return {"parts": parts, "negatives": negatives, "nodes": len(nodes)}
 
 
@@ -631,15 +642,27 @@ def finish_data_dir(tmp: Path, manifest: dict, kind: str) -> None:
 
 
 @contextmanager
-def _beside(job: Callable[..., T], *args) -> Iterator[Future[T]]:
-    """Run ``job(*args)`` in a thread while the block runs (for work that releases the GIL, or beside work
-    that does); yields its future. Leaving the block, by an error or an interrupt too, waits for the thread,
-    so nothing writes into a folder that is being removed."""
-    pool = ThreadPoolExecutor(1, thread_name_prefix="itemvec-prepare")
+def _threads(n: int) -> Iterator[Callable[..., Future]]:
+    """Run jobs on ``n`` threads while the block runs (work that releases the GIL, or beside work that does);
+    yields ``submit(job, *args)``. Leaving the block by an error or an interrupt cancels the jobs not started
+    and waits for the running ones, so nothing writes into a folder that is being removed; leaving it
+    normally waits for every job and raises the first one's error."""
+    pool = ThreadPoolExecutor(n, thread_name_prefix="itemvec-prepare")
+    futures: list[Future] = []
+
+    def submit(job: Callable[..., Any], *args: Any) -> Future:
+        future = pool.submit(job, *args)
+        futures.append(future)
+        return future
+
     try:
-        yield pool.submit(job, *args)
-    finally:
-        pool.shutdown(wait=True)
+        yield submit
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+    for future in futures:
+        future.result()
 
 
 def _write_tables(tmp: Path, products: pa.Table, asins: list[str], pairs: Pairs) -> None:
@@ -661,16 +684,21 @@ def write_data_dir(out: Path, *, products: pa.Table, asins: list[str], pairs: Pa
     """
     with OutputFolder(out, "data", inputs=inputs) as folder, folder.build() as tmp:
         (tmp / "split").mkdir()
-        # The tables made before the split are written by a thread while the split runs (Arrow's writer
-        # releases the GIL): about 3 s of 47 at Books size. A failed or interrupted split waits for the thread,
-        # then leaves as before (the temporary folder removed).
-        with _beside(_write_tables, tmp, products, asins, pairs) as written:
-            split = _split_and_negatives(pairs, len(asins), fractions, seed)
-            written.result()
-        for name, part in split["parts"].items():
-            write_pairs(tmp / "split" / f"{name}.parquet", part)
-        for name, (a, b) in split["negatives"].items():
-            write_negatives(tmp / "split" / f"{name}.parquet", a, b)
+        # Every table is written by a thread as soon as it is made (Arrow's writer releases the GIL): the
+        # products, ids and pairs while the split runs, each part and set of negatives while the next ones are
+        # drawn; about 11 s of Parquet writing at Books size. A failed or interrupted split waits for the
+        # running writes, then leaves as before (the temporary folder removed).
+        with _threads(2) as submit:
+            submit(_write_tables, tmp, products, asins, pairs)
+
+            def emit(name: str, value: Any) -> None:
+                path = tmp / "split" / f"{name}.parquet"
+                if isinstance(value, Pairs):
+                    submit(write_pairs, path, value)
+                else:
+                    submit(write_negatives, path, *value)
+
+            split = _split_and_negatives(pairs, len(asins), fractions, seed, emit)
         for name, writer in (extra_files or {}).items():
             manifest.update(writer(tmp / name, split["parts"]) or {})
         manifest.update({
@@ -707,7 +735,8 @@ def prepare_amazon(paths: Sequence[str | Path], out: str | Path, *, weights: dic
     n_ids, with_metadata = len(ids), len(meta.item)
     # The products table (Python objects to Arrow, which holds the GIL) is made by a thread while the pairs are
     # built (numpy's sort and numba kernels, which do not): about 3.5 s at Books size.
-    with _beside(meta.table, asins) as table:
+    with _threads(1) as submit:
+        table = submit(meta.table, asins)
         source, target, relation = mentions.arrays()
         relation_names, read_workers_used = mentions.relation_names, mentions.workers
         del ids, mentions  # the id table (about 130 MB at Books size) is not needed for the split

@@ -6,6 +6,10 @@ bare pass in a process of its own: gunzip, split lines, ``ast.literal_eval`` eac
 written), the floor a pure-Python reader of the 2014 format starts from. Prints JSON.
 
     python benchmarks/bench_prepare.py [--sizes 420000,2000000] [--workdir bench-output] [--literal-eval]
+        [--workers 0,auto]
+
+``--workers`` runs the prepare once per value, alternating (``auto``: itemvec's default, one read worker per
+core for inputs of 24 MB or more; 0: one process), with ``--repeats`` rounds; every run's seconds are listed.
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the generated files")
     parser.add_argument("--literal-eval", action="store_true", help="also time a bare ast.literal_eval pass")
     parser.add_argument("--existing", action="store_true", help="reuse WORKDIR/synthetic-N.json.gz if present")
+    parser.add_argument("--workers", default="auto", help="comma-separated --workers values (auto: the default)")
+    parser.add_argument("--repeats", type=int, default=1, help="rounds over the --workers values")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
     cli = [sys.executable, "-m", "itemvec.cli"]
@@ -56,7 +62,16 @@ def main() -> None:
         if not (args.existing and raw.exists()):
             synth_s, _ = run(cli + ["synth", "amazon", "--products", str(size), "--seed", "1", "--out", str(raw),
                                     "--no-progress"])
-        prep_s, _ = run(cli + ["prepare", "amazon", str(raw), "--out", str(data), "--seed", "1", "--no-progress"])
+        runs: dict[str, list[dict]] = {w: [] for w in args.workers.split(",")}
+        for _ in range(args.repeats):
+            for workers in runs:
+                extra = [] if workers == "auto" else ["--workers", workers]
+                seconds, _ = run(cli + ["prepare", "amazon", str(raw), "--out", str(data), "--seed", "1",
+                                        "--no-progress", *extra])
+                done = json.loads((data / "manifest.json").read_text())
+                runs[workers].append({"wall": round(seconds, 1), "manifest": done["seconds"],
+                                      "peak_rss_mb": done["peak_rss_mb"], "read_workers": done.get("read_workers")})
+        prep_s = sorted(r["wall"] for r in runs[next(iter(runs))])[(args.repeats - 1) // 2]  # the first's median
         bare_s = run([sys.executable, "-c", BARE, str(raw)])[0] if args.literal_eval else None
         manifest = json.loads((data / "manifest.json").read_text())
         results.append({
@@ -69,6 +84,7 @@ def main() -> None:
             "prepare_seconds_wall": round(prep_s, 1),
             "prepare_seconds_manifest": manifest["seconds"],
             "prepare_peak_rss_mb": manifest["peak_rss_mb"],
+            "runs_by_workers": runs,
         })
         if bare_s is not None:
             results[-1]["bare_literal_eval_seconds"] = round(bare_s, 1)

@@ -175,6 +175,37 @@ def test_negatives_never_positives():
     assert set(np.unique(negatives)) <= set(range(2 * GROUP))
 
 
+def test_the_row_membership_test_is_set_membership():
+    rng = np.random.default_rng(3)
+    rows = [np.unique(rng.integers(0, 40, rng.integers(0, 12))) for _ in range(30)]  # some rows empty
+    indptr = np.r_[0, np.cumsum([len(r) for r in rows])].astype(np.int64)
+    indices = np.concatenate(rows).astype(np.int64)
+    users, items = rng.integers(-1, 32, 4000), rng.integers(0, 40, 4000)  # -1, 30 and 31: past the rows
+    out = np.empty(len(users), np.bool_)
+    implicit._in_rows(users, items, indptr, indices, out)
+    expected = [0 <= u < len(rows) and i in set(rows[u]) for u, i in zip(users, items)]
+    assert out.tolist() == expected and 0 < out.sum() < len(out)
+
+
+@pytest.mark.parametrize("weights", ["random", "flat runs", "one heavy", "single"])
+def test_the_guided_cdf_search_is_searchsorted(weights):
+    """``_search_cdf`` (a guide table, then a short binary search) answers as ``np.searchsorted(cdf, x,
+    side="right")`` for draws, for the edges themselves and for the ends, on weights with long runs of zeros
+    (equal cdf entries), one weight far above the rest, and a single candidate."""
+    rng = np.random.default_rng(7)
+    w = {"random": rng.random(1000) + 0.01, "flat runs": np.where(rng.random(1000) < 0.7, 0.0, rng.random(1000)),
+         "one heavy": np.r_[np.ones(500), 1e6, np.ones(499)], "single": np.array([2.5])}[weights]
+    w[-1] = max(w[-1], 0.5)  # a positive total
+    cdf = np.cumsum(w)
+    guide = implicit.cdf_guide(cdf)
+    x = np.r_[rng.random(20000) * cdf[-1], cdf, np.nextafter(cdf, 0), np.arange(len(guide)) * (cdf[-1] / (len(guide) - 1)),
+              0.0, cdf[-1]]
+    x = x[(x >= 0) & (x <= cdf[-1])]
+    out = np.empty(len(x), np.int64)
+    implicit._search_cdf(x, cdf, guide, (len(guide) - 1) / cdf[-1], out)
+    np.testing.assert_array_equal(out, np.searchsorted(cdf, x, side="right"))
+
+
 def test_negatives_by_popularity_follow_the_weights():
     data, _ = checkerboard()
     indptr, indices = implicit.positive_rows(data)

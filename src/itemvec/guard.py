@@ -4,8 +4,10 @@ kept; anything else is a bug and keeps its traceback."""
 
 from __future__ import annotations
 
+import _thread
 import signal
 import sys
+import threading
 from collections.abc import Callable
 
 from itemvec.errors import Interrupted, ItemvecError
@@ -21,6 +23,24 @@ def _on_signal(signum, frame) -> None:
     raise Interrupted(signum)
 
 
+def _redeliver(unraisable) -> None:
+    """``sys.unraisablehook`` while a job runs. A signal's handler runs at the main thread's next bytecode, and
+    when that is inside a callback from C (numba compiling a kernel calls llvmlite's object cache from LLVM),
+    the Interrupted it raises cannot propagate: it is printed as "Exception ignored" and dropped, and the job
+    would go on as if nothing had been pressed. Here it is delivered again (``_thread.interrupt_main``, from a
+    thread, a moment later), with the handlers put back, until it lands outside such a callback."""
+    exc = unraisable.exc_value
+    if not isinstance(exc, Interrupted) or threading.current_thread() is not threading.main_thread():
+        _previous_hook(unraisable)
+        return
+    signal.signal(signal.SIGINT, _on_signal)
+    signal.signal(signal.SIGTERM, _on_signal)
+    threading.Timer(0.02, _thread.interrupt_main, (exc.signum,)).start()
+
+
+_previous_hook = sys.unraisablehook
+
+
 def _os_message(exc: OSError) -> str:
     cause = exc.strerror or str(exc)
     return f"{exc.filename}: {cause}" if exc.filename is not None else cause
@@ -31,9 +51,11 @@ def run_guarded(job: Callable[[], object], *, report_interrupt: bool = True) -> 
     user error or an interrupt). ``report_interrupt=False``: a worker whose parent reports the interrupt."""
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
+    hook, sys.unraisablehook = sys.unraisablehook, _redeliver
     try:
         return _ended(job, report_interrupt)
     finally:
+        sys.unraisablehook = hook
         remove_temporaries()  # whatever a signal interrupted half-way
 
 

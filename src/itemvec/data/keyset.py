@@ -23,7 +23,7 @@ def _slot(key, mask):
     return np.int64(x & np.uint64(mask))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _insert_all(table, keys):
     """Insert ``keys``; returns how many were new."""
     mask = len(table) - 1
@@ -42,7 +42,7 @@ def _insert_all(table, keys):
     return added
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _contains(table, keys, out):
     mask = len(table) - 1
     for j in range(len(keys)):
@@ -60,7 +60,7 @@ def _contains(table, keys, out):
         out[j] = found
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _accept(ca, cb, n_items, known, seen, ok):
     """One round of draws: ``ok[j]`` where the pair (ca[j], cb[j]) is not a self pair, not in ``known`` and
     its key is not in ``seen`` (keys accepted or refused before, and the excluded ones); every key is then

@@ -32,7 +32,9 @@ def _fill(n: int, propose, known, n_items: int, exclude: np.ndarray | None):
 
     known = _known_set(known)
     excluded = np.zeros(0, np.int64) if exclude is None else np.asarray(exclude, dtype=np.int64)
-    seen = KeySet(excluded, capacity=len(excluded) + 2 * n)
+    # Nearly every draw is accepted (a collision is rare among millions of items), so room for the n keys and
+    # a sixteenth more; the set grows if a round needs more (the same answers either way).
+    seen = KeySet(excluded, capacity=len(excluded) + n + n // 16)
     a = np.full(n, -1, dtype=np.int64)
     b = np.full(n, -1, dtype=np.int64)
     todo = np.arange(n)

@@ -94,6 +94,17 @@ def test_deep_triplets_fused_scores_are_its_torch_networks():
     np.testing.assert_allclose(out, [[2 * 1.5 + 3 * 1.0 + 0.25, 0 + 0 + 0.25]])
 
 
+@pytest.mark.parametrize("n_users", [1, 4, 11])
+def test_one_layer_scores_is_the_formula_for_blocks_of_four_and_the_rest(n_users):
+    rng = np.random.default_rng(n_users)
+    a, b = rng.standard_normal((n_users, 7)).astype(np.float32), rng.standard_normal((13, 7)).astype(np.float32)
+    weight = rng.standard_normal(7).astype(np.float32)
+    out = np.empty((n_users, 13), np.float32)
+    one_layer_scores(a, b, weight, np.float32(-0.5), out)
+    expected = np.maximum(a[:, None, :].astype(np.float64) + b[None, :, :], 0) @ weight - 0.5
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+
+
 def test_triplet_resumes_to_the_uninterrupted_result(tmp_path):
     from itemvec.errors import Interrupted
     from itemvec.train import Trainer

@@ -119,11 +119,30 @@ def triplet_step(user_f, item_f, acc_u, acc_i, users, items, indptr, indices, ca
 def one_layer_scores(user_part, item_part, weight, bias, out):  # pragma: no cover (numba)
     """``deep-triplet``'s scores with one hidden layer, fused: out[r, i] = weight · relu(user_part[r] +
     item_part[i]) + bias, without the (users, items, hidden) tensor torch would build (a pass over it per
-    operation). float32 throughout."""
+    operation). float32 throughout. Users go four at a time, so that each item's row is read once for four
+    (1.6x faster at MovieLens latest-small size)."""
     hidden = user_part.shape[1]
-    for r in prange(user_part.shape[0]):
-        for i in range(item_part.shape[0]):
-            s = np.float32(0.0)
-            for h in range(hidden):
-                s += weight[h] * max(user_part[r, h] + item_part[i, h], np.float32(0.0))
-            out[r, i] = s + bias
+    n_users = user_part.shape[0]
+    zero = np.float32(0.0)
+    for block in prange((n_users + 3) // 4):
+        r = 4 * block
+        if r + 4 <= n_users:
+            for i in range(item_part.shape[0]):
+                s0 = s1 = s2 = s3 = zero
+                for h in range(hidden):
+                    c, w = item_part[i, h], weight[h]
+                    s0 += w * max(user_part[r, h] + c, zero)
+                    s1 += w * max(user_part[r + 1, h] + c, zero)
+                    s2 += w * max(user_part[r + 2, h] + c, zero)
+                    s3 += w * max(user_part[r + 3, h] + c, zero)
+                out[r, i] = s0 + bias
+                out[r + 1, i] = s1 + bias
+                out[r + 2, i] = s2 + bias
+                out[r + 3, i] = s3 + bias
+        else:
+            for u in range(r, n_users):
+                for i in range(item_part.shape[0]):
+                    s = zero
+                    for h in range(hidden):
+                        s += weight[h] * max(user_part[u, h] + item_part[i, h], zero)
+                    out[u, i] = s + bias

@@ -5,7 +5,6 @@ training the configs the kernel does not cover, and that fitting the default con
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -120,23 +119,3 @@ def test_the_kernel_covers_more_than_the_default(config):
     scores = model.score_users(np.arange(data.n_users))
     aucs = [np.mean(scores[u, i] > scores[u, np.arange(12) + (1 - u // 12) * 12]) for u, i in held]
     assert np.mean(aucs) > 0.97, aucs  # the held-out item above the other group's (test_planted_checkerboard)
-
-
-NO_TORCH = """
-import sys
-sys.path.insert(0, sys.argv[1])
-from test_implicit_models import FAST, checkerboard
-from itemvec.models.useritem.triplet import DeepTriplet
-
-data, _ = checkerboard()
-model = DeepTriplet(**FAST["deep-triplet"]).fit(data, progress=False)
-model.score_users([0, 1]), model.predict([0, 1], [2, 3])
-print("torch" if "torch" in sys.modules else "")
-"""
-
-
-def test_fitting_deep_triplet_loads_no_torch():
-    result = subprocess.run([sys.executable, "-c", NO_TORCH, str(Path(__file__).parent)], capture_output=True,
-                            text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "", "fitting deep-triplet loaded torch"

@@ -3,7 +3,6 @@ resume and its imports (no torch)."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -121,26 +120,6 @@ def test_a_run_saved_by_the_torch_fm_loads(tmp_path):
     loaded._set_state(old)
     users = np.arange(data.n_users)
     np.testing.assert_array_equal(loaded.score_users(users), model.score_users(users))
-
-
-NO_TORCH = """
-import sys
-sys.path.insert(0, sys.argv[1])
-from test_implicit_models import FAST, checkerboard
-from itemvec.models.useritem.fm import FactorizationMachine
-
-data, _ = checkerboard(features=True)
-model = FactorizationMachine(**FAST["fm"]).fit(data, progress=False)
-model.score_users([0, 1])
-print("torch" if "torch" in sys.modules else "")
-"""
-
-
-def test_fitting_fm_loads_no_torch():
-    result = subprocess.run([sys.executable, "-c", NO_TORCH, str(Path(__file__).parent)], capture_output=True,
-                            text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "", "fitting fm loaded torch"
 
 
 def test_feature_rows_pad_with_zero_values():

@@ -6,6 +6,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+import pytest
+
 SRC = Path(__file__).resolve().parents[1] / "src" / "itemvec"
 
 # Lowest first; a module may import its own layer and those below.
@@ -60,6 +62,8 @@ def test_the_layers_cover_every_module():
 PREPARE = """
 import sys
 from pathlib import Path
+
+import pytest
 import itemvec
 
 itemvec.synth_amazon(sys.argv[1] + "/cat.json.gz", products=400, seed=1, progress=False)
@@ -74,6 +78,8 @@ prepare_planted_ratings(Path(sys.argv[1]) / "ratings")
 LIGHT = """
 import sys
 from pathlib import Path
+
+import pytest
 import itemvec
 from itemvec import cli, runs
 from itemvec.evaluate.protocol import protocol
@@ -108,3 +114,29 @@ def test_a_heuristic_models_training_loads_no_heavy_runtime(tmp_path):
                                 capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "", f"loaded: {result.stdout.strip()}"
+
+
+NO_TORCH = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from test_implicit_models import FAST, checkerboard
+from itemvec import registry
+
+name = sys.argv[2]
+data, _ = checkerboard(features=name == "fm")
+model = registry.get(name, "ratings")(**FAST[name]).fit(data, progress=False)
+model.score_users([0, 1]), model.predict([0, 1], [2, 3])
+print("torch" if "torch" in sys.modules else "")
+"""
+
+
+@pytest.mark.parametrize("name", ["triplet", "deep-triplet", "fm"])
+def test_fitting_a_numba_network_loads_no_torch(name):
+    """triplet, fm and deep-triplet's usual network train and score with numba kernels: torch stays unloaded."""
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-c", NO_TORCH, str(Path(__file__).parent), name], capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "", f"fitting {name} loaded torch"

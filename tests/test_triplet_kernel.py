@@ -4,7 +4,6 @@ torch network it fuses, resume, a torch triplet's saved run, and that fitting ``
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -127,22 +126,3 @@ def test_a_run_saved_by_the_torch_triplet_loads():
     loaded._set_state({"net.user.weight": model.user_vectors_, "net.item.weight": model.item_vectors_})
     users = np.arange(data.n_users)
     np.testing.assert_array_equal(loaded.score_users(users), model.score_users(users))
-
-
-NO_TORCH = """
-import sys
-sys.path.insert(0, sys.argv[1])
-from test_implicit_models import FAST, checkerboard
-from itemvec.models.useritem.triplet import Triplet
-
-data, _ = checkerboard()
-Triplet(**FAST["triplet"]).fit(data, progress=False).score_users([0, 1])
-print("torch" if "torch" in sys.modules else "")
-"""
-
-
-def test_fitting_triplet_loads_no_torch():
-    result = subprocess.run([sys.executable, "-c", NO_TORCH, str(Path(__file__).parent)], capture_output=True,
-                            text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "", "fitting triplet loaded torch"

@@ -9,6 +9,8 @@ import signal
 import sys
 import threading
 from collections.abc import Callable
+from functools import partial
+from typing import Any
 
 from itemvec.errors import Interrupted, ItemvecError
 from itemvec.outputs import remove_temporaries
@@ -23,22 +25,20 @@ def _on_signal(signum, frame) -> None:
     raise Interrupted(signum)
 
 
-def _redeliver(unraisable) -> None:
-    """``sys.unraisablehook`` while a job runs. A signal's handler runs at the main thread's next bytecode, and
-    when that is inside a callback from C (numba compiling a kernel calls llvmlite's object cache from LLVM),
-    the Interrupted it raises cannot propagate: it is printed as "Exception ignored" and dropped, and the job
-    would go on as if nothing had been pressed. Here it is delivered again (``_thread.interrupt_main``, from a
-    thread, a moment later), with the handlers put back, until it lands outside such a callback."""
+def _redeliver(previous: Callable[[Any], object], unraisable) -> None:
+    """``sys.unraisablehook`` while a job runs (``previous``: the hook it replaced, for anything else). A
+    signal's handler runs at the main thread's next bytecode, and when that is inside a callback from C (numba
+    compiling a kernel calls llvmlite's object cache from LLVM), the Interrupted it raises cannot propagate: it
+    is printed as "Exception ignored" and dropped, and the job would go on as if nothing had been pressed. Here
+    it is delivered again (``_thread.interrupt_main``, from a thread, a moment later), with the handlers put
+    back, until it lands outside such a callback."""
     exc = unraisable.exc_value
     if not isinstance(exc, Interrupted) or threading.current_thread() is not threading.main_thread():
-        _previous_hook(unraisable)
+        previous(unraisable)
         return
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
     threading.Timer(0.02, _thread.interrupt_main, (exc.signum,)).start()
-
-
-_previous_hook = sys.unraisablehook
 
 
 def _os_message(exc: OSError) -> str:
@@ -51,7 +51,8 @@ def run_guarded(job: Callable[[], object], *, report_interrupt: bool = True) -> 
     user error or an interrupt). ``report_interrupt=False``: a worker whose parent reports the interrupt."""
     signal.signal(signal.SIGINT, _on_signal)
     signal.signal(signal.SIGTERM, _on_signal)
-    hook, sys.unraisablehook = sys.unraisablehook, _redeliver
+    hook = sys.unraisablehook
+    sys.unraisablehook = partial(_redeliver, hook)
     try:
         return _ended(job, report_interrupt)
     finally:

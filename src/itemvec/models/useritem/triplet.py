@@ -34,7 +34,7 @@ the other.
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar
 
@@ -246,13 +246,11 @@ def _linear(n_in: int, n_out: int, generator):
 
 
 def _one_blas_thread() -> AbstractContextManager[Any]:
-    """A context with one BLAS thread, when threadpoolctl is installed (it comes with scikit-learn). The fused
-    step's small products alternate with numba's parallel kernels, and BLAS threads that spin beside numba's
-    slowed a step on two cores from about 26 ms to 38 ms, and the curve's scoring from 30 ms to 60-100 ms."""
-    try:
-        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
-    except ImportError:  # pragma: no cover (an environment without it: the same numbers, a little slower)
-        return nullcontext()
+    """A context with one BLAS thread (threadpoolctl). The fused step's small products alternate with numba's
+    parallel kernels, and BLAS threads that spin beside numba's slowed a step on two cores from about 26 ms to
+    38 ms, and the curve's scoring from 30 ms to 60-100 ms."""
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
     return threadpool_limits(1, user_api="blas")
 
 

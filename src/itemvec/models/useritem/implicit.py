@@ -56,19 +56,22 @@ def positive_rows(data: Interactions) -> tuple[np.ndarray, np.ndarray]:
 
 
 def sample_negatives(users: np.ndarray, indptr: np.ndarray, indices: np.ndarray, candidates: np.ndarray,
-                     rng: np.random.Generator, max_rounds: int = 32, cdf: np.ndarray | None = None) -> np.ndarray:
+                     rng: np.random.Generator, max_rounds: int = 32, cdf: np.ndarray | None = None,
+                     guide: np.ndarray | None = None) -> np.ndarray:
     """(n,) int64: for each user, an item drawn from ``candidates`` and not among the user's positives (the
     sorted CSR rows ``indptr`` / ``indices``), by rejection. Uniformly, or with ``cdf`` (the cumulative sum of
     one non-negative weight per candidate, see :func:`popularity_cdf`) in proportion to the weights.
     A user whose positives cover nearly all candidates may keep a colliding draw after ``max_rounds`` rounds.
     Each round's draws are tested against the users' own rows (``_in_rows``, a binary search per draw), and a
     weighted draw finds its candidate as ``np.searchsorted(cdf, u * cdf[-1], side="right")`` does, through a
-    guide table (``_search_cdf``: the same answers, a few times faster for random draws)."""
+    guide table (``_search_cdf``: the same answers, a few times faster for random draws); ``guide`` is
+    ``cdf_guide(cdf)``, made here unless a caller that draws with the same ``cdf`` at every step passes it."""
     users = np.ascontiguousarray(users, dtype=np.int64)
     indptr = np.ascontiguousarray(indptr, dtype=np.int64)
     indices = np.ascontiguousarray(indices, dtype=np.int64)
 
-    guide = None if cdf is None else cdf_guide(cdf)
+    if cdf is not None and guide is None:
+        guide = cdf_guide(cdf)
 
     def draw(n: int) -> np.ndarray:
         if cdf is None:
@@ -106,8 +109,8 @@ GUIDE_BUCKETS = 4  # guide entries per cdf entry
 
 
 def cdf_guide(cdf: np.ndarray) -> np.ndarray:
-    """For ``_search_cdf``: ``guide[b] = searchsorted(cdf, b * cdf[-1] / len(guide), side="right")``, with
-    ``GUIDE_BUCKETS`` entries per weight, and a last entry ``len(cdf)``."""
+    """For ``_search_cdf``: ``guide[b] = searchsorted(cdf, b * cdf[-1] / n, side="right")`` for the n =
+    ``GUIDE_BUCKETS * len(cdf)`` buckets, and a last entry ``len(cdf)``."""
     n = max(len(cdf) * GUIDE_BUCKETS, 1)
     edges = np.arange(n, dtype=np.float64) * (cdf[-1] / n)
     return np.r_[np.searchsorted(cdf, edges, side="right"), len(cdf)].astype(np.int64)

@@ -56,7 +56,7 @@ from itemvec.errors import ConfigError
 from itemvec.models.embedding import Embedding, EmbeddingModel
 from itemvec.models.factor import PositiveSteps
 from itemvec.models.useritem.base import TorchSteps, UserItemModel, set_torch_state, torch_state
-from itemvec.models.useritem.implicit import popularity_cdf, positive_rows, sample_negatives
+from itemvec.models.useritem.implicit import cdf_guide, popularity_cdf, positive_rows, sample_negatives
 from itemvec.train import RowSteps, Trainer, TrainSettings
 from itemvec.tune import IntRange, LogUniform, OneOf, Space, Uniform
 
@@ -101,6 +101,7 @@ class _TorchSteps(RowSteps, TorchSteps):
         self.model = model
         self.users, self.items = users, items
         self.indptr, self.indices, self.candidates, self.cdf = indptr, indices, candidates, cdf
+        self.guide = None if cdf is None else cdf_guide(cdf)  # once, not at every step
         self.negatives = getattr(model.config, "negatives", 1)
         self.generator = torch.Generator()
 
@@ -113,7 +114,7 @@ class _TorchSteps(RowSteps, TorchSteps):
         rng = np.random.default_rng(seed)
         users = self.users[chunk]
         negatives = sample_negatives(np.repeat(users, self.negatives), self.indptr, self.indices, self.candidates,
-                                     rng, cdf=self.cdf).reshape(len(users), self.negatives)
+                                     rng, cdf=self.cdf, guide=self.guide).reshape(len(users), self.negatives)
         self.generator.manual_seed(seed)
         loss = self.model._triplet_loss(torch.from_numpy(users), torch.from_numpy(self.items[chunk]),
                                         torch.from_numpy(negatives), self.generator)
@@ -272,6 +273,7 @@ class _DeepTripletSteps(RowSteps):
         self.config = config
         self.users, self.items = users, items
         self.indptr, self.indices, self.candidates, self.cdf = indptr, indices, candidates, cdf
+        self.guide = None if cdf is None else cdf_guide(cdf)  # once, not at every step
         self.names = [f"net.{name}" for name in DEEP_PARAMETERS if f"net.{name}" in weights]
         sizes = [weights[name].size for name in self.names]
         offsets = np.r_[0, np.cumsum(sizes)]
@@ -350,7 +352,7 @@ class _DeepTripletSteps(RowSteps):
         rng = np.random.default_rng(seed)
         users = self.users[chunk]
         negatives = sample_negatives(np.repeat(users, k), self.indptr, self.indices, self.candidates, rng,
-                                     cdf=self.cdf).reshape(len(users), k)
+                                     cdf=self.cdf, guide=self.guide).reshape(len(users), k)
         loss, _ = self._gradients(users, self.items[chunk], negatives)
         self.steps_taken += 1
         t = self.steps_taken

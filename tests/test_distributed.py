@@ -184,6 +184,32 @@ def test_ranks_started_with_other_settings_refuse_together(catalogue, tmp_path):
     assert not (tmp_path / "run" / "weights.npz").exists()
 
 
+LEAVE = """
+import atexit, os, sys
+import torch.distributed as dist
+dist.init_process_group("gloo", init_method="tcp://127.0.0.1:" + sys.argv[1], rank=0, world_size=1)
+atexit.register(lambda: print("interpreter teardown", file=sys.stderr, flush=True))
+sys.argv = ["itemvec", *sys.argv[2:]]
+from itemvec.cli import main
+main()
+"""
+
+
+@pytest.mark.parametrize("args, code", [(["train", "mf", "--data", "no-such-dir", "--out", "run"], 2),
+                                        (["models"], 0)])
+def test_a_rank_leaves_without_the_interpreters_teardown(args, code, tmp_path):
+    """A process that joined a process group ends with os._exit after its last line (flushed), so that no
+    interpreter teardown destroys the gloo group under its threads (which aborted a refusing rank with -6)."""
+    done = subprocess.run([sys.executable, "-c", LEAVE, str(_free_port()), *args], capture_output=True,
+                          text=True, env=ENV, cwd=tmp_path, timeout=120)
+    assert done.returncode == code, done.stderr
+    assert "interpreter teardown" not in done.stderr
+    if code:
+        assert done.stderr.strip().splitlines()[-1].startswith("error: "), done.stderr
+    else:
+        assert "mf-bias" in done.stdout.split()  # the whole listing, flushed before the exit
+
+
 def test_a_rank_that_refuses_the_data_ends_every_rank_at_once(catalogue, tmp_path):
     """Rank 0 checks every table, the other ranks the rows they read: a tampered validation file is refused
     by rank 0 with its own line, and rank 1 refuses at once, naming rank 0, instead of waiting out the

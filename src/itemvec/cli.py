@@ -367,6 +367,9 @@ def main() -> None:
 
     # typer returns the code of an Exit raised inside a command, e.g. 130 for a KeyboardInterrupt.
     code = run_guarded(lambda: app(standalone_mode=False))
+    from itemvec.distributed import leave_if_joined
+
+    leave_if_joined(code)  # a rank of a distributed run: no interpreter teardown of the gloo group
     if code:
         sys.exit(code)
 

@@ -33,6 +33,7 @@ the cores over the local ranks), MASTER_ADDR and MASTER_PORT (the rendezvous, re
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Callable
 from datetime import timedelta
@@ -68,6 +69,22 @@ def world_size(settings: Any) -> int | None:
         raise ConfigError("distributed=true needs the processes torchrun starts (WORLD_SIZE is not set): run "
                           "torchrun --standalone --nproc-per-node 2 -m itemvec train ... --set distributed=true")
     return environment_rank()[1]
+
+
+def leave_if_joined(code: int) -> None:
+    """End this process now with ``code`` when it joined a process group (flushing stdout and stderr first):
+    what it had to do, write and say is done. The interpreter's own teardown would destroy the gloo group's
+    C++ objects while its threads may still be at work on a closed peer's socket, which can abort the process
+    ("terminate called without an active exception", exit -6) after its one-line error or its last line."""
+    dist = sys.modules.get("torch.distributed")
+    if dist is None or not dist.is_available() or not dist.is_initialized():
+        return
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe or stream: nothing more can be said on it
+            pass
+    os._exit(code)
 
 
 def rank_threads(threads: int) -> int:

@@ -258,6 +258,66 @@ def test_keyset_is_a_set():
     assert int(keys[3]) in s and -5 not in s
 
 
+@pytest.mark.parametrize("order", ["sorted", "shuffled", "swapped"])
+def test_pairset_holds_exactly_its_pairs(order):
+    """The known pairs as sorted rows: the same answers as the set of their keys, from a prepare's sorted pairs
+    (used as they are), shuffled pairs or pairs with the larger item first (sorted by the set itself)."""
+    from itemvec.data.keyset import KeySet, PairSet, _accept
+
+    rng = np.random.default_rng(3)
+    n_items = 500
+    a, b = rng.integers(0, n_items, 4000), rng.integers(0, n_items, 4000)
+    a, b = a[a != b], b[a != b]
+    keys = np.unique(pair_keys(a, b, n_items))
+    lo, hi = keys // n_items, keys % n_items
+    if order == "shuffled":
+        shuffle = rng.permutation(len(keys))
+        lo, hi = lo[shuffle], hi[shuffle]
+    elif order == "swapped":
+        lo, hi = hi, lo
+    lo, hi = lo.astype(np.int32), hi.astype(np.int32)
+    known = PairSet(lo, hi, n_items)
+    assert (known.cols is hi) == (order == "sorted")  # a prepare's sorted pairs: their own column, no copy
+    assert len(known) == len(keys)
+    ca, cb = rng.integers(0, n_items, 20000), rng.integers(0, n_items, 20000)
+    slots = np.arange(len(ca))
+    out_lo, out_hi = np.full(len(ca), -1, np.int32), np.full(len(ca), -1, np.int32)
+    left = np.empty(len(ca), np.int64)
+    seen = KeySet(capacity=len(ca))
+    added, n_left = _accept(ca, cb, np.int64(n_items), known.indptr, known.cols, seen.table, slots, out_lo, out_hi,
+                            left)
+    drawn = pair_keys(ca, cb, n_items)
+    _, first = np.unique(drawn, return_index=True)
+    first_draw = np.zeros(len(ca), bool)
+    first_draw[first] = True
+    want = first_draw & (ca != cb) & ~np.isin(drawn, keys)
+    np.testing.assert_array_equal(left[:n_left], slots[~want])
+    np.testing.assert_array_equal(out_lo[want], np.minimum(ca, cb)[want])
+    np.testing.assert_array_equal(out_hi[want], np.maximum(ca, cb)[want])
+    assert (out_lo[~want] == -1).all() and added == len(np.unique(drawn))
+
+
+def test_prefetch_is_only_a_hint():
+    """A kernel that prefetches every element (of several dtypes) computes what it computes without."""
+    from numba import njit
+
+    from itemvec.lookup import prefetch
+
+    @njit
+    def total(values):
+        s = 0.0
+        for j in range(len(values)):
+            prefetch(values, len(values) - 1 - j)
+            s += values[j]
+        return s
+
+    for values in (np.arange(1000, dtype=np.int64), np.linspace(0, 1, 777, dtype=np.float32),
+                   np.arange(300, dtype=np.int32)[::3]):
+        before = values.copy()
+        assert total(values) == pytest.approx(float(values.sum()))
+        np.testing.assert_array_equal(values, before)
+
+
 def test_degree_matched_negatives_follow_the_degree_distribution():
     rng = np.random.default_rng(0)
     n = 2000

@@ -7,8 +7,9 @@ string hash and a cache miss per id. Here a batch of ids becomes one Arrow strin
 offsets, made in C from the Python strings) and one kernel call hashes (FNV-1a), finds or adds each id. A table
 slot holds an id's hash, its first 16 bytes and its length, so a short id (an asin) is decided with one cache
 line; the distinct ids' bytes are also kept in one growing buffer (longer ids are compared there, and ``keys``
-reads it). The table holds no Python objects. The ids and their order
-are exactly ``IdMap``'s (``tests/test_prepare.py`` checks it).
+reads it). A kernel hashes its batch first and prefetches the slots of the lookups ahead of the one it probes
+(itemvec.lookup). The table holds no Python objects. The ids and their order are exactly ``IdMap``'s
+(``tests/test_prepare.py`` checks it).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pyarrow as pa
 from numba import njit
 
 from itemvec.data.keyset import MAX_LOAD
+from itemvec.lookup import AHEAD, prefetch
 
 FNV_OFFSET = np.uint64(0xCBF29CE484222325)
 FNV_PRIME = np.uint64(0x100000001B3)
@@ -47,22 +49,22 @@ def _words(data, start, end):
 
 
 @njit(cache=True, inline="always")
-def _probe(data, start, end, table, store, store_offsets):
-    """The slot holding the string, or the free slot where it belongs (``table[slot, 3] == -1``). A slot is
-    (hash, first 8 bytes, next 8 bytes, length << 32 | id): one cache line decides a short id."""
+def _probe(data, start, end, h, table, store, store_offsets):
+    """The slot holding the string whose hash is ``h``, or the free slot where it belongs (``table[slot, 3] ==
+    -1``), and its first 16 bytes. A slot is (hash, first 8 bytes, next 8 bytes, length << 32 | id): one cache
+    line decides a short id."""
     mask = np.uint64(len(table) - 1)
-    h = _hash(data, start, end)
     lo, hi = _words(data, start, end)
     length = end - start
     slot = np.int64(h & mask)
     while True:
         tag = table[slot, 3]
         if tag == -1:
-            return slot, h, lo, hi
+            return slot, lo, hi
         if (np.uint64(table[slot, 0]) == h and np.uint64(table[slot, 1]) == lo and np.uint64(table[slot, 2]) == hi
                 and (tag >> 32) == length):
             if length <= SHORT:
-                return slot, h, lo, hi
+                return slot, lo, hi
             k = tag & 0xFFFFFFFF
             base = store_offsets[k]
             same = True
@@ -71,8 +73,23 @@ def _probe(data, start, end, table, store, store_offsets):
                     same = False
                     break
             if same:
-                return slot, h, lo, hi
+                return slot, lo, hi
         slot = np.int64((np.uint64(slot) + np.uint64(1)) & mask)
+
+
+@njit(cache=True, inline="always")
+def _hashes(data, offsets, table):
+    """Every string's hash, and a prefetch of the first ``AHEAD`` strings' slots (itemvec.lookup): a
+    probe then finds its slot on its way to the cache, requested ``AHEAD`` strings earlier."""
+    count = len(offsets) - 1
+    hashes = np.empty(count, dtype=np.uint64)
+    for j in range(count):
+        hashes[j] = _hash(data, offsets[j], offsets[j + 1])
+    mask = np.uint64(len(table) - 1)
+    flat = table.reshape(-1)
+    for j in range(min(AHEAD, count)):
+        prefetch(flat, np.int64(hashes[j] & mask) * 4)
+    return hashes, flat, mask
 
 
 @njit(cache=True)
@@ -80,10 +97,15 @@ def _intern(data, offsets, table, store, store_offsets, n_known, out):
     """Dense ids of the strings ``data[offsets[j]:offsets[j + 1]]`` into ``out``; a new string gets the next id
     (its slot filled, its bytes and end offset stored). The caller has made room for every string to be new.
     Returns the number of distinct strings after the batch."""
+    hashes, flat, mask = _hashes(data, offsets, table)
+    count = len(hashes)
     n = n_known
-    for j in range(len(offsets) - 1):
+    for j in range(count):
+        if j + AHEAD < count:
+            prefetch(flat, np.int64(hashes[j + AHEAD] & mask) * 4)
         start, end = offsets[j], offsets[j + 1]
-        slot, h, lo, hi = _probe(data, start, end, table, store, store_offsets)
+        h = hashes[j]
+        slot, lo, hi = _probe(data, start, end, h, table, store, store_offsets)
         tag = table[slot, 3]
         if tag == -1:
             table[slot, 0] = np.int64(h)
@@ -104,8 +126,12 @@ def _intern(data, offsets, table, store, store_offsets, n_known, out):
 @njit(cache=True)
 def _find(data, offsets, table, store, store_offsets, out):
     """Dense ids of the strings (as ``_intern``), -1 for a string not in the table; adds nothing."""
-    for j in range(len(offsets) - 1):
-        slot, _, _, _ = _probe(data, offsets[j], offsets[j + 1], table, store, store_offsets)
+    hashes, flat, mask = _hashes(data, offsets, table)
+    count = len(hashes)
+    for j in range(count):
+        if j + AHEAD < count:
+            prefetch(flat, np.int64(hashes[j + AHEAD] & mask) * 4)
+        slot, _, _ = _probe(data, offsets[j], offsets[j + 1], hashes[j], table, store, store_offsets)
         tag = table[slot, 3]
         out[j] = -1 if tag == -1 else tag & 0xFFFFFFFF
 

@@ -595,28 +595,25 @@ def _split_and_negatives(pairs: Pairs, n_items: int, fractions, seed: int,
     made, so that it can be written while the rest is drawn."""
     emit = emit or (lambda name, value: None)
     rng = np.random.default_rng(seed + 1)  # the split uses `seed`; negatives a stream of their own
-    from itemvec.data.keyset import KeySet
+    from itemvec.data.keyset import PairSet
 
-    # The hash set of every part's pairs (never a negative) is built by a thread while the split is made: its
-    # kernel releases the GIL (about 3.5 s at Books size).
-    with _threads(1) as submit:
-        known_job = submit(lambda: KeySet(pair_keys(pairs.item_a, pairs.item_b, n_items)))
-        train_idx, val_idx, test_idx = split_indices(len(pairs), fractions, seed)
-        empty = [name for name, part in zip(("train", "validation", "test"), (train_idx, val_idx, test_idx))
-                 if len(part) == 0]
-        if empty:
-            raise InputError(f"{len(pairs)} pairs are too few to split by {[round(f, 3) for f in fractions]}: "
-                             f"the {' and '.join(empty)} part would be empty")
-        endpoints = np.concatenate([pairs.item_a, pairs.item_b])
-        linked = np.zeros(n_items, dtype=bool)
-        linked[pairs.item_a] = True
-        linked[pairs.item_b] = True
-        nodes = np.flatnonzero(linked)  # the items with a pair (no bincount: its int64 copy of the endpoints)
-        del linked
-        parts = {"train": pairs.take(train_idx), "validation": pairs.take(val_idx), "test": pairs.take(test_idx)}
-        for name, part in parts.items():
-            emit(name, part)
-        known = known_job.result()
+    # Every part's pairs (never a negative): the pairs' own rows (sorted by key), no copy of them.
+    known = PairSet(pairs.item_a, pairs.item_b, n_items)
+    train_idx, val_idx, test_idx = split_indices(len(pairs), fractions, seed)
+    empty = [name for name, part in zip(("train", "validation", "test"), (train_idx, val_idx, test_idx))
+             if len(part) == 0]
+    if empty:
+        raise InputError(f"{len(pairs)} pairs are too few to split by {[round(f, 3) for f in fractions]}: "
+                         f"the {' and '.join(empty)} part would be empty")
+    endpoints = np.concatenate([pairs.item_a, pairs.item_b])
+    linked = np.zeros(n_items, dtype=bool)
+    linked[pairs.item_a] = True
+    linked[pairs.item_b] = True
+    nodes = np.flatnonzero(linked)  # the items with a pair (no bincount: its int64 copy of the endpoints)
+    del linked
+    parts = {"train": pairs.take(train_idx), "validation": pairs.take(val_idx), "test": pairs.take(test_idx)}
+    for name, part in parts.items():
+        emit(name, part)
     negatives = {}
 
     def made(name: str, a: np.ndarray, b: np.ndarray) -> None:

@@ -15,11 +15,11 @@ MAX_ROUNDS = 200
 DEGREE_ROUNDS = 50  # after this many rounds, degree-matched slots fall back to a uniform partner
 
 
-def _known_set(known):
-    """``known`` as a :class:`KeySet` (a sorted key array is converted; a KeySet is used as it is)."""
-    from itemvec.data.keyset import KeySet
+def _known_set(known, n_items: int):
+    """``known`` as a :class:`PairSet` (an array of pair keys is converted; a PairSet is used as it is)."""
+    from itemvec.data.keyset import PairSet
 
-    return known if isinstance(known, KeySet) else KeySet(np.asarray(known, dtype=np.int64))
+    return known if isinstance(known, PairSet) else PairSet.from_keys(known, n_items)
 
 
 def _fill(n: int, propose, known, n_items: int, exclude: np.ndarray | None):
@@ -30,28 +30,24 @@ def _fill(n: int, propose, known, n_items: int, exclude: np.ndarray | None):
     are one hash set: a key seen before is either accepted already or refused for good."""
     from itemvec.data.keyset import KeySet
 
-    known = _known_set(known)
+    known = _known_set(known, n_items)
     excluded = np.zeros(0, np.int64) if exclude is None else np.asarray(exclude, dtype=np.int64)
     # Nearly every draw is accepted (a collision is rare among millions of items), so room for the n keys and
     # a sixteenth more; the set grows if a round needs more (the same answers either way).
     seen = KeySet(excluded, capacity=len(excluded) + n + n // 16)
-    a = np.full(n, -1, dtype=np.int64)
-    b = np.full(n, -1, dtype=np.int64)
+    lo = np.empty(n, dtype=np.int32)  # each slot written once, by the round that fills it
+    hi = np.empty(n, dtype=np.int32)
     todo = np.arange(n)
     for round_number in range(MAX_ROUNDS):
         if len(todo) == 0:
             break
         ca, cb = propose(todo, round_number)
-        ok = seen.accept(ca, cb, n_items, known)
-        a[todo[ok]] = ca[ok]
-        b[todo[ok]] = cb[ok]
-        todo = todo[~ok]
+        todo = seen.accept(ca, cb, n_items, known, todo, lo, hi)
     if len(todo):
         raise ValueError(
             f"could not draw {n} distinct negative pairs: the graph is too dense or too small "
             f"({len(todo)} slots left after {MAX_ROUNDS} rounds)")
-    lo, hi = np.minimum(a, b), np.maximum(a, b)
-    return lo.astype(np.int32), hi.astype(np.int32)
+    return lo, hi
 
 
 def uniform_negatives(n: int, nodes: np.ndarray, known, n_items: int,

@@ -36,6 +36,7 @@ from numba import njit, prange
 
 from itemvec.errors import ConfigError
 from itemvec.graph.csr import CSRGraph
+from itemvec.lookup import find_sorted
 from itemvec.parallel import thread_limit
 from itemvec.progress import progress_bar
 from itemvec.rng import splitmix_next, to_uniform
@@ -137,22 +138,6 @@ def _first_order(indptr, indices, records, keep, weighted, v, state):
 
 
 @njit(inline="always")
-def _find(indices, start, stop, x):
-    """Position of ``x`` in the ascending ``indices[start:stop]``, or -1."""
-    lo = start
-    hi = stop
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if indices[mid] < x:
-            lo = mid + 1
-        else:
-            hi = mid
-    if lo < stop and indices[lo] == x:
-        return lo
-    return -1
-
-
-@njit(inline="always")
 def _second_order(indptr, indices, weights, records, keep, row_sum, weighted, t, v, inv_p, inv_q, state):
     """node2vec's next node from ``v`` having come from ``t`` (module docstring). Returns (state, node)."""
     bound = max(1.0, inv_q)
@@ -164,7 +149,7 @@ def _second_order(indptr, indices, weights, records, keep, row_sum, weighted, t,
         # proposal starts the whole draw again, the outlier coin included.
         start = indptr[v]
         stop = indptr[v + 1]
-        pos = _find(indices, start, stop, t)
+        pos = find_sorted(indices, start, stop, t)
         if pos >= 0:
             if weighted and row_sum[v] > 0:
                 share = weights[pos] / row_sum[v]
@@ -187,7 +172,7 @@ def _second_order(indptr, indices, weights, records, keep, row_sum, weighted, t,
             return state, x  # accepted whatever alpha(t, x) is: no membership test needed
         if x == t:
             alpha = alpha_return
-        elif _find(indices, t_start, t_stop, x) >= 0:
+        elif find_sorted(indices, t_start, t_stop, x) >= 0:
             alpha = 1.0
         else:
             alpha = inv_q

@@ -22,6 +22,7 @@ import scipy.sparse as sp
 from numba import njit, prange
 
 from itemvec.config import Choices, Dim, InitStd, Range, Regularisation
+from itemvec.lookup import find_sorted
 from itemvec.models.kernels import lane_rate, lanes, sigmoid
 from itemvec.rng import alias_draw, alias_table, splitmix_next
 from itemvec.train import RowSteps, TrainSettings
@@ -43,15 +44,8 @@ def _warp_weight(n_items, tries):
 
 @njit(inline="always")
 def _is_positive(indices, start, end, item):
-    """Binary search for ``item`` in the sorted slice ``indices[start:end]``."""
-    lo, hi = start, end
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if indices[mid] < item:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo < end and indices[lo] == item
+    """Whether ``item`` is in the sorted slice ``indices[start:end]`` (a binary search)."""
+    return find_sorted(indices, start, end, item) >= 0
 
 
 @njit(inline="always")

@@ -12,7 +12,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "itemvec"
 
 # Lowest first; a module may import its own layer and those below.
 LAYERS = [
-    {"errors", "rng", "parallel", "progress", "costs", "distributed", "sync_kernels", "arrays"},
+    {"errors", "rng", "parallel", "progress", "costs", "distributed", "sync_kernels", "arrays", "lookup"},
     {"graph", "config", "outputs", "registry", "tune"},
     {"train", "data", "guard"},
     {"evaluate", "models", "index"},

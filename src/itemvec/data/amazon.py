@@ -41,6 +41,8 @@ RELATION_ALIASES = {
     "also_viewed": "also_viewed",
     "buy_after_viewing": "buy_after_viewing",
 }
+TOP_LEVEL_ORDER = ("also_buy", "also_view", "also_bought", "also_viewed", "bought_together", "buy_after_viewing")
+TOP_LEVEL_RELATIONS = frozenset(TOP_LEVEL_ORDER)  # relation lists outside ``related`` (2018's, or any line's)
 PRICE_NUMBER = re.compile(r"[-+]?\d[\d,]*(?:\.\d+)?")
 RANK_NUMBER = re.compile(r"\d[\d,]*")
 INT64_MAX = 2**63 - 1
@@ -56,7 +58,7 @@ class RecordError(ValueError):
         self.reason = reason
 
 
-@dataclass
+@dataclass(slots=True)
 class Product:
     """One product line, normalised across formats. Missing fields are None.
 
@@ -258,8 +260,15 @@ def _categories(record: dict) -> list[list[str]] | None:
         if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
             return [list(value)]
     if isinstance(value, list):
-        paths = [[c if isinstance(c, str) else _str(c) or "" for c in path]
-                 for path in value if isinstance(path, list)]
+        paths = []
+        for path in value:
+            if not isinstance(path, list):
+                continue
+            try:
+                "".join(path)  # every category a string (the usual case), checked at C speed: the list as it is
+            except TypeError:
+                path = [c if isinstance(c, str) else _str(c) or "" for c in path]
+            paths.append(path)
         return paths or None
     return None
 
@@ -311,7 +320,7 @@ def normalise(raw: object, escapes: bool = False) -> Product:
             if not isinstance(name, str) or not name.strip() or (escapes and not _unicode(name)):
                 raise RecordError("bad_related", f"relation name {_show(name)} is not a usable name")
             related[RELATION_ALIASES.get(name, name)] = _related_list(name, value, dropped, escapes)
-    for name in ("also_buy", "also_view", "also_bought", "also_viewed", "bought_together", "buy_after_viewing"):
+    for name in () if TOP_LEVEL_RELATIONS.isdisjoint(raw) else TOP_LEVEL_ORDER:  # 2014 lines have none
         if name in raw:
             value = raw[name]
             if value is None or (isinstance(value, str | list) and not value):
@@ -325,18 +334,19 @@ def normalise(raw: object, escapes: bool = False) -> Product:
         nulled.append(("bad_brand", f"brand {_show(brand)} is not text"))
     if title is not None and not isinstance(title, str):
         nulled.append(("bad_title", f"title {_show(title)} is not text"))
+    # positional, in the fields' order (a third of the keyword call's time, once per line of a catalogue)
     product = Product(
-        asin=asin.strip(),
-        title=title if isinstance(title, str) and title else None,
-        brand=brand.strip() if isinstance(brand, str) and brand.strip() else None,
-        categories=_categories(raw),
-        price=_price(raw.get("price"), nulled),
-        sales_rank=rank,
-        sales_rank_category=rank_category,
-        description=_text(raw.get("description")),
-        related=related,
-        nulled=nulled,
-        dropped_ids=dropped,
+        asin.strip(),  # asin
+        title if isinstance(title, str) and title else None,  # title
+        brand.strip() if isinstance(brand, str) and brand.strip() else None,  # brand
+        _categories(raw),  # categories
+        _price(raw.get("price"), nulled),  # price
+        rank,  # sales_rank
+        rank_category,  # sales_rank_category
+        _text(raw.get("description")),  # description
+        related,
+        nulled,
+        dropped,  # dropped_ids
     )
     if escapes:
         _null_lone_surrogates(product)

@@ -216,8 +216,11 @@ class Interner:
         self.n = int(_intern(data, offsets, self.table, self.store, self.store_offsets, np.int64(self.n), out))
         return out
 
+    def key_array(self) -> pa.LargeStringArray:
+        """The distinct ids in order of first appearance, as an Arrow array over the table's own bytes."""
+        offsets = self.store_offsets[:self.n + 1]
+        return pa.LargeStringArray.from_buffers(self.n, pa.py_buffer(offsets), pa.py_buffer(self.store))
+
     def keys(self) -> list[str]:
         """The distinct ids in order of first appearance (``IdMap.keys``)."""
-        offsets = self.store_offsets[:self.n + 1]
-        array = pa.LargeStringArray.from_buffers(self.n, pa.py_buffer(offsets), pa.py_buffer(self.store))
-        return array.to_pylist()
+        return self.key_array().to_pylist()

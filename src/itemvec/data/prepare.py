@@ -114,14 +114,14 @@ class _MetadataColumns:
             raise KeyError(item)
         return int(rows[0])
 
-    def table(self, asins: list[str]) -> pa.Table:
+    def table(self, asins: list[str] | pa.Array) -> pa.Table:
         n = len(asins)
         rows = np.full(n, -1, dtype=np.int64)
         rows[self.item] = np.arange(len(self.item))
         take = pa.array(rows, mask=rows < 0)
         data = {
             "id": pa.array(np.arange(n, dtype=np.int32)),
-            "asin": pa.array(asins, pa.string()),
+            "asin": id_column(asins),
             "has_metadata": pa.array(rows >= 0),
         }
         for name, kind in META_TYPES.items():
@@ -675,14 +675,20 @@ def _threads(n: int) -> Iterator[Callable[..., Future]]:
         future.result()
 
 
-def _write_tables(tmp: Path, products: pa.Table, asins: list[str], pairs: Pairs) -> None:
+def id_column(asins: list[str] | pa.Array) -> pa.Array:
+    """The original ids as an Arrow string column: from a list, or from an Arrow array of them as it is (the
+    ``Interner``'s ids: 2 million of them at Books size need not become Python strings and back)."""
+    return asins.cast(pa.string()) if isinstance(asins, pa.Array) else pa.array(asins, pa.string())
+
+
+def _write_tables(tmp: Path, products: pa.Table, asins: list[str] | pa.Array, pairs: Pairs) -> None:
     pq.write_table(products, tmp / "products.parquet")
     pq.write_table(pa.table({"id": pa.array(np.arange(len(asins), dtype=np.int32)),
-                             "asin": pa.array(asins, pa.string())}), tmp / "id_map.parquet")
+                             "asin": id_column(asins)}), tmp / "id_map.parquet")
     write_pairs(tmp / "pairs.parquet", pairs)
 
 
-def write_data_dir(out: Path, *, products: pa.Table, asins: list[str], pairs: Pairs, fractions, seed: int,
+def write_data_dir(out: Path, *, products: pa.Table, asins: list[str] | pa.Array, pairs: Pairs, fractions, seed: int,
                    manifest: dict, started: float, progress: bool, inputs: Sequence[str | Path | None] = (),
                    extra_files: dict[str, Callable[[Path, dict[str, Pairs]], dict | None]] | None = None) -> dict:
     """Split ``pairs``, draw negatives and write the DATA_DIR layout into ``out``: built in a temporary folder
@@ -741,7 +747,7 @@ def prepare_amazon(paths: Sequence[str | Path], out: str | Path, *, weights: dic
     with cyclic_gc_paused():
         ids, mentions, meta, report = read_amazon(paths, progress=progress, log=log, workers=workers)
     report.check(max_bad_fraction)
-    asins = ids.keys()
+    asins = ids.key_array()
     n_ids, with_metadata = len(ids), len(meta.item)
     # The products table (Python objects to Arrow, which holds the GIL) is made by a thread while the pairs are
     # built (numpy's sort and numba kernels, which do not): about 3.5 s at Books size.

@@ -2,8 +2,9 @@
 
 Telling whether a drawn key was seen before in the draws was a ``searchsorted`` into sorted keys: at Books size
 (6 million draws in a round) about 25 cache misses per draw. A hash table costs one or two. Whether a drawn pair
-is a known positive is a binary search in one item's sorted row (``PairSet``). The table is a flat int64 array of a power-of-two size, kept at most 60% full; -1 marks a free slot.
-The kernels prefetch the slots of the keys ahead of the one they probe (itemvec.lookup).
+is a known positive is a binary search in one item's sorted row (``PairSet``). The table is a flat int64 array
+of a power-of-two size, kept at most 60% full; -1 marks a free slot. The kernels prefetch the slots of the keys
+ahead of the one they probe (itemvec.lookup).
 numba is loaded only by a prepare (this module is imported where the negatives are drawn).
 """
 

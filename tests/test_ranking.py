@@ -50,7 +50,7 @@ FIELDS = ("auc", "precision", "recall", "average_precision", "ndcg")
 
 
 @st.composite
-def ranking_problem(draw, max_users: int = 5, max_items: int = 12):
+def ranking_problem(draw, max_users: int = 5, max_items: int = 12, max_relevant: int = 5):
     """(scores float32 with NaN, relevant lists, exclude lists, k): few score levels, so many ties."""
     n_users = draw(st.integers(1, max_users))
     n_items = draw(st.integers(1, max_items))
@@ -60,7 +60,7 @@ def ranking_problem(draw, max_users: int = 5, max_items: int = 12):
     scores = np.array(flat, dtype=np.float32).reshape(n_users, n_items) * np.float32(0.25)
     scores[scores < 0] = np.nan
     item = st.integers(0, n_items - 1)
-    relevant = [np.array(draw(st.lists(item, max_size=5)), dtype=np.int64) for _ in range(n_users)]
+    relevant = [np.array(draw(st.lists(item, max_size=max_relevant)), dtype=np.int64) for _ in range(n_users)]
     exclude = [np.array(draw(st.lists(item, max_size=4)), dtype=np.int64) for _ in range(n_users)]
     k = draw(st.integers(1, n_items + 2))
     return scores, relevant, exclude, k
@@ -135,6 +135,63 @@ def test_stats_match_slow_loop(problem):
             per_user_auc(scores, relevant, exclude)
     else:
         assert per_user_auc(scores, relevant, exclude) == pytest.approx(np.nanmean(stats.auc), abs=1e-12)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(ranking_problem(max_users=4, max_items=90, max_relevant=80))
+def test_stats_match_slow_loop_with_many_relevant_items(problem):
+    """Users past ``rank_kernels.FEW_RELEVANT`` relevant candidates are ranked by a search per candidate, the
+    others by a count per relevant item: both agree with the slow loop."""
+    from itemvec.evaluate.rank_kernels import FEW_RELEVANT
+
+    scores, relevant, exclude, k = problem
+    stats = user_ranking_stats(scores, relevant, exclude, k=k)
+    assert_matches_slow(stats, scores, relevant, exclude, k)
+    float64 = user_ranking_stats(scores.astype(np.float64), relevant, exclude, k=k)
+    for field in ("auc", "n_relevant", "hits", "ndcg"):  # the same counts in the scores' other precision
+        np.testing.assert_array_equal(getattr(float64, field), getattr(stats, field))
+    assert FEW_RELEVANT < 80  # (so that the strategy reaches the search)
+
+
+@SETTINGS
+@given(ranking_problem(max_items=14), st.data())
+def test_ranking_chosen_columns_is_ranking_their_copy(problem, data):
+    """``columns=`` ranks those score columns as ``np.take`` of them would, without the copy."""
+    scores, relevant, exclude, k = problem
+    n_items = scores.shape[1]
+    columns = np.array(data.draw(st.lists(st.integers(0, n_items - 1), min_size=1, max_size=n_items, unique=True)))
+    wide = np.full((scores.shape[0], n_items + 3), np.float32(9.0))  # columns outside `columns` must not count
+    wide[:, :n_items] = scores
+    positions = [np.flatnonzero(np.isin(columns, r)) for r in relevant]
+    skipped = [np.flatnonzero(np.isin(columns, e)) for e in exclude]
+    got = user_ranking_stats(wide, positions, skipped, k=k, columns=columns)
+    want = user_ranking_stats(np.take(scores, columns, axis=1), positions, skipped, k=k)
+    for field in ("n_relevant", "n_candidates", "hits") + FIELDS:
+        np.testing.assert_array_equal(getattr(got, field), getattr(want, field))
+
+
+def test_bad_columns_are_refused():
+    scores = np.zeros((2, 4), np.float32)
+    for columns in ([], [4], [-1], [[0, 1]]):
+        with pytest.raises(ValueError, match="columns must be"):
+            user_ranking_stats(scores, [[0], [1]], columns=np.array(columns, dtype=np.int64))
+
+
+def test_both_ways_of_counting_meet_on_one_user():
+    """One user with many relevant items and one with few, on the same scores: the figures are the slow loop's
+    (the two ways in ``user_ranking`` cover a user each)."""
+    from itemvec.evaluate.rank_kernels import FEW_RELEVANT
+
+    rng = np.random.default_rng(5)
+    n_items = 400
+    scores = np.round(rng.standard_normal((2, n_items)), 1).astype(np.float32)  # ties
+    scores[:, ::37] = np.nan
+    relevant = [rng.choice(n_items, FEW_RELEVANT + 20, replace=False), rng.choice(n_items, 3, replace=False)]
+    exclude = [rng.choice(n_items, 30, replace=False), rng.choice(n_items, 30, replace=False)]
+    for k in (1, 10, 100):
+        stats = user_ranking_stats(scores, relevant, exclude, k=k)
+        assert_matches_slow(stats, scores, relevant, exclude, k)
+        assert stats.n_relevant[0] > FEW_RELEVANT >= stats.n_relevant[1]
 
 
 @SETTINGS

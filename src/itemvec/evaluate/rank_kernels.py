@@ -75,24 +75,38 @@ def rank_rows(scores, targets, out_indptr, out_indices, ranks):
         ranks[r] = rank
 
 
+FEW_RELEVANT = 32  # a user with at most this many relevant candidates is counted per relevant item (below)
+
+
 @njit(nogil=True, cache=True)
-def user_ranking(scores, relevant_indptr, relevant_indices, exclude_indptr, exclude_indices, k, first, stop,
-                    n_relevant, n_candidates, twice_wins, hits, ap_sum, dcg):  # pragma: no cover (numba)
+def user_ranking(scores, columns, relevant_indptr, relevant_indices, exclude_indptr, exclude_indices, k, first,
+                 stop, n_relevant, n_candidates, twice_wins, hits, ap_sum, dcg):  # pragma: no cover (numba)
     """Per user in rows [first, stop): relevant and candidate counts, twice the AUC wins, and the top-k hits,
-    AP sum and DCG, written into the output arrays at the user's row.
+    AP sum and DCG, written into the output arrays at the user's row. The candidates are the score columns
+    ``columns`` (the relevant and excluded items are positions in it), or every column when it is empty.
 
     Serial and ``nogil``: :func:`user_ranking_stats` runs disjoint row ranges on threads. (A ``prange`` kernel
     compiled twice as slowly, and starting its thread pool cost 50 times the work of a small call on a busy
-    machine.) Each user's relevant scores are sorted (``relevant``, ascending); every
-    non-relevant candidate is placed among them by binary search: ``lo`` / ``hi`` = relevant scores below /
-    at-or-below it. That gives the AUC (it loses to ``m - hi`` relevant items and ties ``hi - lo``) and, by a
-    histogram of ``hi``, the number of non-relevant candidates scoring at least each relevant item, which with
-    pessimistic ties is exactly what stands in front of it.
+    machine.) Each user's relevant scores are sorted ascending (``relevant``, m of them, a NaN as -inf); what
+    the AUC and the top k need is, for each non-relevant candidate, how many relevant scores lie below it
+    (``lo``) and at or below it (``hi``): it loses to ``m - hi`` relevant items and ties ``hi - lo``, so twice
+    the wins are Σ (2m - lo - hi); and ``at_or_below[h]``, the number of candidates with ``hi == h``, tells how
+    many non-relevant candidates score at least each relevant item, which with pessimistic ties is exactly
+    what stands in front of it.
+
+    Both come from two counts per relevant item i: ``ge_i`` / ``gt_i``, the non-relevant candidates scoring
+    at least / more than ``relevant[i]`` (Σ hi = Σ ge_i, Σ lo = Σ gt_i, ``at_or_below[h] = ge_(h-1) - ge_h``).
+    For a user with few relevant items (``FEW_RELEVANT``) they are m branch-free counting passes over the
+    row, which the compiler vectorises (about 5 times faster than a search per candidate at MovieLens size,
+    where a validation user has 4 relevant items); for more, each candidate above the lowest relevant score
+    is placed by a binary search. The counts are integers: both ways give the same figures.
     """
-    n_items = scores.shape[1]
+    n_items = len(columns) if len(columns) else scores.shape[1]
+    # 0 = non-relevant candidate, 1 = relevant candidate, 2 = excluded (exclusion wins over relevance); reset
+    # after each user.
+    mark = np.zeros(n_items, dtype=np.uint8)
+    candidates = np.empty(n_items, dtype=scores.dtype)
     for u in range(first, stop):
-        # 0 = non-relevant candidate, 1 = relevant candidate, 2 = excluded (exclusion wins over relevance).
-        mark = np.zeros(n_items, dtype=np.uint8)
         n_excluded = 0
         for p in range(exclude_indptr[u], exclude_indptr[u + 1]):
             j = exclude_indices[p]
@@ -105,52 +119,96 @@ def user_ranking(scores, relevant_indptr, relevant_indices, exclude_indptr, excl
             j = relevant_indices[p]
             if mark[j] == 0:
                 mark[j] = 1
-                s = np.float64(scores[u, j])
+                s = np.float64(scores[u, columns[j] if len(columns) else j])
                 relevant[m] = -np.inf if np.isnan(s) else s
                 m += 1
         n_relevant[u] = m
         n_candidates[u] = n_items - n_excluded
-        if m == 0:
-            continue
-        relevant = np.sort(relevant[:m])
-        lowest = relevant[0]
-        # at_or_below[h]: non-relevant candidates with exactly h relevant scores <= their score.
-        at_or_below = np.zeros(m + 1, dtype=np.int64)
-        wins = np.int64(0)
+        if m > 0:
+            relevant = np.sort(relevant[:m])
+            n_other = np.int64(n_items - n_excluded - m)
+            at_or_below = np.zeros(m + 1, dtype=np.int64)
+            if m <= FEW_RELEVANT:
+                twice_wins[u] = _count_per_relevant(scores[u], columns, mark, relevant, n_other, candidates,
+                                                    at_or_below)
+            else:
+                twice_wins[u] = _search_per_candidate(scores[u], columns, mark, relevant, at_or_below)
+            # Walk the relevant items from the best down. In front of relevant[i]: the non-relevant candidates
+            # scoring >= relevant[i] (those with hi > i) and the m - 1 - i relevant items after it in ascending
+            # order. Positions only grow along the walk, so stop at the first one outside the top k.
+            in_front = np.int64(0)
+            found = np.int64(0)
+            precision_sum = 0.0
+            gain = 0.0
+            for i in range(m - 1, -1, -1):
+                in_front += at_or_below[i + 1]
+                position = in_front + (m - 1 - i)
+                if position >= k:
+                    break
+                found += 1
+                precision_sum += found / (position + 1.0)
+                gain += 1.0 / np.log2(position + 2.0)
+            hits[u] = found
+            ap_sum[u] = precision_sum
+            dcg[u] = gain
+        for p in range(exclude_indptr[u], exclude_indptr[u + 1]):
+            mark[exclude_indices[p]] = 0
+        for p in range(relevant_indptr[u], relevant_indptr[u + 1]):
+            mark[relevant_indices[p]] = 0
+
+
+@njit(inline="always")
+def _count_per_relevant(row, columns, mark, relevant, n_other, candidates, at_or_below):
+    """Twice the AUC wins of one user, filling ``at_or_below``, by ``ge_i`` / ``gt_i`` (see
+    ``user_ranking``): ``candidates`` is the row's candidate columns with a NaN score as -inf and every marked
+    item as NaN (it compares false with everything), in the row's own precision (the relevant scores are its
+    values, exactly)."""
+    inf = row.dtype.type(np.inf)
+    nan = row.dtype.type(np.nan)
+    n_items = len(mark)
+    for j in range(n_items):
+        v = row[columns[j]] if len(columns) else row[j]
+        v = v if v == v else -inf
+        candidates[j] = v if mark[j] == 0 else nan
+    wins = 2 * len(relevant) * n_other
+    previous = n_other  # ge of the relevant item before (all the candidates before the first)
+    for i in range(len(relevant)):
+        r = row.dtype.type(relevant[i])
+        ge = np.int64(0)
+        gt = np.int64(0)
         for j in range(n_items):
-            if mark[j] != 0:
-                continue
-            s = np.float64(scores[u, j])
-            if np.isnan(s):
-                s = -np.inf
-            if s < lowest:
-                # Below every relevant score (the common case for a good model): no search needed.
-                wins += 2 * m
-                at_or_below[0] += 1
-                continue
-            lo = np.searchsorted(relevant, s, side="left")
-            hi = lo
-            while hi < m and relevant[hi] == s:  # ties are rare: scan them rather than search again
-                hi += 1
-            # Relevant items above s win (m - hi), tied ones half-win (hi - lo): 2 * wins = 2m - lo - hi.
-            wins += 2 * m - lo - hi
-            at_or_below[hi] += 1
-        twice_wins[u] = wins
-        # Walk the relevant items from the best down. In front of relevant[i]: the non-relevant candidates
-        # scoring >= relevant[i] (those with hi > i) and the m - 1 - i relevant items after it in ascending
-        # order. Positions only grow along the walk, so stop at the first one outside the top k.
-        in_front = np.int64(0)
-        found = np.int64(0)
-        precision_sum = 0.0
-        gain = 0.0
-        for i in range(m - 1, -1, -1):
-            in_front += at_or_below[i + 1]
-            position = in_front + (m - 1 - i)
-            if position >= k:
-                break
-            found += 1
-            precision_sum += found / (position + 1.0)
-            gain += 1.0 / np.log2(position + 2.0)
-        hits[u] = found
-        ap_sum[u] = precision_sum
-        dcg[u] = gain
+            ge += candidates[j] >= r
+            gt += candidates[j] > r
+        wins -= ge + gt
+        at_or_below[i] = previous - ge
+        previous = ge
+    at_or_below[len(relevant)] = previous
+    return wins
+
+
+@njit(inline="always")
+def _search_per_candidate(row, columns, mark, relevant, at_or_below):
+    """Twice the AUC wins of one user, filling ``at_or_below``, by placing each non-relevant candidate among
+    the sorted relevant scores (see ``user_ranking``)."""
+    m = len(relevant)
+    lowest = relevant[0]
+    wins = np.int64(0)
+    for j in range(len(mark)):
+        if mark[j] != 0:
+            continue
+        s = np.float64(row[columns[j]] if len(columns) else row[j])
+        if np.isnan(s):
+            s = -np.inf
+        if s < lowest:
+            # Below every relevant score (the common case for a good model): no search needed.
+            wins += 2 * m
+            at_or_below[0] += 1
+            continue
+        lo = np.searchsorted(relevant, s, side="left")
+        hi = lo
+        while hi < m and relevant[hi] == s:  # ties are rare: scan them rather than search again
+            hi += 1
+        # Relevant items above s win (m - hi), tied ones half-win (hi - lo): 2 * wins = 2m - lo - hi.
+        wins += 2 * m - lo - hi
+        at_or_below[hi] += 1
+    return wins

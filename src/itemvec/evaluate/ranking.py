@@ -182,7 +182,7 @@ class UserRankingStats:
 
 
 def user_ranking_stats(scores: np.ndarray, relevant: ItemSets, exclude: ItemSets | None = None, *,
-                       k: int = 10) -> UserRankingStats:
+                       k: int = 10, columns: np.ndarray | None = None) -> UserRankingStats:
     """Rank every user's candidates by score and measure where the relevant ones land.
 
     Parameters
@@ -196,6 +196,9 @@ def user_ranking_stats(scores: np.ndarray, relevant: ItemSets, exclude: ItemSets
         Items that are not candidates, typically the user's train items. An item both relevant and excluded
         is excluded.
     k : int >= 1
+    columns : int array, optional
+        Rank only these columns of ``scores`` (as ``np.take(scores, columns, axis=1)`` would, without the
+        copy); ``relevant`` and ``exclude`` then hold positions in ``columns``.
 
     Returns
     -------
@@ -219,7 +222,14 @@ def user_ranking_stats(scores: np.ndarray, relevant: ItemSets, exclude: ItemSets
     if not isinstance(k, int | np.integer) or k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}")
     scores = np.ascontiguousarray(scores)
-    shape = scores.shape
+    if columns is None:
+        columns = np.zeros(0, dtype=np.int64)  # (every column)
+        shape = scores.shape
+    else:
+        columns = np.asarray(columns, dtype=np.int64)
+        if columns.ndim != 1 or len(columns) == 0 or columns.min() < 0 or columns.max() >= scores.shape[1]:
+            raise ValueError(f"columns must be a non-empty 1-D array of column numbers below {scores.shape[1]}")
+        shape = (scores.shape[0], len(columns))
     relevant_indptr, relevant_indices = _as_csr(relevant, shape, "relevant")
     exclude_indptr, exclude_indices = _as_csr(exclude, shape, "exclude")
     n_users = shape[0]
@@ -230,7 +240,7 @@ def user_ranking_stats(scores: np.ndarray, relevant: ItemSets, exclude: ItemSets
     ap_sum = np.zeros(n_users, dtype=np.float64)
     dcg = np.zeros(n_users, dtype=np.float64)
     outputs = (n_relevant, n_candidates, twice_wins, hits, ap_sum, dcg)
-    inputs = (scores, relevant_indptr, relevant_indices, exclude_indptr, exclude_indices, int(k))
+    inputs = (scores, columns, relevant_indptr, relevant_indices, exclude_indptr, exclude_indices, int(k))
     import numba  # loaded by the first ranking, not by every process that imports this module
 
     from itemvec.evaluate.rank_kernels import user_ranking
@@ -375,8 +385,8 @@ def evaluate_user_model(model, train, test, *, k: int = 10, batch_users: int = 1
         if scores.shape != (len(batch), train.n_items):
             raise ValueError(f"{type(model).__name__}.score_users returned shape {scores.shape}, expected "
                              f"({len(batch)}, {train.n_items}): the model must cover the data's whole catalogue")
-        passes["rated"].append(user_ranking_stats(np.take(scores, columns, axis=1), relevant[batch][:, columns],
-                                                  known[batch][:, columns], k=k))
+        passes["rated"].append(user_ranking_stats(scores, relevant[batch][:, columns], known[batch][:, columns], k=k,
+                                                  columns=columns))
         passes["all"].append(user_ranking_stats(scores, relevant[batch], known[batch], k=k))
         passes["notebook"].append(user_ranking_stats(scores, relevant[batch], train_positives[batch], k=1))
     fields = {"auc_per_user": "auc", f"precision_at_{k}": "precision", f"recall_at_{k}": "recall",
@@ -440,8 +450,7 @@ def validation_user_auc_function(training, max_users: int = 2000):
             if scores.shape != (len(batch), n_items):
                 raise ValueError(f"{type(model).__name__}.score_users returned shape {scores.shape}, expected "
                                  f"({len(batch)}, {n_items}): the model must cover the data's whole catalogue")
-            # np.take keeps the rows C-ordered (scores[:, columns] does not, and the ranking would copy it again)
-            parts.append(user_ranking_stats(np.take(scores, columns, axis=1), batch_relevant, batch_known, k=1))
+            parts.append(user_ranking_stats(scores, batch_relevant, batch_known, k=1, columns=columns))
         stats = UserRankingStats.concatenate(parts)
         return None if np.isnan(stats.auc).all() else stats.mean("auc")
 

@@ -20,28 +20,38 @@ sys.path.insert(0, str(Path(__file__).parent))
 from test_implicit_models import FAST, checkerboard  # noqa: E402
 
 
-def _tiny(**config):
-    """A model with a random tiny net (5 users, 9 items), its weights and a torch module holding the same."""
+def _tiny(n_items=9, **config):
+    """A model with a random tiny net (5 users, ``n_items`` items), its weights and a torch module holding the
+    same."""
     model = DeepTriplet(dim=6, user_dim=4, hidden=5, **config)
-    weights = model._initial_weights(5, 9, np.random.default_rng(0))
+    weights = model._initial_weights(5, n_items, np.random.default_rng(0))
     rng = np.random.default_rng(1)
     for key in ("net.hidden.0.bias", "net.out.bias") + (("net.bias.weight",) if model.config.item_bias else ()):
         weights[key] = rng.standard_normal(weights[key].shape).astype(np.float32)  # not zero: their gradients too
     weights["net.user.weight"] *= 20  # rows large enough that some hinges are met and some not
     weights["net.item.weight"] *= 20
-    model._build(5, 9, torch.Generator().manual_seed(0))
+    model._build(5, n_items, torch.Generator().manual_seed(0))
     set_torch_state(model.net_, weights)
     return model, weights
 
 
+# More rows than the 5 users (the user half once per user) or fewer (once per row); 9 items (most of them in a
+# violated triplet: the item products over every item) or 60 (at most 24 of them with the hardest negative:
+# the products over those items' rows alone).
+@pytest.mark.parametrize("rows, n_items", [(12, 9), (4, 9), (12, 60)])
 @pytest.mark.parametrize("config", [{}, {"hardest": False}, {"item_bias": False, "l2": 0.0},
                                     {"hardest": False, "l2": 0.05, "margin": 0.3}])
-def test_the_kernels_gradients_are_torchs_autograd_of_the_loss(config):
-    model, weights = _tiny(**{"l2": 0.01, "negatives": 3, **config})
+def test_the_kernels_gradients_are_torchs_autograd_of_the_loss(config, rows, n_items):
+    model, weights = _tiny(n_items, **{"l2": 0.01, "negatives": 3, **config})
     rng = np.random.default_rng(2)
-    users = rng.integers(0, 5, 12).astype(np.int64)  # users and items repeat: gradients sum over rows
-    positives = rng.integers(0, 9, 12).astype(np.int64)
-    negatives = rng.integers(0, 9, (12, 3)).astype(np.int64)
+    users = rng.integers(0, 5, rows).astype(np.int64)  # users and items repeat: gradients sum over rows
+    if rows < 12:
+        users[:2] = users[2]  # (a user on several rows in this case too)
+    positives = rng.integers(0, n_items, rows).astype(np.int64)
+    negatives = rng.integers(0, n_items, (rows, 3)).astype(np.int64)
+    if n_items > 9:
+        positives[1] = positives[0]  # (an item on several rows)
+        negatives[2, 0] = negatives[3, 1]
     loss = model._triplet_loss(torch.from_numpy(users), torch.from_numpy(positives), torch.from_numpy(negatives),
                                torch.Generator())
     loss.mean().backward()

@@ -185,6 +185,31 @@ def test_the_row_membership_test_is_set_membership():
     implicit._in_rows(users, items, indptr, indices, out)
     expected = [0 <= u < len(rows) and i in set(rows[u]) for u, i in zip(users, items)]
     assert out.tolist() == expected and 0 < out.sum() < len(out)
+    # The same rows as bits: the same answers, past the rows and past the table's width included.
+    bits = implicit.positive_bits(indptr, indices, 40)
+    np.testing.assert_array_equal(np.unpackbits(bits, axis=1, bitorder="little")[:, :40],
+                                  [[i in set(r) for i in range(40)] for r in rows])
+    by_bits = np.empty(len(users), np.bool_)
+    implicit._in_bits(users, items, bits, by_bits)
+    assert by_bits.tolist() == expected
+    implicit._in_bits(np.zeros(3, np.int64), np.array([-1, 40, 1 << 40]), bits, by_bits[:3])
+    assert not by_bits[:3].any()
+
+
+def test_negatives_drawn_with_the_bit_table_are_the_same_draws(monkeypatch):
+    """``positive_bits`` changes how a draw is tested, not what is drawn: the same negatives for the same seed,
+    uniformly and by popularity; past ``BITS_LIMIT`` there is no table (the search is used)."""
+    data, _ = checkerboard()
+    indptr, indices = implicit.positive_rows(data)
+    candidates = np.arange(2 * GROUP, dtype=np.int64)
+    bits = implicit.positive_bits(indptr, indices, len(candidates))
+    users = np.random.default_rng(1).integers(0, data.n_users, 3000)
+    for cdf in (None, implicit.popularity_cdf(data, candidates, 1.0)):
+        searched = sample_negatives(users, indptr, indices, candidates, np.random.default_rng(4), cdf=cdf)
+        looked_up = sample_negatives(users, indptr, indices, candidates, np.random.default_rng(4), cdf=cdf, bits=bits)
+        np.testing.assert_array_equal(looked_up, searched)
+    monkeypatch.setattr(implicit, "BITS_LIMIT", bits.nbytes - 1)
+    assert implicit.positive_bits(indptr, indices, len(candidates)) is None
 
 
 @pytest.mark.parametrize("weights", ["random", "flat runs", "one heavy", "single"])

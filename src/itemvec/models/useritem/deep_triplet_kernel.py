@@ -28,24 +28,25 @@ from numba import njit, prange
 
 
 @njit(parallel=True, fastmath=True, cache=True)
-def triplet_forward(user_part, item_part, out_weight, out_bias, item_bias, positives, negatives, margin, hardest,
-                    coef, chosen):  # pragma: no cover (numba)
-    """Scores and hinge coefficients of one step. ``user_part`` (n, hidden): a_u of each row's user;
-    ``item_part`` (items, hidden): c; ``item_bias`` (items,) (zeros without a bias); ``positives`` (n,),
+def triplet_forward(user_part, item_part, out_weight, out_bias, item_bias, user_rows, positives, negatives, margin,
+                    hardest, coef, chosen):  # pragma: no cover (numba)
+    """Scores and hinge coefficients of one step. ``user_part`` (·, hidden): a_u, row ``user_rows[r]`` for the
+    step's row r; ``item_part`` (items, hidden): c; ``item_bias`` (items,) (zeros without a bias); ``positives`` (n,),
     ``negatives`` (n, k). Fills ``coef`` (n, 1 + k) with ∂hinge/∂score of the positive and each negative
     (0 where a term is not violated or not the hardest) and ``chosen`` (n,) with the hardest negative's slot.
     Returns the summed hinge."""
     n, k = negatives.shape
     losses = np.zeros(n)
     for r in prange(n):  # (nothing allocated per row: an array per row made this loop about 20 times slower)
-        s_pos = _score(user_part, item_part, out_weight, r, positives[r]) + out_bias + item_bias[positives[r]]
+        at = user_rows[r]
+        s_pos = _score(user_part, item_part, out_weight, at, positives[r]) + out_bias + item_bias[positives[r]]
         worst = 0
         s_worst = np.float32(-np.inf)
         for t in range(k + 1):
             coef[r, t] = 0.0
         for t in range(k):
             j = negatives[r, t]
-            s = _score(user_part, item_part, out_weight, r, j) + out_bias + item_bias[j]
+            s = _score(user_part, item_part, out_weight, at, j) + out_bias + item_bias[j]
             if s > s_worst or t == 0:  # the first of equal scores, as torch's argmax
                 worst, s_worst = t, s
             if not hardest:
@@ -75,18 +76,19 @@ def _score(user_part, item_part, out_weight, r, j):
 
 
 @njit(fastmath=True, cache=True)
-def triplet_backward(user_part, item_part, out_weight, positives, negatives, coef, scale, grad_user_part,
-                     grad_item_part, grad_out_weight, grad_item_bias):  # pragma: no cover (numba)
-    """Backprop of ``scale`` · Σ coef · score through the network's nonlinearity: adds ∂/∂a (n, hidden) to
-    ``grad_user_part``, ∂/∂c (items, hidden) to ``grad_item_part``, ∂/∂w2 to ``grad_out_weight`` and ∂/∂β to
-    ``grad_item_bias``. Returns ∂/∂b2. One thread, rows in order (rows that share an item add up in the same
-    order on any machine); only the violated terms cost anything."""
+def triplet_backward(user_part, item_part, out_weight, user_rows, positives, negatives, coef, scale, grad_user_part,
+                     grad_item_part, grad_out_weight, grad_item_bias, touched):  # pragma: no cover (numba)
+    """Backprop of ``scale`` · Σ coef · score through the network's nonlinearity: adds ∂/∂a to
+    ``grad_user_part`` (at ``user_rows[r]``, as ``user_part``), ∂/∂c (items, hidden) to ``grad_item_part``,
+    ∂/∂w2 to ``grad_out_weight`` and ∂/∂β to ``grad_item_bias``, and sets ``touched[j]`` for each item j
+    whose ∂/∂c row it added to (the others stay zero). Returns ∂/∂b2. One thread, rows in order (rows that
+    share an item add up in the same order on any machine); only the violated terms cost anything."""
     n, k = negatives.shape
     hidden = user_part.shape[1]
     zero = np.float32(0.0)
     grad_out_bias = 0.0
     for r in range(n):
-        a, ga = user_part[r], grad_user_part[r]
+        a, ga = user_part[user_rows[r]], grad_user_part[user_rows[r]]
         for t in range(k + 1):
             g = coef[r, t]
             if g == 0.0:
@@ -95,6 +97,7 @@ def triplet_backward(user_part, item_part, out_weight, positives, negatives, coe
             j = positives[r] if t == 0 else negatives[r, t - 1]
             grad_out_bias += g
             grad_item_bias[j] += g
+            touched[j] = 1
             c, gc = item_part[j], grad_item_part[j]
             for h in range(hidden):  # branch-free (a select, not an if around the additions)
                 z = a[h] + c[h]

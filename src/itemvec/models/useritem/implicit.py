@@ -55,9 +55,28 @@ def positive_rows(data: Interactions) -> tuple[np.ndarray, np.ndarray]:
     return m.indptr.astype(np.int64), m.indices.astype(np.int64)
 
 
+BITS_LIMIT = 64 << 20  # bytes: the largest table of positives as bits (``positive_bits``)
+
+
+def positive_bits(indptr: np.ndarray, indices: np.ndarray, width: int) -> np.ndarray | None:
+    """The sorted CSR rows ``indptr`` / ``indices`` (items below ``width``) as a bit table for
+    :func:`sample_negatives`: (n_users, ⌈width / 8⌉) uint8, bit ``i % 8`` of byte ``i // 8`` set in a user's row
+    for each positive ``i`` (numpy's ``packbits(..., bitorder="little")``). A draw is then one load instead of a
+    binary search in the user's row (about 20 times faster at MovieLens size). None when the table would take
+    more than ``BITS_LIMIT`` bytes (the search is used)."""
+    n_users, row_bytes = len(indptr) - 1, (max(int(width), 1) + 7) // 8
+    if n_users * row_bytes > BITS_LIMIT:
+        return None
+    indices = np.asarray(indices, dtype=np.int64)
+    rows = np.repeat(np.arange(n_users, dtype=np.int64), np.diff(indptr))
+    table = np.zeros(n_users * row_bytes, dtype=np.uint8)
+    np.bitwise_or.at(table, rows * row_bytes + (indices >> 3), np.left_shift(1, indices & 7).astype(np.uint8))
+    return table.reshape(n_users, row_bytes)
+
+
 def sample_negatives(users: np.ndarray, indptr: np.ndarray, indices: np.ndarray, candidates: np.ndarray,
                      rng: np.random.Generator, max_rounds: int = 32, cdf: np.ndarray | None = None,
-                     guide: np.ndarray | None = None) -> np.ndarray:
+                     guide: np.ndarray | None = None, bits: np.ndarray | None = None) -> np.ndarray:
     """(n,) int64: for each user, an item drawn from ``candidates`` and not among the user's positives (the
     sorted CSR rows ``indptr`` / ``indices``), by rejection. Uniformly, or with ``cdf`` (the cumulative sum of
     one non-negative weight per candidate, see :func:`popularity_cdf`) in proportion to the weights.
@@ -65,7 +84,9 @@ def sample_negatives(users: np.ndarray, indptr: np.ndarray, indices: np.ndarray,
     Each round's draws are tested against the users' own rows (``_in_rows``, a binary search per draw), and a
     weighted draw finds its candidate as ``np.searchsorted(cdf, u * cdf[-1], side="right")`` does, through a
     guide table (``_search_cdf``: the same answers, a few times faster for random draws); ``guide`` is
-    ``cdf_guide(cdf)``, made here unless a caller that draws with the same ``cdf`` at every step passes it."""
+    ``cdf_guide(cdf)``, made here unless a caller that draws with the same ``cdf`` at every step passes it;
+    ``bits``, ``positive_bits`` of the rows (made once by a caller that draws at every step), answers the
+    membership test instead of the search, with the same draws."""
     users = np.ascontiguousarray(users, dtype=np.int64)
     indptr = np.ascontiguousarray(indptr, dtype=np.int64)
     indices = np.ascontiguousarray(indices, dtype=np.int64)
@@ -85,7 +106,10 @@ def sample_negatives(users: np.ndarray, indptr: np.ndarray, indices: np.ndarray,
     todo = np.arange(len(users))
     for _ in range(max_rounds):
         clash = np.empty(len(todo), dtype=np.bool_)
-        _in_rows(users[todo], out[todo], indptr, indices, clash)
+        if bits is None:
+            _in_rows(users[todo], out[todo], indptr, indices, clash)
+        else:
+            _in_bits(users[todo], out[todo], bits, clash)
         todo = todo[clash]
         if len(todo) == 0:
             break
@@ -103,6 +127,19 @@ def _in_rows(users, items, indptr, indices, out):
             out[r] = False
             continue
         out[r] = _is_positive(indices, indptr[u], indptr[u + 1], x)
+
+
+@njit(cache=True, nogil=True)
+def _in_bits(users, items, bits, out):
+    """out[r] = whether items[r]'s bit is set in the row of users[r] of ``positive_bits``' table (False past
+    the table)."""
+    n_rows, row_bytes = bits.shape
+    for r in range(len(users)):
+        u, x = users[r], items[r]
+        if u < 0 or u >= n_rows or x < 0 or (x >> 3) >= row_bytes:
+            out[r] = False
+            continue
+        out[r] = (bits[u, x >> 3] >> (x & 7)) & 1 == 1
 
 
 GUIDE_BUCKETS = 4  # guide entries per cdf entry

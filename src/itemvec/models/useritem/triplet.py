@@ -56,7 +56,13 @@ from itemvec.errors import ConfigError
 from itemvec.models.embedding import Embedding, EmbeddingModel
 from itemvec.models.factor import PositiveSteps
 from itemvec.models.useritem.base import TorchSteps, UserItemModel, set_torch_state, torch_state
-from itemvec.models.useritem.implicit import cdf_guide, popularity_cdf, positive_rows, sample_negatives
+from itemvec.models.useritem.implicit import (
+    cdf_guide,
+    popularity_cdf,
+    positive_bits,
+    positive_rows,
+    sample_negatives,
+)
 from itemvec.train import RowSteps, Trainer, TrainSettings
 from itemvec.tune import IntRange, LogUniform, OneOf, Space, Uniform
 
@@ -102,6 +108,7 @@ class _TorchSteps(RowSteps, TorchSteps):
         self.users, self.items = users, items
         self.indptr, self.indices, self.candidates, self.cdf = indptr, indices, candidates, cdf
         self.guide = None if cdf is None else cdf_guide(cdf)  # once, not at every step
+        self.bits = None if candidates is None else positive_bits(indptr, indices, int(candidates.max()) + 1)
         self.negatives = getattr(model.config, "negatives", 1)
         self.generator = torch.Generator()
 
@@ -114,7 +121,7 @@ class _TorchSteps(RowSteps, TorchSteps):
         rng = np.random.default_rng(seed)
         users = self.users[chunk]
         negatives = sample_negatives(np.repeat(users, self.negatives), self.indptr, self.indices, self.candidates,
-                                     rng, cdf=self.cdf, guide=self.guide).reshape(len(users), self.negatives)
+                                     rng, cdf=self.cdf, guide=self.guide, bits=self.bits).reshape(len(users), self.negatives)
         self.generator.manual_seed(seed)
         loss = self.model._triplet_loss(torch.from_numpy(users), torch.from_numpy(self.items[chunk]),
                                         torch.from_numpy(negatives), self.generator)
@@ -274,6 +281,7 @@ class _DeepTripletSteps(RowSteps):
         self.users, self.items = users, items
         self.indptr, self.indices, self.candidates, self.cdf = indptr, indices, candidates, cdf
         self.guide = None if cdf is None else cdf_guide(cdf)  # once, not at every step
+        self.bits = None if candidates is None else positive_bits(indptr, indices, int(candidates.max()) + 1)
         self.names = [f"net.{name}" for name in DEEP_PARAMETERS if f"net.{name}" in weights]
         sizes = [weights[name].size for name in self.names]
         offsets = np.r_[0, np.cumsum(sizes)]
@@ -310,34 +318,52 @@ class _DeepTripletSteps(RowSteps):
             item_bias, grad_item_bias = w["net.bias.weight"][:, 0], grads["net.bias.weight"][:, 0]
         else:
             item_bias, grad_item_bias = np.zeros(len(item_f), np.float32), np.zeros(len(item_f), np.float32)
-        user_rows = user_f[users]
-        user_part = user_rows @ user_weight.T
-        user_part += w["net.hidden.0.bias"]  # (n, hidden)
+        # The user half of the first layer, a = W_u U + b1: for every user once when there are fewer users than
+        # rows (a row then reads its user's), else for each row; its gradient likewise (summed per user).
+        per_user = len(user_f) <= n
+        user_rows = users if per_user else np.arange(n)
+        user_table = user_f if per_user else user_f[users]
+        user_part = user_table @ user_weight.T
+        user_part += w["net.hidden.0.bias"]
         item_part = item_f @ item_weight.T  # (items, hidden): every item once
         coef = np.empty((n, k + 1), np.float32)
         chosen = np.empty(n, np.int64)
         loss = triplet_forward(user_part, item_part, out_weight, np.float32(w["net.out.bias"][0]), item_bias,
-                               positives, negatives, c.margin, c.hardest, coef, chosen)
+                               user_rows, positives, negatives, c.margin, c.hardest, coef, chosen)
         self.grad.fill(0.0)
         grad_user_part = np.zeros_like(user_part)
         grad_item_part = np.zeros_like(item_part)
-        grads["net.out.bias"][0] = triplet_backward(user_part, item_part, out_weight, positives, negatives, coef,
-                                                    np.float32(1.0 / n), grad_user_part, grad_item_part,
-                                                    grads["net.out.weight"][0], grad_item_bias)
+        touched = np.zeros(len(item_f), np.uint8)
+        grads["net.out.bias"][0] = triplet_backward(user_part, item_part, out_weight, user_rows, positives, negatives,
+                                                    coef, np.float32(1.0 / n), grad_user_part, grad_item_part,
+                                                    grads["net.out.weight"][0], grad_item_bias, touched)
         # The l2 rows: the user, the positive and the hardest negative (or each of the k, weighted 1 / k).
         decayed = negatives[np.arange(n), chosen] if c.hardest else negatives.reshape(-1)
         share = 1.0 if c.hardest else 1.0 / k
         none = np.zeros((0, 0), np.float32)
         decay = np.float32(2.0 * c.l2 / n)
-        squares = scatter_rows(grads["net.user.weight"], users, grad_user_part @ user_weight, user_f, decay)
+        grad_user = grads["net.user.weight"]
+        if per_user:
+            np.matmul(grad_user_part, user_weight, out=grad_user)  # (users, user_dim)
+            squares = scatter_rows(grad_user, users, none, user_f, decay)
+        else:
+            squares = scatter_rows(grad_user, users, grad_user_part @ user_weight, user_f, decay)
+        # ∂V = ∂c W_i and ∂W_i = ∂cᵀ V: only the items of violated triplets have a ∂c row (a third of them at
+        # MovieLens size); when they are fewer than half, the two products run on their rows alone.
         grad_item = grads["net.item.weight"]
-        np.matmul(grad_item_part, item_weight, out=grad_item)  # (items, dim)
+        rows = np.flatnonzero(touched)
+        sparse = 2 * len(rows) < len(item_f)
+        if sparse:
+            grad_item_rows = grad_item_part[rows]
+            grad_item[rows] = grad_item_rows @ item_weight
+        else:
+            np.matmul(grad_item_part, item_weight, out=grad_item)  # (items, dim)
         squares += scatter_rows(grad_item, positives, none, item_f, decay)
         squares += share * scatter_rows(grad_item, decayed, none, item_f, np.float32(decay * share))
         loss += c.l2 * squares
         grad_first = grads["net.hidden.0.weight"]
-        grad_first[:, :c.user_dim] = grad_user_part.T @ user_rows
-        grad_first[:, c.user_dim:] = grad_item_part.T @ item_f
+        grad_first[:, :c.user_dim] = grad_user_part.T @ user_table
+        grad_first[:, c.user_dim:] = grad_item_rows.T @ item_f[rows] if sparse else grad_item_part.T @ item_f
         grad_user_part.sum(0, out=grads["net.hidden.0.bias"])
         return loss, grads
 
@@ -352,7 +378,7 @@ class _DeepTripletSteps(RowSteps):
         rng = np.random.default_rng(seed)
         users = self.users[chunk]
         negatives = sample_negatives(np.repeat(users, k), self.indptr, self.indices, self.candidates, rng,
-                                     cdf=self.cdf, guide=self.guide).reshape(len(users), k)
+                                     cdf=self.cdf, guide=self.guide, bits=self.bits).reshape(len(users), k)
         loss, _ = self._gradients(users, self.items[chunk], negatives)
         self.steps_taken += 1
         t = self.steps_taken

@@ -159,7 +159,7 @@ def test_ranking_chosen_columns_is_ranking_their_copy(problem, data):
     """``columns=`` ranks those score columns as ``np.take`` of them would, without the copy."""
     scores, relevant, exclude, k = problem
     n_items = scores.shape[1]
-    columns = np.array(data.draw(st.lists(st.integers(0, n_items - 1), min_size=1, max_size=n_items, unique=True)))
+    columns = np.sort(data.draw(st.lists(st.integers(0, n_items - 1), min_size=1, max_size=n_items, unique=True)))
     wide = np.full((scores.shape[0], n_items + 3), np.float32(9.0))  # columns outside `columns` must not count
     wide[:, :n_items] = scores
     positions = [np.flatnonzero(np.isin(columns, r)) for r in relevant]
@@ -172,7 +172,7 @@ def test_ranking_chosen_columns_is_ranking_their_copy(problem, data):
 
 def test_bad_columns_are_refused():
     scores = np.zeros((2, 4), np.float32)
-    for columns in ([], [4], [-1], [[0, 1]]):
+    for columns in ([], [4], [-1], [[0, 1]], [2, 1], [1, 1]):
         with pytest.raises(ValueError, match="columns must be"):
             user_ranking_stats(scores, [[0], [1]], columns=np.array(columns, dtype=np.int64))
 

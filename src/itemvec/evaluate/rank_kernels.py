@@ -83,7 +83,8 @@ def user_ranking(scores, columns, relevant_indptr, relevant_indices, exclude_ind
                  stop, n_relevant, n_candidates, twice_wins, hits, ap_sum, dcg):  # pragma: no cover (numba)
     """Per user in rows [first, stop): relevant and candidate counts, twice the AUC wins, and the top-k hits,
     AP sum and DCG, written into the output arrays at the user's row. The candidates are the score columns
-    ``columns`` (the relevant and excluded items are positions in it), or every column when it is empty.
+    ``columns`` (ascending; the relevant and excluded items are positions in it), or every column when it is
+    empty.
 
     Serial and ``nogil``: :func:`user_ranking_stats` runs disjoint row ranges on threads. (A ``prange`` kernel
     compiled twice as slowly, and starting its thread pool cost 50 times the work of a small call on a busy
@@ -101,25 +102,31 @@ def user_ranking(scores, columns, relevant_indptr, relevant_indices, exclude_ind
     where a validation user has 4 relevant items); for more, each candidate above the lowest relevant score
     is placed by a binary search. The counts are integers: both ways give the same figures.
     """
-    n_items = len(columns) if len(columns) else scores.shape[1]
-    # 0 = non-relevant candidate, 1 = relevant candidate, 2 = excluded (exclusion wins over relevance); reset
-    # after each user.
-    mark = np.zeros(n_items, dtype=np.uint8)
-    candidates = np.empty(n_items, dtype=scores.dtype)
+    width = scores.shape[1]
+    n_items = len(columns) if len(columns) else width
+    # Per score column: 0 = non-relevant candidate, 1 = relevant candidate, 2 = excluded (exclusion wins over
+    # relevance), reset after each user; 3 = not among ``columns``. (The passes then read the rows as they
+    # are, in order, rather than gathering the columns.)
+    mark = np.zeros(width, dtype=np.uint8)
+    if len(columns):
+        mark[:] = 3
+        for j in columns:
+            mark[j] = 0
+    candidates = np.empty(width, dtype=scores.dtype)
     for u in range(first, stop):
         n_excluded = 0
         for p in range(exclude_indptr[u], exclude_indptr[u + 1]):
-            j = exclude_indices[p]
+            j = columns[exclude_indices[p]] if len(columns) else exclude_indices[p]
             if mark[j] == 0:
                 mark[j] = 2
                 n_excluded += 1
         relevant = np.empty(relevant_indptr[u + 1] - relevant_indptr[u], dtype=np.float64)
         m = 0
         for p in range(relevant_indptr[u], relevant_indptr[u + 1]):
-            j = relevant_indices[p]
+            j = columns[relevant_indices[p]] if len(columns) else relevant_indices[p]
             if mark[j] == 0:
                 mark[j] = 1
-                s = np.float64(scores[u, columns[j] if len(columns) else j])
+                s = np.float64(scores[u, j])
                 relevant[m] = -np.inf if np.isnan(s) else s
                 m += 1
         n_relevant[u] = m
@@ -129,10 +136,9 @@ def user_ranking(scores, columns, relevant_indptr, relevant_indices, exclude_ind
             n_other = np.int64(n_items - n_excluded - m)
             at_or_below = np.zeros(m + 1, dtype=np.int64)
             if m <= FEW_RELEVANT:
-                twice_wins[u] = _count_per_relevant(scores[u], columns, mark, relevant, n_other, candidates,
-                                                    at_or_below)
+                twice_wins[u] = _count_per_relevant(scores[u], mark, relevant, n_other, candidates, at_or_below)
             else:
-                twice_wins[u] = _search_per_candidate(scores[u], columns, mark, relevant, at_or_below)
+                twice_wins[u] = _search_per_candidate(scores[u], mark, relevant, at_or_below)
             # Walk the relevant items from the best down. In front of relevant[i]: the non-relevant candidates
             # scoring >= relevant[i] (those with hi > i) and the m - 1 - i relevant items after it in ascending
             # order. Positions only grow along the walk, so stop at the first one outside the top k.
@@ -152,24 +158,22 @@ def user_ranking(scores, columns, relevant_indptr, relevant_indices, exclude_ind
             ap_sum[u] = precision_sum
             dcg[u] = gain
         for p in range(exclude_indptr[u], exclude_indptr[u + 1]):
-            mark[exclude_indices[p]] = 0
+            mark[columns[exclude_indices[p]] if len(columns) else exclude_indices[p]] = 0
         for p in range(relevant_indptr[u], relevant_indptr[u + 1]):
-            mark[relevant_indices[p]] = 0
+            mark[columns[relevant_indices[p]] if len(columns) else relevant_indices[p]] = 0
 
 
 @njit(inline="always")
-def _count_per_relevant(row, columns, mark, relevant, n_other, candidates, at_or_below):
+def _count_per_relevant(row, mark, relevant, n_other, candidates, at_or_below):
     """Twice the AUC wins of one user, filling ``at_or_below``, by ``ge_i`` / ``gt_i`` (see
-    ``user_ranking``): ``candidates`` is the row's candidate columns with a NaN score as -inf and every marked
-    item as NaN (it compares false with everything), in the row's own precision (the relevant scores are its
-    values, exactly)."""
+    ``user_ranking``): ``candidates`` is the row with a NaN score as -inf and every marked column as NaN (it
+    compares false with everything), in the row's own precision (the relevant scores are its values, exactly)."""
     inf = row.dtype.type(np.inf)
     nan = row.dtype.type(np.nan)
-    n_items = len(mark)
+    n_items = len(row)
     for j in range(n_items):
-        v = row[columns[j]] if len(columns) else row[j]
-        v = v if v == v else -inf
-        candidates[j] = v if mark[j] == 0 else nan
+        v = row[j]
+        candidates[j] = nan if mark[j] != 0 else (v if v == v else -inf)
     wins = 2 * len(relevant) * n_other
     previous = n_other  # ge of the relevant item before (all the candidates before the first)
     for i in range(len(relevant)):
@@ -187,16 +191,16 @@ def _count_per_relevant(row, columns, mark, relevant, n_other, candidates, at_or
 
 
 @njit(inline="always")
-def _search_per_candidate(row, columns, mark, relevant, at_or_below):
+def _search_per_candidate(row, mark, relevant, at_or_below):
     """Twice the AUC wins of one user, filling ``at_or_below``, by placing each non-relevant candidate among
     the sorted relevant scores (see ``user_ranking``)."""
     m = len(relevant)
     lowest = relevant[0]
     wins = np.int64(0)
-    for j in range(len(mark)):
+    for j in range(len(row)):
         if mark[j] != 0:
             continue
-        s = np.float64(row[columns[j]] if len(columns) else row[j])
+        s = np.float64(row[j])
         if np.isnan(s):
             s = -np.inf
         if s < lowest:

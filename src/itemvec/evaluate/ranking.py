@@ -196,7 +196,7 @@ def user_ranking_stats(scores: np.ndarray, relevant: ItemSets, exclude: ItemSets
         Items that are not candidates, typically the user's train items. An item both relevant and excluded
         is excluded.
     k : int >= 1
-    columns : int array, optional
+    columns : ascending int array, optional
         Rank only these columns of ``scores`` (as ``np.take(scores, columns, axis=1)`` would, without the
         copy); ``relevant`` and ``exclude`` then hold positions in ``columns``.
 
@@ -227,8 +227,10 @@ def user_ranking_stats(scores: np.ndarray, relevant: ItemSets, exclude: ItemSets
         shape = scores.shape
     else:
         columns = np.asarray(columns, dtype=np.int64)
-        if columns.ndim != 1 or len(columns) == 0 or columns.min() < 0 or columns.max() >= scores.shape[1]:
-            raise ValueError(f"columns must be a non-empty 1-D array of column numbers below {scores.shape[1]}")
+        if (columns.ndim != 1 or len(columns) == 0 or columns[0] < 0 or columns[-1] >= scores.shape[1]
+                or (np.diff(columns) <= 0).any()):
+            raise ValueError(f"columns must be a non-empty 1-D array of ascending column numbers below "
+                             f"{scores.shape[1]}")
         shape = (scores.shape[0], len(columns))
     relevant_indptr, relevant_indices = _as_csr(relevant, shape, "relevant")
     exclude_indptr, exclude_indices = _as_csr(exclude, shape, "exclude")

@@ -37,6 +37,7 @@ import numpy as np
 
 from itemvec import tune
 from itemvec.data.store import DataDir
+from itemvec.entry import configure
 from itemvec.evaluate.protocol import protocol
 from itemvec.models.base import ItemModel
 from itemvec.models.embedding import Embedding, EmbeddingModel
@@ -221,6 +222,7 @@ def main() -> None:
     if not datasets:
         parser.error("give DATA_DIRs or --prepare")
     item_protocol = protocol("pairs")
+    configure("compare")  # our models train in processes of their own, set up as by the `itemvec` command
     result = {"benchmark": "peers", "models": args.models.split(","), "data": {}}
     for path in datasets:
         data = DataDir(path)

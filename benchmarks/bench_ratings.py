@@ -25,6 +25,7 @@ import numpy as np
 
 from itemvec import registry
 from itemvec.data.store import RatingsDir
+from itemvec.entry import configure
 from itemvec.evaluate.ranking import evaluate_user_model
 from itemvec.runs import compare
 
@@ -130,6 +131,7 @@ def main() -> None:
     test = data.interactions("test", features=False)
     result = {"benchmark": "ratings", "data": str(args.data), "n_users": data.n_users, "n_items": data.n_items,
               "parts": data.manifest.get("parts"), "models": {}}
+    configure("compare")  # our models train in processes of their own, set up as by the `itemvec` command
     rows = compare(args.data, args.models.split(","), args.out, progress=False, reuse=not args.retrain,
                    log=lambda m: print(m, file=sys.stderr))
     keys = ("rmse", "rmse_scaled", "mae", "auc_per_user", "precision_at_10", "recall_at_10", "map_at_10",

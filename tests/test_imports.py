@@ -18,7 +18,7 @@ LAYERS = [
     {"evaluate", "models", "index"},
     {"runs"},
     {"export", "serve"},
-    {"cli", "__init__", "__main__"},
+    {"cli", "__init__", "__main__", "entry"},
 ]
 
 
@@ -140,3 +140,40 @@ def test_fitting_a_numba_network_loads_no_torch(name):
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "", f"fitting {name} loaded torch"
+
+
+SETTINGS = """
+import os, sys
+from itemvec.entry import configure
+configure(sys.argv[1])
+import pyarrow as pa
+print(pa.default_memory_pool().backend_name, os.environ["OPENBLAS_THREAD_TIMEOUT"])
+"""
+
+
+@pytest.mark.parametrize("command, env, expected", [
+    ("train", {}, "system 4"), ("compare", {}, "system 4"), ("prepare", {}, "mimalloc 4"),
+    ("train", {"ARROW_DEFAULT_MEMORY_POOL": "mimalloc", "OPENBLAS_THREAD_TIMEOUT": "20"}, "mimalloc 20"),
+])
+def test_the_command_sets_the_libraries_before_they_load(command, env, expected):
+    """`itemvec` sets OpenBLAS's spin (its workers sleep at once after a product instead of taking the second
+    core from the next numba kernel) and, for every command but prepare, Arrow's allocator (the C library's:
+    mimalloc keeps the freed pages of the tables read); a value the user set stays."""
+    import os
+    import subprocess
+    import sys
+
+    clean = {k: v for k, v in os.environ.items() if k not in ("ARROW_DEFAULT_MEMORY_POOL", "OPENBLAS_THREAD_TIMEOUT")}
+    result = subprocess.run([sys.executable, "-c", SETTINGS, command], capture_output=True, text=True, timeout=120,
+                            env={**clean, **env})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == expected.split()
+
+
+def test_python_dash_m_and_the_script_run_the_entry_point():
+    import subprocess
+    import sys
+
+    assert "itemvec.entry:main" in (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    result = subprocess.run([sys.executable, "-m", "itemvec", "models"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "deep-triplet" in result.stdout, result.stderr

@@ -1,5 +1,5 @@
 """``python -m itemvec`` (and ``torchrun -m itemvec``): the command line."""
 
-from itemvec.cli import main
+from itemvec.entry import main
 
 main()

@@ -935,3 +935,15 @@ def test_a_signal_that_lands_in_a_callback_from_c_still_interrupts():
     assert result.returncode == 130, result.stderr
     assert "finished" not in result.stdout and time.perf_counter() - started < 15
     assert result.stderr.strip().splitlines() == ["interrupted (SIGINT): no partial outputs were left"]
+
+
+def test_a_selected_column_the_file_lacks_is_named(tmp_path):
+    """read_table(select=...) names a column the file lacks (ParquetFile.read alone would drop it silently)."""
+    from itemvec.data.store import read_table
+    from itemvec.errors import InputError
+
+    path = tmp_path / "products.parquet"
+    pq.write_table(pa.table({"asin": ["a", "b"]}), path)
+    with pytest.raises(InputError, match="no column 'title'"):
+        read_table(path, {}, select=["asin", "title"])
+    assert read_table(path, {}, select=["asin"]).num_rows == 2

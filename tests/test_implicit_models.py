@@ -208,6 +208,8 @@ def test_negatives_drawn_with_the_bit_table_are_the_same_draws(monkeypatch):
         searched = sample_negatives(users, indptr, indices, candidates, np.random.default_rng(4), cdf=cdf)
         looked_up = sample_negatives(users, indptr, indices, candidates, np.random.default_rng(4), cdf=cdf, bits=bits)
         np.testing.assert_array_equal(looked_up, searched)
+    with pytest.raises(ValueError, match="items must be in"):  # an item past the width would mark the next row
+        implicit.positive_bits(indptr, indices, int(indices.max()))
     monkeypatch.setattr(implicit, "BITS_LIMIT", bits.nbytes - 1)
     assert implicit.positive_bits(indptr, indices, len(candidates)) is None
 

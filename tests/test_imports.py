@@ -170,6 +170,14 @@ def test_the_command_sets_the_libraries_before_they_load(command, env, expected)
     assert result.stdout.split() == expected.split()
 
 
+def test_the_entry_point_finds_the_command():
+    from itemvec.entry import command_of
+
+    assert command_of(["prepare", "ratings", "x", "--out", "d"]) == "prepare"
+    assert command_of(["--help"]) == "" and command_of([]) == ""
+    assert command_of(["train", "bpr", "--data", "d"]) == "train"
+
+
 def test_python_dash_m_and_the_script_run_the_entry_point():
     import subprocess
     import sys

@@ -140,8 +140,9 @@ def test_stats_match_slow_loop(problem):
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(ranking_problem(max_users=4, max_items=90, max_relevant=80))
 def test_stats_match_slow_loop_with_many_relevant_items(problem):
-    """Users past ``rank_kernels.FEW_RELEVANT`` relevant candidates are ranked by a search per candidate, the
-    others by a count per relevant item: both agree with the slow loop."""
+    """Larger problems, up to 80 relevant items a user, in either precision agree with the slow loop (users
+    past ``rank_kernels.FEW_RELEVANT`` relevant candidates, when drawn, are ranked by a search per candidate;
+    the test below makes sure one is)."""
     from itemvec.evaluate.rank_kernels import FEW_RELEVANT
 
     scores, relevant, exclude, k = problem
@@ -150,7 +151,7 @@ def test_stats_match_slow_loop_with_many_relevant_items(problem):
     float64 = user_ranking_stats(scores.astype(np.float64), relevant, exclude, k=k)
     for field in ("auc", "n_relevant", "hits", "ndcg"):  # the same counts in the scores' other precision
         np.testing.assert_array_equal(getattr(float64, field), getattr(stats, field))
-    assert FEW_RELEVANT < 80  # (so that the strategy reaches the search)
+    assert FEW_RELEVANT < 80  # (so that the strategy can reach the search)
 
 
 @SETTINGS
@@ -172,9 +173,12 @@ def test_ranking_chosen_columns_is_ranking_their_copy(problem, data):
 
 def test_bad_columns_are_refused():
     scores = np.zeros((2, 4), np.float32)
-    for columns in ([], [4], [-1], [[0, 1]], [2, 1], [1, 1]):
+    for columns in ([4], [-1], [[0, 1]], [2, 1], [1, 1], [False, True], [0.0, 1.0]):
         with pytest.raises(ValueError, match="columns must be"):
-            user_ranking_stats(scores, [[0], [1]], columns=np.array(columns, dtype=np.int64))
+            user_ranking_stats(scores, [[0], [1]], columns=np.array(columns))
+    # No column at all, as a copy of none: no candidates, nothing ranked.
+    none = user_ranking_stats(scores, [[], []], columns=np.array([], dtype=np.int64))
+    assert none.n_candidates.tolist() == [0, 0] and np.isnan(none.auc).all()
 
 
 def test_both_ways_of_counting_meet_on_one_user():

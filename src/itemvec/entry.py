@@ -10,8 +10,9 @@ when they load, made before anything imports them; then the command line (``item
   about 25 MB larger at MovieLens latest-small size); ``prepare``, whose large tables reuse those pages, was
   10% slower at Books size with the C library's allocator and keeps mimalloc.
 
-A value the user has set is left as it is. A script that runs itemvec's functions in its own process (the
-benchmarks) calls ``configure`` before it imports numpy or pyarrow, to run them as the command does.
+A value the user has set is left as it is. A script that runs itemvec's functions calls ``configure``: before
+it imports numpy or pyarrow for its own process, or (the benchmarks) before ``compare``, whose model processes
+inherit the settings while the script's own process (the peers') keeps the libraries' defaults.
 """
 
 from __future__ import annotations
@@ -27,8 +28,14 @@ def configure(command: str) -> None:
         os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
 
 
+def command_of(argv: list[str]) -> str:
+    """The command of an ``itemvec`` command line (``argv`` without the program): its first word that is not
+    an option ("" for none); the command line has no options before the command that take a value."""
+    return next((word for word in argv if not word.startswith("-")), "")
+
+
 def main() -> None:
-    configure(next((word for word in sys.argv[1:] if not word.startswith("-")), ""))
+    configure(command_of(sys.argv[1:]))
     from itemvec.cli import main as command_line
 
     command_line()

@@ -28,8 +28,9 @@ finite score, tied with the other NaNs (and with ``-inf``). Ties are resolved
 
 Why a kernel rather than a full argsort per row (the reference in tests/oracles.py): at MovieLens-20M size (27k
 items, batches of 1024 users) that keeps about ten 8-byte temporaries the size of the score matrix (2 GB per
-batch) and sorts every row; the kernel sorts only each user's few relevant scores and finds every candidate's
-place among them by binary search: O(n_items log n_relevant) per user, O(n_items) bytes of scratch per thread.
+batch) and sorts every row; the kernel sorts only each user's few relevant scores and counts, for each of them,
+the candidates scoring above it (a user with few relevant items: O(n_items × n_relevant), vectorised) or places
+every candidate among them by binary search (more: O(n_items log n_relevant)); O(n_items) scratch per thread.
 """
 
 from __future__ import annotations
@@ -222,15 +223,20 @@ def user_ranking_stats(scores: np.ndarray, relevant: ItemSets, exclude: ItemSets
     if not isinstance(k, int | np.integer) or k < 1:
         raise ValueError(f"k must be a positive integer, got {k!r}")
     scores = np.ascontiguousarray(scores)
+    if columns is not None:
+        columns = np.asarray(columns)
+        if (columns.ndim != 1 or not (np.issubdtype(columns.dtype, np.integer) or len(columns) == 0)
+                or (len(columns) and (columns[0] < 0 or columns[-1] >= scores.shape[1]))
+                or (np.diff(columns) <= 0).any()):
+            raise ValueError(f"columns must be a 1-D array of ascending integer column numbers below "
+                             f"{scores.shape[1]}")
+        if len(columns) == 0:  # no candidate at all (a train part without interactions): ranks nothing
+            scores, columns = scores[:, :0], None
     if columns is None:
         columns = np.zeros(0, dtype=np.int64)  # (every column)
         shape = scores.shape
     else:
-        columns = np.asarray(columns, dtype=np.int64)
-        if (columns.ndim != 1 or len(columns) == 0 or columns[0] < 0 or columns[-1] >= scores.shape[1]
-                or (np.diff(columns) <= 0).any()):
-            raise ValueError(f"columns must be a non-empty 1-D array of ascending column numbers below "
-                             f"{scores.shape[1]}")
+        columns = columns.astype(np.int64, copy=False)
         shape = (scores.shape[0], len(columns))
     relevant_indptr, relevant_indices = _as_csr(relevant, shape, "relevant")
     exclude_indptr, exclude_indices = _as_csr(exclude, shape, "exclude")

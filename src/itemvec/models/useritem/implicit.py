@@ -68,6 +68,8 @@ def positive_bits(indptr: np.ndarray, indices: np.ndarray, width: int) -> np.nda
     if n_users * row_bytes > BITS_LIMIT:
         return None
     indices = np.asarray(indices, dtype=np.int64)
+    if len(indices) and (indices.min() < 0 or indices.max() >= width):
+        raise ValueError(f"positive_bits: items must be in [0, {width}), found {indices.min()}..{indices.max()}")
     rows = np.repeat(np.arange(n_users, dtype=np.int64), np.diff(indptr))
     table = np.zeros(n_users * row_bytes, dtype=np.uint8)
     np.bitwise_or.at(table, rows * row_bytes + (indices >> 3), np.left_shift(1, indices & 7).astype(np.uint8))

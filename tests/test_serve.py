@@ -272,3 +272,19 @@ def test_a_port_in_use_is_one_line_and_exit_2(item_runs):
     assert result.returncode == 2 and result.stderr.strip().splitlines()[-1].startswith(
         f"error: 127.0.0.1:{port}: cannot listen there"), result.stderr
     assert "serving" not in result.stderr
+
+
+def test_the_service_keeps_one_blas_thread():
+    """`serve` limits BLAS to one thread for the process (concurrent requests' scans made OpenBLAS's threads
+    take turns and spin); the limiter restores the previous counts."""
+    from threadpoolctl import threadpool_info
+
+    from itemvec.serve.app import one_blas_thread
+
+    before = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+    limiter = one_blas_thread()
+    try:
+        assert [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"] == [1] * len(before)
+    finally:
+        limiter.restore_original_limits()
+    assert [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"] == before

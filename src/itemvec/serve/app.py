@@ -265,6 +265,17 @@ def create_app(service: Service):
     return app
 
 
+def one_blas_thread() -> Any:
+    """One BLAS thread for the rest of the process (returns threadpoolctl's limiter, which can restore the
+    previous counts): an exact scan is a (1 × dim) @ (dim × items) product per request, the requests already
+    run side by side on the server's threads, and OpenBLAS's own threads, called from many at once, took turns
+    and spun (the demo report's `mf-seq` alone: 16.9 -> 116-146 answers a second at 16 clients; every model
+    of the report at once 20 -> 67)."""
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+    return threadpool_limits(1, user_api="blas")
+
+
 def serve(paths: list[Path], host: str = "127.0.0.1", port: int = 8000, log=print) -> None:
     """Load the runs and serve them until interrupted."""
     try:
@@ -277,6 +288,7 @@ def serve(paths: list[Path], host: str = "127.0.0.1", port: int = 8000, log=prin
         import faiss
 
         faiss.omp_set_num_threads(1)  # one query per search: worker threads would only spin on the cores
+    one_blas_thread()
     for s in served:
         s.neighbours.warm()  # the query and key vectors made now, not on the first request
     app = create_app(Service(catalogue, served))

@@ -279,7 +279,7 @@ def test_the_service_keeps_one_blas_thread():
     take turns and spin); the limiter restores the previous counts."""
     from threadpoolctl import threadpool_info
 
-    from itemvec.serve.app import one_blas_thread
+    from itemvec.parallel import one_blas_thread
 
     before = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
     limiter = one_blas_thread()

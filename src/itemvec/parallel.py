@@ -1,11 +1,13 @@
 """Thread counts for one block of work: numba's and torch's are process-wide settings, so whoever changes them
-restores them (``thread_limit``). The lowest layer: it imports neither graph/ nor models/."""
+restores them (``thread_limit``), and one BLAS thread (``one_blas_thread``). The lowest layer: it imports
+neither graph/ nor models/."""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 
 @contextmanager
@@ -29,3 +31,12 @@ def thread_limit(threads: int) -> Iterator[None]:
         numba.set_num_threads(previous)
         if torch is not None:
             torch.set_num_threads(previous_torch)
+
+
+def one_blas_thread() -> Any:
+    """Limit numpy's BLAS to one thread (threadpoolctl): as a context, for its block; called alone, for the rest
+    of the process (the limiter it returns can restore the previous counts). For code whose small products sit
+    between numba's parallel kernels or run on many threads at once, where BLAS's own threads only spin."""
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+    return threadpool_limits(1, user_api="blas")

@@ -31,6 +31,7 @@ import numpy as np
 from itemvec.errors import InputError
 from itemvec.index import Neighbours
 from itemvec.models.base import top_k
+from itemvec.parallel import one_blas_thread
 from itemvec.runs import open_run, run_neighbours
 from itemvec.serve.catalogue import Catalogue
 
@@ -265,17 +266,6 @@ def create_app(service: Service):
     return app
 
 
-def one_blas_thread() -> Any:
-    """One BLAS thread for the rest of the process (returns threadpoolctl's limiter, which can restore the
-    previous counts): an exact scan is a (1 × dim) @ (dim × items) product per request, the requests already
-    run side by side on the server's threads, and OpenBLAS's own threads, called from many at once, took turns
-    and spun (the demo report's `mf-seq` alone: 16.9 -> 116-146 answers a second at 16 clients; every model
-    of the report at once 20 -> 67)."""
-    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
-
-    return threadpool_limits(1, user_api="blas")
-
-
 def serve(paths: list[Path], host: str = "127.0.0.1", port: int = 8000, log=print) -> None:
     """Load the runs and serve them until interrupted."""
     try:
@@ -288,6 +278,9 @@ def serve(paths: list[Path], host: str = "127.0.0.1", port: int = 8000, log=prin
         import faiss
 
         faiss.omp_set_num_threads(1)  # one query per search: worker threads would only spin on the cores
+    # Likewise one BLAS thread: an exact scan is a (1 × dim) @ (dim × items) product per request, the requests
+    # already run side by side on the server's threads, and OpenBLAS's own threads, called from many at once,
+    # took turns and spun (the demo report's mf-seq alone: 16.9 -> 116-146 answers a second at 16 clients).
     one_blas_thread()
     for s in served:
         s.neighbours.warm()  # the query and key vectors made now, not on the first request

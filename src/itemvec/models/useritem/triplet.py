@@ -34,7 +34,6 @@ the other.
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar
 
@@ -63,6 +62,7 @@ from itemvec.models.useritem.implicit import (
     positive_rows,
     sample_negatives,
 )
+from itemvec.parallel import one_blas_thread
 from itemvec.train import RowSteps, Trainer, TrainSettings
 from itemvec.tune import IntRange, LogUniform, OneOf, Space, Uniform
 
@@ -251,15 +251,6 @@ def _linear(n_in: int, n_out: int, generator):
         layer.weight.copy_((torch.rand(n_out, n_in, generator=generator) * 2 - 1) * bound)
         layer.bias.zero_()
     return layer
-
-
-def _one_blas_thread() -> AbstractContextManager[Any]:
-    """A context with one BLAS thread (threadpoolctl). The fused step's small products alternate with numba's
-    parallel kernels, and BLAS threads that spin beside numba's slowed a step on two cores from about 26 ms to
-    38 ms, and the curve's scoring from 30 ms to 60-100 ms."""
-    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
-
-    return threadpool_limits(1, user_api="blas")
 
 
 # deep-triplet's parameters in torch's order (``nn.Module.parameters()``: the optimiser state's indices)
@@ -570,7 +561,10 @@ class DeepTriplet(TorchRankingModel):
             cdf = popularity_cdf(data, candidates, c.negative_power)
             steps = _DeepTripletSteps(self.weights_, data.user[positive].astype(np.int64),
                                       data.item[positive].astype(np.int64), indptr, indices, candidates, cdf, c)
-            with _one_blas_thread():
+            # One BLAS thread: the fused step's small products alternate with numba's parallel kernels, and BLAS
+            # threads that spun beside numba's slowed a step on two cores from about 26 ms to 38 ms, and the
+            # curve's scoring from 30 ms to 60-100 ms.
+            with one_blas_thread():
                 self.history_ = trainer.train(self, steps)
 
     def _parts(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

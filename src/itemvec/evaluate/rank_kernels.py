@@ -83,8 +83,8 @@ def user_ranking(scores, columns, relevant_indptr, relevant_indices, exclude_ind
                  stop, n_relevant, n_candidates, twice_wins, hits, ap_sum, dcg):  # pragma: no cover (numba)
     """Per user in rows [first, stop): relevant and candidate counts, twice the AUC wins, and the top-k hits,
     AP sum and DCG, written into the output arrays at the user's row. The candidates are the score columns
-    ``columns`` (ascending; the relevant and excluded items are positions in it), or every column when it is
-    empty.
+    ``columns`` (ascending), or every column when it is empty; the relevant and excluded items are score
+    columns either way.
 
     Serial and ``nogil``: :func:`user_ranking_stats` runs disjoint row ranges on threads. (A ``prange`` kernel
     compiled twice as slowly, and starting its thread pool cost 50 times the work of a small call on a busy
@@ -116,14 +116,14 @@ def user_ranking(scores, columns, relevant_indptr, relevant_indices, exclude_ind
     for u in range(first, stop):
         n_excluded = 0
         for p in range(exclude_indptr[u], exclude_indptr[u + 1]):
-            j = columns[exclude_indices[p]] if len(columns) else exclude_indices[p]
+            j = exclude_indices[p]
             if mark[j] == 0:
                 mark[j] = 2
                 n_excluded += 1
         relevant = np.empty(relevant_indptr[u + 1] - relevant_indptr[u], dtype=np.float64)
         m = 0
         for p in range(relevant_indptr[u], relevant_indptr[u + 1]):
-            j = columns[relevant_indices[p]] if len(columns) else relevant_indices[p]
+            j = relevant_indices[p]
             if mark[j] == 0:
                 mark[j] = 1
                 s = np.float64(scores[u, j])
@@ -158,9 +158,9 @@ def user_ranking(scores, columns, relevant_indptr, relevant_indices, exclude_ind
             ap_sum[u] = precision_sum
             dcg[u] = gain
         for p in range(exclude_indptr[u], exclude_indptr[u + 1]):
-            mark[columns[exclude_indices[p]] if len(columns) else exclude_indices[p]] = 0
+            mark[exclude_indices[p]] = 0
         for p in range(relevant_indptr[u], relevant_indptr[u + 1]):
-            mark[columns[relevant_indices[p]] if len(columns) else relevant_indices[p]] = 0
+            mark[relevant_indices[p]] = 0
 
 
 @njit(inline="always")

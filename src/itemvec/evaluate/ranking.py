@@ -240,6 +240,8 @@ def user_ranking_stats(scores: np.ndarray, relevant: ItemSets, exclude: ItemSets
         shape = (scores.shape[0], len(columns))
     relevant_indptr, relevant_indices = _as_csr(relevant, shape, "relevant")
     exclude_indptr, exclude_indices = _as_csr(exclude, shape, "exclude")
+    if len(columns):  # positions in ``columns`` -> the score columns the kernel marks
+        relevant_indices, exclude_indices = columns[relevant_indices], columns[exclude_indices]
     n_users = shape[0]
     n_relevant = np.zeros(n_users, dtype=np.int64)
     n_candidates = np.zeros(n_users, dtype=np.int64)

@@ -119,6 +119,24 @@ def sample_negatives(users: np.ndarray, indptr: np.ndarray, indices: np.ndarray,
     return out
 
 
+class NegativeDraws:
+    """:func:`sample_negatives` for a model that draws at every step from the same rows, candidates and weights:
+    the weights' guide table and the positives' bit table made once. ``candidates`` None: nothing to draw from
+    (steps used for their gradients alone)."""
+
+    def __init__(self, indptr: np.ndarray, indices: np.ndarray, candidates: np.ndarray | None,
+                 cdf: np.ndarray | None = None) -> None:
+        self.indptr, self.indices, self.candidates, self.cdf = indptr, indices, candidates, cdf
+        self.guide = None if cdf is None else cdf_guide(cdf)
+        self.bits = None if candidates is None else positive_bits(indptr, indices, int(candidates.max()) + 1)
+
+    def draw(self, users: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+        """(len(users), k) int64: k negatives for each user."""
+        assert self.candidates is not None
+        return sample_negatives(np.repeat(users, k), self.indptr, self.indices, self.candidates, rng, cdf=self.cdf,
+                                guide=self.guide, bits=self.bits).reshape(len(users), k)
+
+
 @njit(cache=True, nogil=True)
 def _in_rows(users, items, indptr, indices, out):
     """out[r] = whether items[r] is in the sorted CSR row of users[r] (False for a user past the rows)."""

@@ -55,13 +55,7 @@ from itemvec.errors import ConfigError
 from itemvec.models.embedding import Embedding, EmbeddingModel
 from itemvec.models.factor import PositiveSteps
 from itemvec.models.useritem.base import TorchSteps, UserItemModel, set_torch_state, torch_state
-from itemvec.models.useritem.implicit import (
-    cdf_guide,
-    popularity_cdf,
-    positive_bits,
-    positive_rows,
-    sample_negatives,
-)
+from itemvec.models.useritem.implicit import NegativeDraws, popularity_cdf, positive_rows
 from itemvec.parallel import one_blas_thread
 from itemvec.train import RowSteps, Trainer, TrainSettings
 from itemvec.tune import IntRange, LogUniform, OneOf, Space, Uniform
@@ -106,9 +100,7 @@ class _TorchSteps(RowSteps, TorchSteps):
         TorchSteps.__init__(self, model.net_, model.config.train.lr)
         self.model = model
         self.users, self.items = users, items
-        self.indptr, self.indices, self.candidates, self.cdf = indptr, indices, candidates, cdf
-        self.guide = None if cdf is None else cdf_guide(cdf)  # once, not at every step
-        self.bits = None if candidates is None else positive_bits(indptr, indices, int(candidates.max()) + 1)
+        self.draws = NegativeDraws(indptr, indices, candidates, cdf)
         self.negatives = getattr(model.config, "negatives", 1)
         self.generator = torch.Generator()
 
@@ -120,8 +112,7 @@ class _TorchSteps(RowSteps, TorchSteps):
             return None, 0
         rng = np.random.default_rng(seed)
         users = self.users[chunk]
-        negatives = sample_negatives(np.repeat(users, self.negatives), self.indptr, self.indices, self.candidates,
-                                     rng, cdf=self.cdf, guide=self.guide, bits=self.bits).reshape(len(users), self.negatives)
+        negatives = self.draws.draw(users, self.negatives, rng)
         self.generator.manual_seed(seed)
         loss = self.model._triplet_loss(torch.from_numpy(users), torch.from_numpy(self.items[chunk]),
                                         torch.from_numpy(negatives), self.generator)
@@ -270,9 +261,7 @@ class _DeepTripletSteps(RowSteps):
         super().__init__(len(users), config.train.batch_size)
         self.config = config
         self.users, self.items = users, items
-        self.indptr, self.indices, self.candidates, self.cdf = indptr, indices, candidates, cdf
-        self.guide = None if cdf is None else cdf_guide(cdf)  # once, not at every step
-        self.bits = None if candidates is None else positive_bits(indptr, indices, int(candidates.max()) + 1)
+        self.draws = NegativeDraws(indptr, indices, candidates, cdf)
         self.names = [f"net.{name}" for name in DEEP_PARAMETERS if f"net.{name}" in weights]
         sizes = [weights[name].size for name in self.names]
         offsets = np.r_[0, np.cumsum(sizes)]
@@ -368,8 +357,7 @@ class _DeepTripletSteps(RowSteps):
         k = self.config.negatives
         rng = np.random.default_rng(seed)
         users = self.users[chunk]
-        negatives = sample_negatives(np.repeat(users, k), self.indptr, self.indices, self.candidates, rng,
-                                     cdf=self.cdf, guide=self.guide, bits=self.bits).reshape(len(users), k)
+        negatives = self.draws.draw(users, k, rng)
         loss, _ = self._gradients(users, self.items[chunk], negatives)
         self.steps_taken += 1
         t = self.steps_taken

@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("--walk-length", type=int, default=10)
     parser.add_argument("--skip-prepare", action="store_true", help="reuse the prepared DATA_DIR")
     args = parser.parse_args()
-    itemvec = [sys.executable, "-m", "itemvec.cli"]
+    itemvec = [sys.executable, "-m", "itemvec"]
     catalogue = args.workdir / f"synthetic-{args.products}.json.gz"
     data = args.workdir / f"data-{args.products}"
     run_dir = args.workdir / f"books-{args.model}"

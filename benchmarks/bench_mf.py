@@ -106,7 +106,7 @@ def main() -> None:
         args.workdir.mkdir(parents=True, exist_ok=True)
         raw = args.workdir / f"synthetic-{args.products}.json.gz"
         args.data = args.workdir / f"data-{args.products}"
-        cli = [sys.executable, "-m", "itemvec.cli"]
+        cli = [sys.executable, "-m", "itemvec"]
         if not (args.data / "manifest.json").exists():
             subprocess.run(cli + ["synth", "amazon", "--products", str(args.products), "--seed", "1", "--out",
                                   str(raw), "--no-progress"], check=True)

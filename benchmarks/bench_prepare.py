@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="rounds over the --workers values")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
-    cli = [sys.executable, "-m", "itemvec.cli"]
+    cli = [sys.executable, "-m", "itemvec"]
     results = []
     for size in [int(s) for s in args.sizes.split(",")]:
         raw = args.workdir / f"synthetic-{size}.json.gz"

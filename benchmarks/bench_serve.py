@@ -125,7 +125,7 @@ def main() -> None:
     port = free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     started = time.perf_counter()
-    server = subprocess.Popen([sys.executable, "-m", "itemvec.cli", "serve", *args.paths, "--port", str(port)],
+    server = subprocess.Popen([sys.executable, "-m", "itemvec", "serve", *args.paths, "--port", str(port)],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     try:
         banner = []

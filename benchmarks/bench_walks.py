@@ -159,7 +159,7 @@ def ensure_data(args) -> Path:
     args.workdir.mkdir(parents=True, exist_ok=True)
     raw = args.workdir / f"synthetic-{args.products}.json.gz"
     data = args.workdir / f"data-{args.products}"
-    cli = [sys.executable, "-m", "itemvec.cli"]
+    cli = [sys.executable, "-m", "itemvec"]
     if not (data / "manifest.json").exists():
         if not raw.exists():
             subprocess.run(cli + ["synth", "amazon", "--products", str(args.products), "--seed", "1", "--out",

@@ -154,6 +154,22 @@ def test_the_scoring_rules_against_their_formulas():
         Embedding("two-role", q)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n_queries", [0, 1, 70])
+def test_the_two_role_scores_of_every_item_are_summed_by_blas_as_the_formula_says(dtype, n_queries):
+    rng = np.random.default_rng(n_queries)
+    q, c, b = (rng.normal(size=(300, 16)).astype(dtype), rng.normal(size=(300, 16)).astype(dtype),
+               rng.normal(size=300).astype(dtype))
+    queries = rng.integers(0, 300, n_queries)
+    expected = (0.5 * (q[queries].astype(np.float64) @ c.T.astype(np.float64) + c[queries] @ q.T.astype(np.float64))
+                + b[queries][:, None] + b[None, :] + 0.5)
+    for table, context in ((q, c), (q[:, :12], c[:, :12])):  # C-ordered tables, and views (the formula's path)
+        scores = Embedding("two-role", table, context, item_bias=b, global_bias=0.5).score_all(queries)
+        assert scores.shape == (n_queries, 300) and scores.dtype == dtype and scores.flags.c_contiguous
+        if table.shape[1] == 16:
+            np.testing.assert_allclose(scores, expected, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)
+
+
 @pytest.mark.parametrize("name", ["mf", "mf-bias", "skipgram", "w2v-gensim"])
 def test_an_item_item_embedding_model_scores_by_its_embedding(name):
     data, _ = two_cliques()

@@ -155,7 +155,7 @@ def test_the_scoring_rules_against_their_formulas():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("n_queries", [0, 1, 70])
+@pytest.mark.parametrize("n_queries", [0, 1, 2, 70])
 def test_the_two_role_scores_of_every_item_are_summed_by_blas_as_the_formula_says(dtype, n_queries):
     rng = np.random.default_rng(n_queries)
     q, c, b = (rng.normal(size=(300, 16)).astype(dtype), rng.normal(size=(300, 16)).astype(dtype),

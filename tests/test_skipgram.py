@@ -119,6 +119,20 @@ def test_eges_weights_are_a_softmax_and_cold_start_uses_side_information(tmp_pat
     assert np.isnan(plain.score_pairs([30], [0]))[0]
 
 
+@pytest.mark.parametrize("chunk", [1, 7])
+def test_item_vectors_composed_a_few_rows_at_a_time_are_the_whole_table_at_once(tmp_path, monkeypatch, chunk):
+    from itemvec.models.itemitem import skipgram
+
+    data = eges_data(tmp_path)
+    for model in (EGES(**SMALL).fit(data, progress=False), SkipGram(**SMALL).fit(data, progress=False)):
+        whole = model._compute_vectors()
+        monkeypatch.setattr(skipgram, "VECTOR_ROWS", chunk)
+        assert np.array_equal(model._compute_vectors(), whole)
+        monkeypatch.undo()
+        if model.field_rows_.shape[1] == 1:  # one field: each item's own vector, exactly
+            np.testing.assert_array_equal(whole, model.field_vectors_[model.field_rows_[:, 0]])
+
+
 def _one_window_update(emb_in, emb_out, seq, negative, lr):
     """The shared-negatives update by hand, window 1, no subsampling, one negative item: at each position i
     in turn, the neighbours are the inputs, seq[i] (label 1) and ``negative`` (label 0) the outputs; every

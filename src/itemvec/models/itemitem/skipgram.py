@@ -46,6 +46,7 @@ from itemvec.train import SequenceSteps, Trainer, TrainSettings
 from itemvec.tune import IntRange, LogUniform, OneOf, Space
 
 N_BLOCKS = 64  # fixed work split per step (one random stream per block): one thread gives the same numbers
+VECTOR_ROWS = 1 << 16  # items whose vectors are composed at once (SkipGram._compute_vectors)
 
 
 @njit(inline="always")
@@ -415,22 +416,28 @@ class SkipGram(EmbeddingModel, ItemModel):
         return self._vectors
 
     def _compute_vectors(self) -> np.ndarray:
-        rows, logits = self.field_rows_, self.field_logits_.astype(np.float64)
-        present = rows >= 0
-        if rows.shape[1] > 1:
-            # An item absent from training has an untrained id vector and untrained weights: side fields only,
-            # weighted equally (its cold-start vector).
-            untrained = ~self.trained_items_
-            present = present.copy()
-            present[untrained, 0] = False
-            logits = np.where(untrained[:, None], 0.0, logits)
-        weights = np.where(present, np.exp(logits - logits.max(axis=1, keepdims=True)), 0.0)
-        sums = weights.sum(axis=1, keepdims=True)
-        weights = np.divide(weights, sums, out=np.zeros_like(weights), where=sums > 0)
-        vectors = np.zeros((rows.shape[0], self.field_vectors_.shape[1]), dtype=np.float32)
-        for f in range(rows.shape[1]):
-            ok = present[:, f]
-            vectors[ok] += (weights[ok, f:f + 1] * self.field_vectors_[rows[ok, f]]).astype(np.float32)
+        rows_all, logits_all = self.field_rows_, self.field_logits_
+        n, n_fields = rows_all.shape
+        vectors = np.zeros((n, self.field_vectors_.shape[1]), dtype=np.float32)
+        # VECTOR_ROWS items at a time (each row's weights are its own): the float64 weighted rows of a whole Books-
+        # size table were 5 GB of temporaries, the training process's peak.
+        for start in range(0, n, VECTOR_ROWS):
+            stop = min(start + VECTOR_ROWS, n)
+            rows, logits = rows_all[start:stop], logits_all[start:stop].astype(np.float64)
+            present = rows >= 0
+            if n_fields > 1:
+                # An item absent from training has an untrained id vector and untrained weights: side fields only,
+                # weighted equally (its cold-start vector).
+                untrained = ~self.trained_items_[start:stop]
+                present[untrained, 0] = False
+                logits = np.where(untrained[:, None], 0.0, logits)
+            weights = np.where(present, np.exp(logits - logits.max(axis=1, keepdims=True)), 0.0)
+            sums = weights.sum(axis=1, keepdims=True)
+            weights = np.divide(weights, sums, out=np.zeros_like(weights), where=sums > 0)
+            block = vectors[start:stop]
+            for f in range(n_fields):
+                ok = present[:, f]
+                block[ok] += (weights[ok, f:f + 1] * self.field_vectors_[rows[ok, f]]).astype(np.float32)
         return vectors
 
     def field_weights(self, items) -> np.ndarray:

@@ -5,7 +5,7 @@
 Measures, each in a fresh process (peak RSS from wait4's rusage, MB): the floor of a process that loads only
 numpy; numpy and numba; numpy, numba and one cached numba kernel run (what any numba model needs before it
 reads a byte); and `itemvec train MODEL --data DATA` for each model, with the training stage's own peak
-(``peak_rss_mb`` in train.json). Prints JSON.
+(``peak_rss_mb`` in train.json). MB here are MiB (ru_maxrss / 1024), as in every itemvec figure. Prints JSON.
 """
 
 from __future__ import annotations
@@ -41,12 +41,13 @@ def total(x):
 '''
 
 
-def peak_of(args: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+def peak_of(args: list[str]) -> tuple[float, float]:
     """(seconds, peak RSS in MB) of one command, which must succeed."""
     start = time.perf_counter()
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, env=env)
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(process.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
+    process.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait for it again
+    if process.returncode != 0:
         raise SystemExit(f"failed: {' '.join(args)}")
     return time.perf_counter() - start, usage.ru_maxrss / 1024.0
 

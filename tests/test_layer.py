@@ -163,11 +163,29 @@ def test_the_two_role_scores_of_every_item_are_summed_by_blas_as_the_formula_say
     queries = rng.integers(0, 300, n_queries)
     expected = (0.5 * (q[queries].astype(np.float64) @ c.T.astype(np.float64) + c[queries] @ q.T.astype(np.float64))
                 + b[queries][:, None] + b[None, :] + 0.5)
-    for table, context in ((q, c), (q[:, :12], c[:, :12])):  # C-ordered tables, and views (the formula's path)
+    view_expected = (0.5 * (q[queries, :12].astype(np.float64) @ c[:, :12].T.astype(np.float64)
+                            + c[queries, :12] @ q[:, :12].T.astype(np.float64)) + b[queries][:, None] + b[None, :] + 0.5)
+    # C-ordered tables (BLAS adds into its output from two queries on), and views (the formula's path)
+    for table, context, wanted in ((q, c, expected), (q[:, :12], c[:, :12], view_expected)):
         scores = Embedding("two-role", table, context, item_bias=b, global_bias=0.5).score_all(queries)
         assert scores.shape == (n_queries, 300) and scores.dtype == dtype and scores.flags.c_contiguous
-        if table.shape[1] == 16:
-            np.testing.assert_allclose(scores, expected, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)
+        np.testing.assert_allclose(scores, wanted, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)
+
+
+def test_the_two_role_scores_of_many_queries_take_no_second_array_of_their_size():
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    q, c = rng.normal(size=(20000, 16)).astype(np.float32), rng.normal(size=(20000, 16)).astype(np.float32)
+    queries = rng.integers(0, 20000, 70)
+    embedding = Embedding("two-role", q, c, item_bias=rng.normal(size=20000).astype(np.float32))
+    tracemalloc.start()
+    try:
+        scores = embedding.score_all(queries)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1.25 * scores.nbytes  # the formula's sum and half were three more (queries, n_items) arrays
 
 
 @pytest.mark.parametrize("name", ["mf", "mf-bias", "skipgram", "w2v-gensim"])

@@ -126,6 +126,7 @@ def test_item_vectors_composed_a_few_rows_at_a_time_are_the_whole_table_at_once(
     data = eges_data(tmp_path)
     for model in (EGES(**SMALL).fit(data, progress=False), SkipGram(**SMALL).fit(data, progress=False)):
         whole = model._compute_vectors()
+        assert (np.abs(whole).sum(axis=1) > 0).all()  # every item's vector written (the cold item from its fields)
         monkeypatch.setattr(skipgram, "VECTOR_ROWS", chunk)
         assert np.array_equal(model._compute_vectors(), whole)
         monkeypatch.undo()

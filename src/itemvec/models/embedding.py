@@ -39,18 +39,18 @@ def _half_sum_of_products(q: np.ndarray, c: np.ndarray, queries: np.ndarray) -> 
     differ from numpy's in the last bits (another order of the sums where numpy chooses another BLAS routine)."""
     from scipy.linalg.blas import get_blas_funcs
 
-    if len(queries) < 2 or not (q.flags.c_contiguous and c.flags.c_contiguous):
+    q_rows, c_rows = q[queries], c[queries]
+    if (len(queries) < 2 or not (q.flags.c_contiguous and c.flags.c_contiguous)
+            or q.dtype != c.dtype or q.dtype not in (np.float32, np.float64)):
         # One query: numpy's matrix-vector product is 4-6 times faster than gemm's one-column case (a service's
-        # request); a view: gemm would copy the whole table first.
-        return 0.5 * (q[queries] @ c.T + c[queries] @ q.T)
+        # request); a view, or tables of two types: gemm would copy a whole table first.
+        return 0.5 * (q_rows @ c.T + c_rows @ q.T)
     gemm = get_blas_funcs("gemm", (q, c))
     # BLAS is column-major: the C-ordered (queries, n_items) result is the Fortran-ordered (n_items, queries) one,
     # c @ q[queries].T, so every operand is a transposed view and nothing is copied.
     out = np.empty((len(c), len(queries)), dtype=gemm.dtype, order="F")
-    if out.size == 0:
-        return out.T
-    out = gemm(0.5, c.T, q[queries].T, beta=0.0, c=out, trans_a=True, overwrite_c=True)
-    out = gemm(0.5, q.T, c[queries].T, beta=1.0, c=out, trans_a=True, overwrite_c=True)
+    out = gemm(0.5, c.T, q_rows.T, beta=0.0, c=out, trans_a=True, overwrite_c=True)
+    out = gemm(0.5, q.T, c_rows.T, beta=1.0, c=out, trans_a=True, overwrite_c=True)
     return out.T
 
 

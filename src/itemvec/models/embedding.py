@@ -37,14 +37,15 @@ def _half_sum_of_products(q: np.ndarray, c: np.ndarray, queries: np.ndarray) -> 
     for it, the sum and the half: at Books size (2 M items, 128 dims) 1.6 -> 0.7 s for 64 queries, the ranking's
     batch (faster from two queries on). Halving is exact, so ½a + ½b rounds as ½(a + b) does; the products may
     differ from numpy's in the last bits (another order of the sums where numpy chooses another BLAS routine)."""
-    from scipy.linalg.blas import get_blas_funcs
-
     q_rows, c_rows = q[queries], c[queries]
     if (len(queries) < 2 or not (q.flags.c_contiguous and c.flags.c_contiguous)
             or q.dtype != c.dtype or q.dtype not in (np.float32, np.float64)):
         # One query: numpy's matrix-vector product is 4-6 times faster than gemm's one-column case (a service's
         # request); a view, or tables of two types: gemm would copy a whole table first.
         return 0.5 * (q_rows @ c.T + c_rows @ q.T)
+    # imported here: a service's one-query answers need not load scipy.linalg
+    from scipy.linalg.blas import get_blas_funcs
+
     gemm = get_blas_funcs("gemm", (q, c))
     # BLAS is column-major: the C-ordered (queries, n_items) result is the Fortran-ordered (n_items, queries) one,
     # c @ q[queries].T, so every operand is a transposed view and nothing is copied.

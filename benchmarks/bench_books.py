@@ -24,7 +24,8 @@ def run(args: list[str]) -> tuple[float, float]:
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
+    process.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait for it again
+    if process.returncode != 0:
         raise SystemExit(f"failed: {' '.join(args)}")
     return seconds, usage.ru_maxrss / 1024.0
 

@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from bench_books import run as peak_of  # (seconds, peak RSS in MB) of a command that must succeed
 
 FLOORS = {
     "numpy": "import numpy",
@@ -41,23 +40,14 @@ def total(x):
 '''
 
 
-def peak_of(args: list[str]) -> tuple[float, float]:
-    """(seconds, peak RSS in MB) of one command, which must succeed."""
-    start = time.perf_counter()
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait for it again
-    if process.returncode != 0:
-        raise SystemExit(f"failed: {' '.join(args)}")
-    return time.perf_counter() - start, usage.ru_maxrss / 1024.0
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", type=Path, required=True, help="a ratings DATA_DIR (`itemvec prepare ratings`)")
     parser.add_argument("--models", default="popularity,bpr")
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
+    if not (args.data / "manifest.json").is_file():
+        parser.error(f"{args.data}: not a DATA_DIR (no manifest.json); make one with `itemvec prepare ratings`")
     work = Path(tempfile.mkdtemp(prefix="bench-process-"))
     try:
         (work / "floor_kernel.py").write_text(KERNEL)
